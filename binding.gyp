@@ -1,0 +1,26 @@
+{
+  "variables": {
+    "rbd_libs": "<!(pkg-config --libs librbd librados 2>/dev/null || echo -lrbd -lrados)"
+  },
+  "targets": [
+    {
+      "target_name": "rbd_stream",
+      "sources": [
+        "native/addon.cc",
+        "native/errors.cc",
+        "native/handles.cc",
+        "native/aio.cc",
+        "native/connection.cc",
+        "native/pool.cc",
+        "native/image.cc",
+        "native/snapshot.cc",
+        "native/diff.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-O2", "-Wall", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++14", "-std=gnu++17"],
+      "libraries": ["<@(rbd_libs)"]
+    }
+  ]
+}

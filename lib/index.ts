@@ -1,0 +1,10 @@
+export { Rados, DEFAULT_TIMEOUT_MS, type ConnectOptions } from './rados.js';
+export { Pool, type CreateImageOptions, type OpenImageOptions } from './pool.js';
+export { Image, type ImageStat } from './image.js';
+export type { Extent, DiffOptions } from './diff.js';
+export type { SnapshotInfo, SnapshotNamespace, SnapshotRef, MirrorSnapshotInfo } from './snapshot.js';
+export { FEATURE_BITS, featureBits, featureNames, type FeatureName } from './features.js';
+export { isRbdError, type RbdError } from './errors.js';
+import { native } from './native.js';
+/** Version of the librbd the addon is linked against. */
+export const librbdVersion: string = native.librbdVersion;

@@ -1,0 +1,58 @@
+// Tracks in-flight operations of one handle so close() can wait for them,
+// and turns calls after close into clear rejections.
+import { closedError } from './errors.js';
+
+export class Lifecycle {
+  private readonly inflight = new Set<Promise<unknown>>();
+  private closing: Promise<void> | undefined;
+  private readonly children = new Set<{ close(): Promise<void> }>();
+
+  constructor(private readonly what: () => string) {}
+
+  get closed(): boolean {
+    return this.closing !== undefined;
+  }
+
+  ensureOpen(): void {
+    if (this.closing) throw closedError(this.what());
+  }
+
+  /** Runs `start` if open and keeps its promise until settled. */
+  run<T>(start: () => Promise<T>): Promise<T> {
+    if (this.closing) return Promise.reject(closedError(this.what()));
+    let p: Promise<T>;
+    try {
+      p = start();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    this.inflight.add(p);
+    const done = () => this.inflight.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  adopt(child: { close(): Promise<void> }): void {
+    this.children.add(child);
+  }
+
+  forget(child: { close(): Promise<void> }): void {
+    this.children.delete(child);
+  }
+
+  get inflightCount(): number {
+    return this.inflight.size;
+  }
+
+  /** Marks closed, closes children, waits for in-flight ops, then runs `release` once. */
+  close(release: () => Promise<void>): Promise<void> {
+    if (!this.closing) {
+      this.closing = (async () => {
+        await Promise.allSettled([...this.children].map((c) => c.close()));
+        while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+        await release();
+      })();
+    }
+    return this.closing;
+  }
+}

@@ -1,0 +1,205 @@
+// Shared plumbing for the native layer: handle ownership, the errno→Error
+// helper and the one async pattern (blocking work on the libuv pool, aio
+// completions delivered back to JS in batches).
+#pragma once
+
+#include <napi.h>
+#include <rados/librados.h>
+#include <rbd/librbd.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace rbdstream {
+
+// ---------------------------------------------------------------------------
+// Handles. Each native object is owned by a shared_ptr; children hold their
+// parent, so a connection is shut down only after its last pool and image are
+// gone, whatever order JS closes or collects them in.
+
+struct Cluster {
+  rados_t rados = nullptr;
+  ~Cluster();
+};
+
+struct IoCtx {
+  std::shared_ptr<Cluster> cluster;
+  rados_ioctx_t io = nullptr;
+  std::string pool;
+  std::string ns;
+  ~IoCtx();
+};
+
+struct Image {
+  std::shared_ptr<IoCtx> ioctx;
+  rbd_image_t image = nullptr;
+  std::string name;
+  std::string snap;  // snapshot the image was opened at ("" = head)
+  ~Image();
+};
+
+// What an operation was doing, for error messages.
+struct OpContext {
+  std::string op;
+  std::string pool;
+  std::string ns;
+  std::string image;
+  std::string snap;
+  static OpContext For(const std::string& op, const IoCtx* io);
+  static OpContext For(const std::string& op, const Image* img);
+};
+
+// Build `Error` with .code ('ENOENT', …), .errno (negative, as in Node's
+// system errors), .operation/.pool/.image/.snapshot and a message naming them.
+Napi::Error ErrnoError(Napi::Env env, int rc, const OpContext& ctx);
+
+// ---------------------------------------------------------------------------
+// Handles cross into JS as type-tagged externals holding a shared_ptr.
+
+template <typename T>
+struct Box {
+  std::shared_ptr<T> ptr;
+};
+
+const napi_type_tag* TagFor(const Cluster*);
+const napi_type_tag* TagFor(const IoCtx*);
+const napi_type_tag* TagFor(const Image*);
+
+// Releases a handle off the JS thread (rbd_close / rados_shutdown block).
+// Pending releases are waited for at environment teardown.
+void ReleaseInBackground(std::shared_ptr<void> handle);
+
+template <typename T>
+Napi::Value Wrap(Napi::Env env, std::shared_ptr<T> ptr) {
+  auto* box = new Box<T>{std::move(ptr)};
+  auto ext = Napi::External<Box<T>>::New(env, box, [](Napi::Env, Box<T>* b) {
+    if (b->ptr) ReleaseInBackground(std::static_pointer_cast<void>(std::move(b->ptr)));
+    delete b;
+  });
+  napi_type_tag_object(env, ext, TagFor(static_cast<T*>(nullptr)));
+  return ext;
+}
+
+template <typename T>
+Box<T>* UnwrapBox(const Napi::Value& v, const char* what) {
+  Napi::Env env = v.Env();
+  bool ok = false;
+  if (v.IsExternal()) napi_check_object_type_tag(env, v, TagFor(static_cast<T*>(nullptr)), &ok);
+  if (!ok) throw Napi::TypeError::New(env, std::string("expected a native ") + what + " handle");
+  return v.As<Napi::External<Box<T>>>().Data();
+}
+
+template <typename T>
+std::shared_ptr<T> Unwrap(const Napi::Value& v, const char* what) {
+  Box<T>* box = UnwrapBox<T>(v, what);
+  if (!box->ptr) {
+    auto err = Napi::Error::New(v.Env(), std::string(what) + " is closed");
+    err.Set("code", Napi::String::New(v.Env(), "ERR_CLOSED"));
+    throw err;
+  }
+  return box->ptr;
+}
+
+// ---------------------------------------------------------------------------
+// The async pattern for blocking calls: `work` runs on the libuv thread pool
+// and returns 0 or -errno; `done` builds the resolved value on the JS thread.
+
+template <typename R>
+class BlockingOp : public Napi::AsyncWorker {
+ public:
+  using Work = std::function<int(R&)>;
+  using Done = std::function<Napi::Value(Napi::Env, R&)>;
+
+  BlockingOp(Napi::Env env, OpContext ctx, Work work, Done done)
+      : Napi::AsyncWorker(env, "rbd-stream"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        ctx_(std::move(ctx)),
+        work_(std::move(work)),
+        done_(std::move(done)) {}
+
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    rc_ = work_(result_);
+    // Drop captured handles here, off the JS thread: a last reference
+    // going away runs rbd_close/rados_shutdown, which block.
+    work_ = nullptr;
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    if (rc_ < 0) {
+      deferred_.Reject(ErrnoError(env, rc_, ctx_).Value());
+      return;
+    }
+    try {
+      deferred_.Resolve(done_ ? done_(env, result_) : env.Undefined());
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    }
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  OpContext ctx_;
+  Work work_;
+  Done done_;
+  R result_{};
+  int rc_ = 0;
+};
+
+template <typename R>
+Napi::Promise RunBlocking(Napi::Env env, OpContext ctx, typename BlockingOp<R>::Work work,
+                          typename BlockingOp<R>::Done done = nullptr) {
+  auto* op = new BlockingOp<R>(env, std::move(ctx), std::move(work), std::move(done));
+  Napi::Promise p = op->Promise();
+  op->Queue();
+  return p;
+}
+
+struct Empty {};
+
+// ---------------------------------------------------------------------------
+// aio: librbd completes on its own threads; completions are queued and one
+// thread-safe function per environment drains them on the JS thread, so many
+// completions cost one loop wake-up.
+
+struct AioOp {
+  virtual ~AioOp() = default;
+  // Called on the JS thread with the completion's return value.
+  virtual void Complete(Napi::Env env, ssize_t rc) = 0;
+  rbd_completion_t completion = nullptr;
+  napi_threadsafe_function tsfn = nullptr;  // set by AioBegin
+  ssize_t rc = 0;                           // set on librbd's thread
+};
+
+// Creates a completion bound to `op`; on completion, op->Complete runs on the
+// JS thread and `op` is deleted. Returns the completion to pass to rbd_aio_*.
+rbd_completion_t AioBegin(Napi::Env env, AioOp* op);
+// Undo AioBegin when the rbd_aio_* call itself failed synchronously.
+void AioAbort(Napi::Env env, AioOp* op);
+
+// ---------------------------------------------------------------------------
+// Argument helpers (TS validates first; these only guard the native boundary).
+uint64_t ArgU64(const Napi::CallbackInfo& info, size_t i, const char* name);
+std::string ArgString(const Napi::CallbackInfo& info, size_t i, const char* name);
+// undefined/null → empty optional semantics: returns false when absent.
+bool ArgOptString(const Napi::CallbackInfo& info, size_t i, std::string* out);
+Napi::Value U64(Napi::Env env, uint64_t v);
+
+void InitErrors(Napi::Env env, Napi::Object exports);
+void InitAio(Napi::Env env, Napi::Object exports);
+void InitConnection(Napi::Env env, Napi::Object exports);
+void InitPool(Napi::Env env, Napi::Object exports);
+void InitImage(Napi::Env env, Napi::Object exports);
+void InitSnapshot(Napi::Env env, Napi::Object exports);
+void InitDiff(Napi::Env env, Napi::Object exports);
+
+}  // namespace rbdstream

@@ -1,0 +1,284 @@
+// Images: stat, resize, aio data path, flush, features, metadata, close.
+#include <cstring>
+
+#include "common.h"
+
+namespace rbdstream {
+
+namespace {
+
+// librbd calls progress callbacks unconditionally: never pass NULL.
+int NoProgress(uint64_t, uint64_t, void*) { return 0; }
+
+// One aio op: keeps the JS handle and any buffer referenced until librbd is
+// done with them, then settles its promise on the JS thread.
+struct ImageAio : AioOp {
+  Napi::Promise::Deferred deferred;
+  Napi::Reference<Napi::Value> handleRef;
+  Napi::Reference<Napi::Value> bufferRef;
+  OpContext ctx;
+  size_t expected = 0;
+  bool isRead = false;
+
+  ImageAio(Napi::Env env, Napi::Value handle, OpContext c)
+      : deferred(Napi::Promise::Deferred::New(env)), handleRef(Napi::Persistent(handle)), ctx(std::move(c)) {}
+
+  void Complete(Napi::Env env, ssize_t rc) override {
+    if (rc < 0) {
+      deferred.Reject(ErrnoError(env, static_cast<int>(rc), ctx).Value());
+      return;
+    }
+    if (isRead) {
+      auto buf = bufferRef.Value().As<Napi::Buffer<uint8_t>>();
+      // A read that ends past the image end comes back short.
+      if (static_cast<size_t>(rc) < expected) {
+        deferred.Resolve(Napi::Buffer<uint8_t>::Copy(env, buf.Data(), static_cast<size_t>(rc)));
+        return;
+      }
+      deferred.Resolve(buf);
+      return;
+    }
+    // librbd reports 0 for a successful write; callers want the byte count.
+    deferred.Resolve(Napi::Number::New(env, static_cast<double>(rc > 0 ? rc : expected)));
+  }
+};
+
+// Issue an aio call; synchronous failures reject like asynchronous ones.
+template <typename F>
+Napi::Value Submit(Napi::Env env, ImageAio* op, F call) {
+  Napi::Promise p = op->deferred.Promise();
+  rbd_completion_t c = AioBegin(env, op);
+  int rc = call(c);
+  if (rc < 0) {
+    op->deferred.Reject(ErrnoError(env, rc, op->ctx).Value());
+    AioAbort(env, op);
+  }
+  return p;
+}
+
+Napi::Value Read(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto img = Unwrap<Image>(info[0], "image");
+  uint64_t off = ArgU64(info, 1, "offset");
+  uint64_t len = ArgU64(info, 2, "length");
+  auto buf = Napi::Buffer<uint8_t>::New(env, len);
+  auto* op = new ImageAio(env, info[0], OpContext::For("read", img.get()));
+  op->bufferRef = Napi::Persistent(buf.As<Napi::Value>());
+  op->isRead = true;
+  op->expected = len;
+  uint8_t* data = buf.Data();
+  rbd_image_t image = img->image;
+  return Submit(env, op, [&](rbd_completion_t c) { return rbd_aio_read2(image, off, len, (char*)data, c, 0); });
+}
+
+Napi::Value Write(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto img = Unwrap<Image>(info[0], "image");
+  if (!info[1].IsBuffer()) throw Napi::TypeError::New(env, "data must be a Buffer");
+  auto buf = info[1].As<Napi::Buffer<uint8_t>>();
+  uint64_t off = ArgU64(info, 2, "offset");
+  auto* op = new ImageAio(env, info[0], OpContext::For("write", img.get()));
+  op->bufferRef = Napi::Persistent(info[1]);
+  op->expected = buf.Length();
+  rbd_image_t image = img->image;
+  return Submit(env, op, [&](rbd_completion_t c) {
+    return rbd_aio_write2(image, off, buf.Length(), (const char*)buf.Data(), c, 0);
+  });
+}
+
+// (handle, kind: 'discard'|'zero'|'flush', offset, length)
+Napi::Value Mutate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto img = Unwrap<Image>(info[0], "image");
+  std::string kind = ArgString(info, 1, "kind");
+  rbd_image_t image = img->image;
+  if (kind == "flush") {
+    auto* op = new ImageAio(env, info[0], OpContext::For("flush", img.get()));
+    return Submit(env, op, [&](rbd_completion_t c) { return rbd_aio_flush(image, c); });
+  }
+  uint64_t off = ArgU64(info, 2, "offset");
+  uint64_t len = ArgU64(info, 3, "length");
+  bool zero = kind == "zero";
+  auto* op = new ImageAio(env, info[0], OpContext::For(zero ? "write zeroes" : "discard", img.get()));
+  return Submit(env, op, [&](rbd_completion_t c) {
+    return zero ? rbd_aio_write_zeroes(image, off, len, c, 0, 0) : rbd_aio_discard(image, off, len, c);
+  });
+}
+
+struct StatResult {
+  rbd_image_info_t info{};
+  std::string id;
+  std::string prefix;
+  uint64_t features = 0, flags = 0, stripeUnit = 0, stripeCount = 0;
+  int64_t dataPoolId = -1;
+  uint64_t snapId = 0;
+};
+
+Napi::Value Stat(const Napi::CallbackInfo& info) {
+  auto img = Unwrap<Image>(info[0], "image");
+  return RunBlocking<StatResult>(
+      info.Env(), OpContext::For("stat image", img.get()),
+      [img](StatResult& r) {
+        int rc = rbd_stat(img->image, &r.info, sizeof(r.info));
+        if (rc < 0) return rc;
+        char buf[128];
+        rc = rbd_get_id(img->image, buf, sizeof(buf));
+        if (rc < 0) return rc;
+        r.id = buf;
+        rc = rbd_get_block_name_prefix(img->image, buf, sizeof(buf));
+        if (rc < 0) return rc;
+        r.prefix = buf;
+        if ((rc = rbd_get_features(img->image, &r.features)) < 0) return rc;
+        if ((rc = rbd_get_flags(img->image, &r.flags)) < 0) return rc;
+        if ((rc = rbd_get_stripe_unit(img->image, &r.stripeUnit)) < 0) return rc;
+        if ((rc = rbd_get_stripe_count(img->image, &r.stripeCount)) < 0) return rc;
+        r.dataPoolId = rbd_get_data_pool_id(img->image);
+        return 0;
+      },
+      [](Napi::Env env, StatResult& r) {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("size", U64(env, r.info.size));
+        o.Set("objectSize", U64(env, r.info.obj_size));
+        o.Set("objectCount", U64(env, r.info.num_objs));
+        o.Set("order", r.info.order);
+        o.Set("id", r.id);
+        o.Set("blockNamePrefix", r.prefix);
+        o.Set("features", U64(env, r.features));
+        o.Set("flags", U64(env, r.flags));
+        o.Set("stripeUnit", U64(env, r.stripeUnit));
+        o.Set("stripeCount", U64(env, r.stripeCount));
+        o.Set("dataPoolId", Napi::Number::New(env, static_cast<double>(r.dataPoolId)));
+        return o;
+      });
+}
+
+Napi::Value Resize(const Napi::CallbackInfo& info) {
+  auto img = Unwrap<Image>(info[0], "image");
+  uint64_t size = ArgU64(info, 1, "size");
+  bool allowShrink = info[2].ToBoolean();
+  return RunBlocking<Empty>(info.Env(), OpContext::For("resize image", img.get()), [img, size, allowShrink](Empty&) {
+    return rbd_resize2(img->image, size, allowShrink, NoProgress, nullptr);
+  });
+}
+
+Napi::Value UpdateFeatures(const Napi::CallbackInfo& info) {
+  auto img = Unwrap<Image>(info[0], "image");
+  uint64_t features = ArgU64(info, 1, "features");
+  bool enabled = info[2].ToBoolean();
+  return RunBlocking<Empty>(info.Env(), OpContext::For("update image features", img.get()),
+                            [img, features, enabled](Empty&) {
+                              return rbd_update_features(img->image, features, enabled ? 1 : 0);
+                            });
+}
+
+Napi::Value MetadataGet(const Napi::CallbackInfo& info) {
+  auto img = Unwrap<Image>(info[0], "image");
+  std::string key = ArgString(info, 1, "key");
+  struct R {
+    std::string value;
+  };
+  return RunBlocking<R>(
+      info.Env(), OpContext::For("get image metadata '" + key + "'", img.get()),
+      [img, key](R& r) {
+        size_t len = 256;
+        std::vector<char> buf;
+        int rc;
+        do {
+          buf.resize(len);
+          rc = rbd_metadata_get(img->image, key.c_str(), buf.data(), &len);
+        } while (rc == -ERANGE);
+        if (rc < 0) return rc;
+        r.value.assign(buf.data(), len > 0 ? strnlen(buf.data(), len) : 0);
+        return 0;
+      },
+      [](Napi::Env env, R& r) { return Napi::String::New(env, r.value); });
+}
+
+Napi::Value MetadataSet(const Napi::CallbackInfo& info) {
+  auto img = Unwrap<Image>(info[0], "image");
+  std::string key = ArgString(info, 1, "key");
+  std::string value = ArgString(info, 2, "value");
+  return RunBlocking<Empty>(info.Env(), OpContext::For("set image metadata '" + key + "'", img.get()),
+                            [img, key, value](Empty&) { return rbd_metadata_set(img->image, key.c_str(), value.c_str()); });
+}
+
+Napi::Value MetadataRemove(const Napi::CallbackInfo& info) {
+  auto img = Unwrap<Image>(info[0], "image");
+  std::string key = ArgString(info, 1, "key");
+  return RunBlocking<Empty>(info.Env(), OpContext::For("remove image metadata '" + key + "'", img.get()),
+                            [img, key](Empty&) { return rbd_metadata_remove(img->image, key.c_str()); });
+}
+
+Napi::Value MetadataList(const Napi::CallbackInfo& info) {
+  auto img = Unwrap<Image>(info[0], "image");
+  struct R {
+    std::vector<std::pair<std::string, std::string>> kv;
+  };
+  return RunBlocking<R>(
+      info.Env(), OpContext::For("list image metadata", img.get()),
+      [img](R& r) {
+        std::string start;
+        const uint64_t page = 256;
+        for (;;) {
+          size_t klen = 16384, vlen = 65536;
+          std::vector<char> keys, vals;
+          int rc;
+          do {
+            keys.resize(klen);
+            vals.resize(vlen);
+            rc = rbd_metadata_list(img->image, start.c_str(), page, keys.data(), &klen, vals.data(), &vlen);
+          } while (rc == -ERANGE);
+          if (rc < 0) return rc;
+          size_t n = 0;
+          const char* k = keys.data();
+          const char* v = vals.data();
+          while (k < keys.data() + klen && *k) {
+            r.kv.emplace_back(k, v);
+            start = k;
+            k += strlen(k) + 1;
+            v += strlen(v) + 1;
+            n++;
+          }
+          if (n < page) return 0;
+        }
+      },
+      [](Napi::Env env, R& r) {
+        Napi::Object o = Napi::Object::New(env);
+        for (auto& kv : r.kv) o.Set(kv.first, kv.second);
+        return o;
+      });
+}
+
+Napi::Value CloseImage(const Napi::CallbackInfo& info) {
+  Box<Image>* box = UnwrapBox<Image>(info[0], "image");
+  std::shared_ptr<Image> img = std::move(box->ptr);
+  if (!img) return RunBlocking<Empty>(info.Env(), OpContext{"close image"}, [](Empty&) { return 0; });
+  OpContext ctx = OpContext::For("close image", img.get());
+  return RunBlocking<Empty>(info.Env(), ctx, [img](Empty&) mutable {
+    int rc = 0;
+    if (img.use_count() == 1 && img->image) {
+      rc = rbd_close(img->image);
+      img->image = nullptr;
+    }
+    img.reset();
+    return rc;
+  });
+}
+
+}  // namespace
+
+void InitImage(Napi::Env env, Napi::Object exports) {
+  exports.Set("read", Napi::Function::New(env, Read));
+  exports.Set("write", Napi::Function::New(env, Write));
+  exports.Set("mutate", Napi::Function::New(env, Mutate));
+  exports.Set("stat", Napi::Function::New(env, Stat));
+  exports.Set("resize", Napi::Function::New(env, Resize));
+  exports.Set("updateFeatures", Napi::Function::New(env, UpdateFeatures));
+  exports.Set("metadataGet", Napi::Function::New(env, MetadataGet));
+  exports.Set("metadataSet", Napi::Function::New(env, MetadataSet));
+  exports.Set("metadataRemove", Napi::Function::New(env, MetadataRemove));
+  exports.Set("metadataList", Napi::Function::New(env, MetadataList));
+  exports.Set("closeImage", Napi::Function::New(env, CloseImage));
+}
+
+}  // namespace rbdstream

@@ -1,0 +1,194 @@
+// Snapshots: create/remove/list (all namespaces)/rollback/protect/set.
+#include <ctime>
+
+#include "common.h"
+
+namespace rbdstream {
+
+namespace {
+
+// librbd calls progress callbacks unconditionally: never pass NULL.
+int NoProgress(uint64_t, uint64_t, void*) { return 0; }
+
+struct SnapRef {
+  bool byId = false;
+  uint64_t id = 0;
+  std::string name;
+  std::string Label() const { return byId ? "#" + std::to_string(id) : name; }
+};
+
+SnapRef ArgSnap(const Napi::CallbackInfo& info, size_t i) {
+  SnapRef s;
+  if (info[i].IsNumber()) {
+    s.byId = true;
+    s.id = ArgU64(info, i, "snapshot id");
+  } else {
+    s.name = ArgString(info, i, "snapshot");
+  }
+  return s;
+}
+
+OpContext SnapCtx(const std::string& op, const Image* img, const SnapRef& s) {
+  OpContext c = OpContext::For(op, img);
+  c.snap = s.Label();
+  return c;
+}
+
+Napi::Value Create(const Napi::CallbackInfo& info) {
+  auto img = Unwrap<Image>(info[0], "image");
+  SnapRef s = ArgSnap(info, 1);
+  return RunBlocking<Empty>(info.Env(), SnapCtx("create snapshot", img.get(), s), [img, s](Empty&) {
+    return rbd_snap_create2(img->image, s.name.c_str(), 0, NoProgress, nullptr);
+  });
+}
+
+Napi::Value Remove(const Napi::CallbackInfo& info) {
+  auto img = Unwrap<Image>(info[0], "image");
+  SnapRef s = ArgSnap(info, 1);
+  bool force = info.Length() > 2 && info[2].ToBoolean();
+  return RunBlocking<Empty>(info.Env(), SnapCtx("remove snapshot", img.get(), s), [img, s, force](Empty&) {
+    if (s.byId) return rbd_snap_remove_by_id(img->image, s.id);
+    return rbd_snap_remove2(img->image, s.name.c_str(), force ? RBD_SNAP_REMOVE_UNPROTECT : 0,
+                            NoProgress, nullptr);
+  });
+}
+
+// op: 'rollback' | 'protect' | 'unprotect' | 'set'
+Napi::Value Named(const Napi::CallbackInfo& info) {
+  auto img = Unwrap<Image>(info[0], "image");
+  std::string op = ArgString(info, 1, "op");
+  SnapRef s;
+  bool head = false;
+  if (op == "set" && (info[2].IsNull() || info[2].IsUndefined()))
+    head = true;
+  else
+    s = ArgSnap(info, 2);
+  std::string label = op == "set" ? "set snapshot" : op + " snapshot";
+  return RunBlocking<Empty>(info.Env(), SnapCtx(label, img.get(), s), [img, s, op, head](Empty&) {
+    rbd_image_t im = img->image;
+    if (op == "set") {
+      if (head) return rbd_snap_set(im, nullptr);
+      return s.byId ? rbd_snap_set_by_id(im, s.id) : rbd_snap_set(im, s.name.c_str());
+    }
+    if (s.byId) return -EINVAL;  // librbd offers these by name only
+    if (op == "rollback")
+      return rbd_snap_rollback_with_progress(im, s.name.c_str(), NoProgress, nullptr);
+    if (op == "protect") return rbd_snap_protect(im, s.name.c_str());
+    if (op == "unprotect") return rbd_snap_unprotect(im, s.name.c_str());
+    return -EINVAL;
+  });
+}
+
+struct SnapEntry {
+  uint64_t id = 0, size = 0;
+  std::string name;
+  double timestamp = 0;
+  int ns = 0;
+  bool isProtected = false;
+  // mirror namespace
+  int mirrorState = -1;
+  bool mirrorComplete = false;
+  std::string mirrorPrimaryUuid;
+  uint64_t mirrorPrimarySnapId = 0;
+  uint64_t mirrorLastCopied = 0;
+  std::vector<std::string> mirrorPeers;
+  // trash namespace
+  std::string trashOriginalName;
+};
+
+Napi::Value List(const Napi::CallbackInfo& info) {
+  auto img = Unwrap<Image>(info[0], "image");
+  struct R {
+    std::vector<SnapEntry> snaps;
+  };
+  return RunBlocking<R>(
+      info.Env(), OpContext::For("list snapshots", img.get()),
+      [img](R& r) {
+        int max = 16;
+        std::vector<rbd_snap_info_t> infos;
+        int n;
+        for (;;) {
+          infos.resize(max);
+          n = rbd_snap_list(img->image, infos.data(), &max);
+          if (n != -ERANGE) break;
+        }
+        if (n < 0) return n;
+        for (int i = 0; i < n; i++) {
+          SnapEntry e;
+          e.id = infos[i].id;
+          e.size = infos[i].size;
+          e.name = infos[i].name;
+          struct timespec ts {};
+          if (rbd_snap_get_timestamp(img->image, e.id, &ts) == 0) e.timestamp = ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
+          rbd_snap_namespace_type_t type = RBD_SNAP_NAMESPACE_TYPE_USER;
+          rbd_snap_get_namespace_type(img->image, e.id, &type);
+          e.ns = type;
+          if (type == RBD_SNAP_NAMESPACE_TYPE_USER) {
+            int prot = 0;
+            if (rbd_snap_is_protected(img->image, e.name.c_str(), &prot) == 0) e.isProtected = prot != 0;
+          } else if (type == RBD_SNAP_NAMESPACE_TYPE_MIRROR) {
+            rbd_snap_mirror_namespace_t m{};
+            if (rbd_snap_get_mirror_namespace(img->image, e.id, &m, sizeof(m)) == 0) {
+              e.mirrorState = m.state;
+              e.mirrorComplete = m.complete;
+              e.mirrorPrimaryUuid = m.primary_mirror_uuid ? m.primary_mirror_uuid : "";
+              e.mirrorPrimarySnapId = m.primary_snap_id;
+              e.mirrorLastCopied = m.last_copied_object_number;
+              const char* p = m.mirror_peer_uuids;
+              for (size_t k = 0; p && k < m.mirror_peer_uuids_count; k++) {
+                e.mirrorPeers.emplace_back(p);
+                p += e.mirrorPeers.back().size() + 1;
+              }
+              rbd_snap_mirror_namespace_cleanup(&m, sizeof(m));
+            }
+          } else if (type == RBD_SNAP_NAMESPACE_TYPE_TRASH) {
+            char orig[512] = {0};
+            if (rbd_snap_get_trash_namespace(img->image, e.id, orig, sizeof(orig)) == 0) e.trashOriginalName = orig;
+          }
+          r.snaps.push_back(std::move(e));
+        }
+        rbd_snap_list_end(infos.data());
+        return 0;
+      },
+      [](Napi::Env env, R& r) {
+        static const char* kNs[] = {"user", "group", "trash", "mirror"};
+        static const char* kMirrorState[] = {"primary", "primary-demoted", "non-primary", "non-primary-demoted"};
+        Napi::Array a = Napi::Array::New(env, r.snaps.size());
+        for (size_t i = 0; i < r.snaps.size(); i++) {
+          const SnapEntry& e = r.snaps[i];
+          Napi::Object o = Napi::Object::New(env);
+          o.Set("id", U64(env, e.id));
+          o.Set("name", e.name);
+          o.Set("size", U64(env, e.size));
+          o.Set("timestamp", Napi::Number::New(env, e.timestamp));
+          o.Set("namespace", e.ns >= 0 && e.ns <= 3 ? kNs[e.ns] : "unknown");
+          o.Set("protected", e.isProtected);
+          if (e.mirrorState >= 0) {
+            Napi::Object m = Napi::Object::New(env);
+            m.Set("state", e.mirrorState <= 3 ? kMirrorState[e.mirrorState] : "unknown");
+            m.Set("complete", e.mirrorComplete);
+            m.Set("primaryMirrorUuid", e.mirrorPrimaryUuid);
+            m.Set("primarySnapId", U64(env, e.mirrorPrimarySnapId));
+            m.Set("lastCopiedObjectNumber", U64(env, e.mirrorLastCopied));
+            Napi::Array peers = Napi::Array::New(env, e.mirrorPeers.size());
+            for (size_t k = 0; k < e.mirrorPeers.size(); k++) peers.Set(k, e.mirrorPeers[k]);
+            m.Set("peerUuids", peers);
+            o.Set("mirror", m);
+          }
+          if (!e.trashOriginalName.empty()) o.Set("trashOriginalName", e.trashOriginalName);
+          a.Set(i, o);
+        }
+        return a;
+      });
+}
+
+}  // namespace
+
+void InitSnapshot(Napi::Env env, Napi::Object exports) {
+  exports.Set("snapCreate", Napi::Function::New(env, Create));
+  exports.Set("snapRemove", Napi::Function::New(env, Remove));
+  exports.Set("snapOp", Napi::Function::New(env, Named));
+  exports.Set("snapList", Napi::Function::New(env, List));
+}
+
+}  // namespace rbdstream
