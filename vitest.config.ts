@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    pool: 'forks',
+    globalSetup: './test/global-setup.ts',
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    include: ['test/**/*.test.ts'],
+    // The test files share the two clusters (and the machine has 2 cores).
+    fileParallelism: false,
+  },
+});
