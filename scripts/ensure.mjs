@@ -1,0 +1,31 @@
+#!/usr/bin/env node
+// Makes a fresh clone ready for `npm test` / `npm run demo`: Debian's Ceph
+// packages, npm dependencies and the native addon, each only when missing
+// or stale. Plain Node with no dependencies, since node_modules may not exist.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ensureSystemDeps } from './deps.mjs';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const run = (cmd, args) => execFileSync(cmd, args, { cwd: root, stdio: 'inherit' });
+
+await ensureSystemDeps();
+
+if (!existsSync(path.join(root, 'node_modules', 'vitest')) || !existsSync(path.join(root, 'node_modules', 'node-addon-api'))) {
+  console.error('[ensure] installing npm dependencies');
+  // --ignore-scripts: the addon is built below, once.
+  run('npm', [existsSync(path.join(root, 'package-lock.json')) ? 'ci' : 'install', '--ignore-scripts', '--no-audit', '--no-fund']);
+}
+
+const addon = path.join(root, 'build', 'Release', 'rbd_stream.node');
+const sources = [path.join(root, 'binding.gyp'), ...readdirSync(path.join(root, 'native')).map((f) => path.join(root, 'native', f))];
+const newest = Math.max(...sources.map((f) => statSync(f).mtimeMs));
+if (!existsSync(addon) || statSync(addon).mtimeMs < newest) {
+  console.error('[ensure] building the native addon');
+  const args = [path.join(root, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'), 'rebuild', '-j', '2'];
+  // Build against the installed Node headers rather than downloading them.
+  if (!process.env.npm_config_nodedir && existsSync('/usr/include/node/node_api.h')) args.push('--nodedir=/usr');
+  run(process.execPath, args);
+}
