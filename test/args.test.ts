@@ -163,7 +163,8 @@ describe('argument validation', () => {
     const i = await p.openImage(imgs.names[0]);
     await i.close();
     const calls = spyNative();
-    for (const call of [() => i.read(0, 1), () => i.write(Buffer.alloc(1), 0), () => i.stat(), () => i.createSnapshot('s')]) {
+    const calls2: (() => Promise<unknown>)[] = [() => i.read(0, 1), () => i.write(Buffer.alloc(1), 0), () => i.stat(), () => i.createSnapshot('s')];
+    for (const call of calls2) {
       await expect(Promise.resolve().then(call)).rejects.toMatchObject({ code: 'ERR_CLOSED' });
     }
     expect(() => i.diff()).toThrow(expect.objectContaining({ code: 'ERR_CLOSED' }));

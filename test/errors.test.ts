@@ -142,7 +142,8 @@ describe('error codes', () => {
     }
     await img.close(); // idempotent
     await r2.close();
-    for (const call of [() => p2.listImages(), () => p2.createImage('x', 1), () => r2.listPools(), () => r2.fsid()]) {
+    const later: (() => Promise<unknown>)[] = [() => p2.listImages(), () => p2.createImage('x', 1), () => r2.listPools(), () => r2.fsid()];
+    for (const call of later) {
       expect((await caught(Promise.resolve().then(call))).code).toBe('ERR_CLOSED');
     }
   });

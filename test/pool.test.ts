@@ -52,6 +52,18 @@ describe('Pool', () => {
     }
   });
 
+  it('createImage with stripeUnit/stripeCount: `rbd info` agrees; stat reports them', async () => {
+    const name = await imgs.create(pool, 'pool-stripe', 8 * MiB, { stripeUnit: 64 * 1024, stripeCount: 4 });
+    const info = JSON.parse(await rbdCli(A, ['info', '--format', 'json', `${A.pool}/${name}`]));
+    expect(info.stripe_unit).toBe(64 * 1024);
+    expect(info.stripe_count).toBe(4);
+    const img = await pool.openImage(name);
+    const st = await img.stat();
+    expect([st.stripeUnit, st.stripeCount]).toEqual([64 * 1024, 4]);
+    expect(st.features).toContain('striping');
+    await img.close();
+  });
+
   it('listImages lists images created with the CLI, sorted', async () => {
     const n1 = imgs.name('pool-ls-b');
     const n2 = imgs.name('pool-ls-a');

@@ -1,7 +1,8 @@
+import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Rados } from '../lib/index.js';
-import { cephCli } from './clusters.js';
+import { cephCli, rbdExportMd5 } from './clusters.js';
 import { A, B, connectTo } from './helpers.js';
 
 async function unusedPort(): Promise<number> {
@@ -70,6 +71,17 @@ describe('Rados', () => {
     expect(pb).toContain(B!.pool);
     const [poa, pob] = await Promise.all([ra.openPool(A.pool), rb.openPool(B!.pool)]);
     await Promise.all([poa.listImages(), pob.listImages()]);
+    // Concurrent data I/O on both clusters, checked with each cluster's CLI.
+    const name = `two-${process.pid}`;
+    const data = { a: randomBytes(1 << 20), b: randomBytes(1 << 20) };
+    await Promise.all([poa.createImage(name, 1 << 20), pob.createImage(name, 1 << 20)]);
+    const [ia, ib] = await Promise.all([poa.openImage(name), pob.openImage(name)]);
+    await Promise.all([ia.write(data.a, 0), ib.write(data.b, 0)]);
+    await Promise.all([ia.close(), ib.close()]);
+    const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
+    expect(await rbdExportMd5(A, name)).toBe(md5(data.a));
+    expect(await rbdExportMd5(B!, name)).toBe(md5(data.b));
+    await Promise.all([poa.removeImage(name), pob.removeImage(name)]);
     await ra.close();
     // Closing one leaves the other working.
     expect((await rb.listPools())).toContain(B!.pool);
