@@ -61,6 +61,12 @@ Napi::Value Read(const Napi::CallbackInfo& info) {
   auto img = Unwrap<Image>(info[0], "image");
   uint64_t off = ArgU64(info, 1, "offset");
   uint64_t len = ArgU64(info, 2, "length");
+  if (len == 0) {
+    // librbd asserts on a zero-length read (Striper::assemble_result gets a null buffer).
+    auto d = Napi::Promise::Deferred::New(env);
+    d.Resolve(Napi::Buffer<uint8_t>::New(env, 0));
+    return d.Promise();
+  }
   auto buf = Napi::Buffer<uint8_t>::New(env, len);
   auto* op = new ImageAio(env, info[0], OpContext::For("read", img.get()));
   op->bufferRef = Napi::Persistent(buf.As<Napi::Value>());
