@@ -80,6 +80,11 @@ describe('Image', () => {
     await expect(img.read(5 * MiB, 10)).rejects.toMatchObject({ code: 'EINVAL' });
     expect((await img.read(0, 0)).length).toBe(0);
     expect(await img.write(Buffer.alloc(0), 0)).toBe(0);
+    // A write crossing the end keeps (and reports) only the bytes up to it.
+    expect(await img.write(Buffer.alloc(300, 9), 1 * MiB - 100)).toBe(100);
+    expect((await img.read(1 * MiB - 100, 100)).equals(Buffer.alloc(100, 9))).toBe(true);
+    await expect(img.write(Buffer.alloc(10), 1 * MiB)).rejects.toMatchObject({ code: 'EINVAL' });
+    expect((await rbdCli(A, ['info', '--format', 'json', `${A.pool}/${name}`])).includes(`"size":${1 * MiB}`)).toBe(true);
     await img.discard(0, 0);
     await img.writeZeroes(0, 0);
     await img.close();

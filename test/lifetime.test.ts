@@ -209,6 +209,45 @@ process.stdin.destroy();
     expect(freed).toBe(true);
   }, 90_000);
 
+  it('worker threads: each environment tears down its own handles (images left open) and the process exits 0', async () => {
+    const name = await imgs.create(pool, 'life-worker', 4 * MiB);
+    const res = await runChild(
+      `${CONNECT}
+import { Worker, isMainThread, workerData } from 'node:worker_threads';
+const body = async () => {
+  const r = await connect();
+  const p = await r.openPool(poolName);
+  const img = await p.openImage(imageName, { readOnly: true });
+  await img.read(0, 4096);
+  for (let i = 0; i < 16; i++) img.read(i * 4096, 4096).catch(() => {});
+};
+if (isMainThread) {
+  const run = () => new Promise((res, rej) => {
+    // Loader hooks are per thread: the worker registers tsx itself.
+    const code = \`import('tsx/esm/api').then((m) => { m.register(); return import(\${JSON.stringify(import.meta.url)}); })\`;
+    const w = new Worker(code, { eval: true, argv: process.argv.slice(2), workerData: 1 });
+    w.on('error', rej);
+    w.on('exit', res);
+  });
+  const codes = await Promise.all([run(), run()]);
+  console.log('workers exited', JSON.stringify(codes));
+  await body();
+  console.log('main done');
+} else {
+  await body();
+}
+`,
+      childArgs(name),
+      { timeoutMs: 45_000 },
+    );
+    expect(res.timedOut).toBe(false);
+    expect(res.stderr).not.toMatch(/Assertion|terminate called|Segmentation|FATAL/);
+    expect(res.signal).toBeNull();
+    expect(res.code).toBe(0);
+    expect(res.stdout).toContain('workers exited [0,0]');
+    expect(res.stdout).toContain('main done');
+  }, 60_000);
+
   for (const mode of ['natural', 'process.exit'] as const) {
     it(`a process that exits (${mode}) with images and connection open, I/O in flight, exits 0 without hang`, async () => {
       const name = await imgs.create(pool, 'life-exit', 4 * MiB);

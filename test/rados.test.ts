@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Rados } from '../lib/index.js';
-import { cephCli, rbdExportMd5 } from './clusters.js';
+import { cephCli, rbdCli, rbdExportMd5 } from './clusters.js';
 import { A, B, connectTo } from './helpers.js';
 
 async function unusedPort(): Promise<number> {
@@ -120,6 +120,41 @@ describe('Rados', () => {
     // Bound generous enough for a loaded 2-core machine; the point is "no hang".
     expect(elapsed).toBeLessThan(20_000);
   }, 30_000);
+
+  it('timeoutMs: a write to a full pool (quota) rejects with ETIMEDOUT instead of hanging; close still completes', async () => {
+    const poolName = `full-${process.pid}`;
+    await cephCli(A, ['osd', 'pool', 'create', poolName, '8']);
+    const r = await Rados.connect({ conf: A.conf, keyring: A.keyring, user: A.user, timeoutMs: 3000 });
+    try {
+      await rbdCli(A, ['pool', 'init', poolName]);
+      await rbdCli(A, ['create', '--size', '16M', `${poolName}/img`]);
+      const p = await r.openPool(poolName);
+      const img = await p.openImage('img');
+      await img.write(Buffer.alloc(2 << 20, 1), 0);
+      await img.flush();
+      await cephCli(A, ['osd', 'pool', 'set-quota', poolName, 'max_bytes', '1048576']);
+      // The mon flags the pool full once the OSD has reported its usage.
+      let full = false;
+      for (let i = 0; i < 60 && !full; i++) {
+        const pools = JSON.parse(await cephCli(A, ['osd', 'pool', 'ls', 'detail', '--format', 'json'])) as { pool_name: string; flags_names: string }[];
+        full = /full/.test(pools.find((x) => x.pool_name === poolName)?.flags_names ?? '');
+        if (!full) await new Promise((res) => setTimeout(res, 1000));
+      }
+      expect(full).toBe(true);
+      const t0 = Date.now();
+      // The write may land in librbd's writeback cache: the flush must then fail instead.
+      const err = await img.write(Buffer.alloc(4096, 2), 12 << 20).then(() => img.flush()).catch((e) => e);
+      expect(err).toBeInstanceOf(Error);
+      expect(err.code).toBe('ETIMEDOUT');
+      expect(err.message).toContain(`${poolName}/img`);
+      expect(Date.now() - t0).toBeLessThan(30_000);
+      // Close gives up on the dirty data after the timeout too (its result is not the point: no hang).
+      await img.close().catch(() => {});
+    } finally {
+      await r.close();
+      await cephCli(A, ['osd', 'pool', 'rm', poolName, poolName, '--yes-i-really-really-mean-it']);
+    }
+  }, 90_000);
 
   it('a wrong key fails with an error that does not reveal the key', async () => {
     const key = 'AQBnotarealkeynotarealkeynotarealkeyAA==';
