@@ -72,14 +72,29 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  // Remove what we created (snapshots first), a few at a time, through the library.
+  const pools = new Map([[A, pa], [B, pb]]);
+  const todo = [...created].reverse();
+  await Promise.all([0, 1, 2, 3].map(async () => {
+    for (let x = todo.shift(); x; x = todo.shift()) {
+      const pool = pools.get(x.c);
+      if (!pool) continue;
+      try {
+        const img = await pool.openImage(x.name);
+        try {
+          for (const s of await img.listSnapshots()) await img.removeSnapshot({ id: s.id }, { force: true });
+        } finally {
+          await img.close();
+        }
+        await pool.removeImage(x.name);
+      } catch (e) {
+        if ((e as { code?: string }).code !== 'ENOENT') console.warn(`cleanup of ${x.name}: ${String(e)}`);
+      }
+    }
+  }));
   await ra?.close();
   await rb?.close();
-  for (const { c, name } of created.reverse()) {
-    const spec = `${c.pool}/${name}`;
-    await rbdCli(c, ['snap', 'purge', spec]).catch(() => undefined);
-    await rbdCli(c, ['rm', '--no-progress', spec]).catch(() => undefined);
-  }
-});
+}, 180_000);
 
 describe('replicate: randomized snapshot chains a → b', () => {
   const SEEDS = 10;
@@ -245,10 +260,12 @@ describe('replicate: behaviour', () => {
     await t2.resize(SIZE + MiB);
     await t2.close();
     await expectCode(replicate({ source: src, fromSnapshot: 's1', toSnapshot: 's2', target: { pool: pb, name: dst2 } }), 'ERR_TARGET_CHANGED');
-    // force: the copy overwrites the change (the head write lies outside s1→s2's diff, so it stays: this is
-    // documented force semantics — only the diff is applied).
+    // force: the target's own changes are overwritten too (the write at 12 MiB lies outside s1→s2's diff).
+    await replicate({ source: src, fromSnapshot: 's1', toSnapshot: 's2', target: { pool: pb, name: dst }, force: true });
     await replicate({ source: src, fromSnapshot: 's1', toSnapshot: 's2', target: { pool: pb, name: dst2 }, force: true });
-    expect(await md5(B, `${dst2}@s2`)).toBe(await md5(A, `${srcName}@s2`));
+    const want = await md5(A, `${srcName}@s2`);
+    expect(await md5(B, `${dst}@s2`)).toBe(want);
+    expect(await md5(B, `${dst2}@s2`)).toBe(want);
   }, 60_000);
 
   it('refuses a concurrent replicate into the same target (EBUSY)', async () => {
