@@ -376,10 +376,21 @@ describe('replicate: interruption and resume', () => {
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
     // Kill once a checkpoint past 8 MiB is on the target.
     const deadline = Date.now() + 60_000;
+    let busyTime = -1;
     let killed = false;
+    let busyChecked = false;
     while (Date.now() < deadline) {
       const meta = await rbdCli(B, ['image-meta', 'get', `${B.pool}/${dst}`, 'rbd-stream.checkpoint']).catch(() => '');
-      if (meta && JSON.parse(meta).doneOffset >= 8 * MiB) {
+      const done = meta ? JSON.parse(meta).doneOffset : -1;
+      if (done >= 0 && !busyChecked) {
+        // The live child holds the target's exclusive lock: another process is refused.
+        const t0 = Date.now();
+        await expectCode(replicate({ source: src, toSnapshot: 'base', target: { pool: pb, name: dst } }), 'EBUSY');
+        busyTime = Date.now() - t0;
+        busyChecked = true;
+        continue;
+      }
+      if (done >= 8 * MiB) {
         child.kill('SIGKILL');
         killed = true;
         break;
@@ -389,7 +400,10 @@ describe('replicate: interruption and resume', () => {
     }
     await exited;
     expect(killed, `child ended before it could be killed: ${stderr}`).toBe(true);
+    expect(busyChecked).toBe(true);
+    const t1 = Date.now();
     const r = await replicate({ source: src, toSnapshot: 'base', target: { pool: pb, name: dst } });
+    console.log(`EBUSY answered in ${busyTime} ms; re-run after SIGKILL took ${Date.now() - t1} ms (dead lock holder)`);
     expect(r.resumed).toBe(true);
     expect(r.bytesRead).toBeLessThan(SIZE);
     expect(await md5(B, `${dst}@base`)).toBe(await md5(A, `${srcName}@base`));
