@@ -523,15 +523,16 @@ Napi::Value CopyStart(const Napi::CallbackInfo& info) {
           r.Set("mismatchOffset", Napi::Number::New(env, double(j->mismatch)));
           j->deferred.Resolve(r);
         }
-        // Drop image references off the JS thread (a last reference closes the image).
-        ReleaseInBackground(std::static_pointer_cast<void>(std::move(j->src)));
-        ReleaseInBackground(std::static_pointer_cast<void>(std::move(j->dst)));
         delete h;
       },
       (void*)nullptr);
   Job* raw = job.get();
   job->th = std::thread([raw] {
     Run(raw);
+    // Drop the image references here, before JS hears of the end: a close() right after the
+    // promise settles must find itself the last holder and really close the image.
+    raw->src.reset();
+    raw->dst.reset();
     raw->tsfn.Release();
   });
   Napi::Object ret = Napi::Object::New(env);
