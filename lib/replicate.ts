@@ -339,6 +339,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     };
 
     const r = await runJob('copy', startOffset);
+    if (TRACE) trace(`job: ${JSON.stringify(r)}`);
     trace('L311');
     total.r += r.bytesRead; total.w += r.bytesWritten; total.z += r.bytesZeroed; total.x += r.extents;
     if (r.aborted) throw abortError(signal, target);

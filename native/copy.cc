@@ -76,6 +76,8 @@ struct Job {
   std::vector<Ext> exts;
   uint64_t total = 0, doneBytes = 0, bytesRead = 0, bytesWritten = 0, bytesZeroed = 0, extentsDone = 0;
   uint64_t doneOffset = 0;
+  double enumerateMs = 0, copyMs = 0;
+  bool usedObjectMap = false;
   int64_t mismatch = -1;
   bool aborted = false;
   int err = 0;
@@ -168,6 +170,7 @@ int Enumerate(Job* j, OpContext* ctx) {
   uint64_t objSize = info.obj_size ? info.obj_size : (4 << 20);
   int mode = j->o.enumeration;
   bool fast = mode != 1 && FastDiffUsable(j);
+  j->usedObjectMap = fast;
   uint64_t step = objSize * 256;
   std::vector<Ext> all;
   for (uint64_t off = j->o.startOffset - j->o.startOffset % objSize; off < j->o.size; off += step) {
@@ -450,7 +453,10 @@ void Pipeline(Job* j) {
 
 void Run(Job* j) {
   OpContext ctx = OpContext::For("replicate", j->src.get());
+  auto t0 = Clock::now();
   int rc = Enumerate(j, &ctx);
+  auto t1 = Clock::now();
+  j->enumerateMs = std::chrono::duration<double, std::milli>(t1 - t0).count();
   if (rc < 0) {
     j->err = rc;
     j->errCtx = ctx;
@@ -461,6 +467,7 @@ void Run(Job* j) {
     Pipeline(j);
     EmitProgress(j);
   }
+  j->copyMs = std::chrono::duration<double, std::milli>(Clock::now() - t1).count();
   // Interrupted copy: leave a durable checkpoint so a re-run resumes here.
   if (!j->o.verify && (j->err || j->aborted)) WriteCheckpoint(j);
 }
@@ -521,6 +528,9 @@ Napi::Value CopyStart(const Napi::CallbackInfo& info) {
           r.Set("doneOffset", U(env, j->doneOffset));
           r.Set("aborted", Napi::Boolean::New(env, j->aborted));
           r.Set("mismatchOffset", Napi::Number::New(env, double(j->mismatch)));
+          r.Set("enumerateMs", Napi::Number::New(env, j->enumerateMs));
+          r.Set("copyMs", Napi::Number::New(env, j->copyMs));
+          r.Set("usedObjectMap", Napi::Boolean::New(env, j->usedObjectMap));
           j->deferred.Resolve(r);
         }
         delete h;
