@@ -2,7 +2,7 @@
  * replicate() vs `rbd export-diff … - | rbd import-diff - …` (same clusters) and vs the target's
  * `rbd bench` write ceiling, on two local clusters (a → b).
  *
- *   npx tsx benchmarks/replicate.ts [--reps 3] [--scale 1] [--rss-gib 4] [--no-rss] [--concurrency 16] [--chunk-mib 4]
+ *   npx tsx benchmarks/replicate.ts [--reps 3] [--scale 1] [--rss-gib 4] [--no-rss] [--concurrency 16] [--chunk-mib 1] [--enumeration auto|fine|whole]
  *
  * Uses the clusters named by RBD_STREAM_CONF_A/B, or starts its own set (OSDs with --osd-mib, default
  * 6000 so the 4 GiB RSS case fits) and stops it at the end. --scale shrinks every workload (0.25 → 256 MiB
@@ -33,7 +33,7 @@ const { values: args } = parseArgs({
     'no-rss': { type: 'boolean', default: false },
     'osd-mib': { type: 'string', default: '6000' },
     concurrency: { type: 'string', default: '16' },
-    'chunk-mib': { type: 'string', default: '4' },
+    'chunk-mib': { type: 'string', default: '1' },
     enumeration: { type: 'string', default: 'auto' },
   },
 });

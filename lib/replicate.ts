@@ -45,7 +45,7 @@ export interface ReplicateOptions {
   target: ReplicateTargetSpec | Image;
   /** Chunks in flight (default 16). */
   concurrency?: number;
-  /** Bytes per read/write (default 4 MiB, at most the object size is sensible). */
+  /** Bytes per read/write (default 1 MiB: measured faster than 4 MiB here, and a third of the peak RSS). */
   chunkSize?: number;
   /** Checksum every changed extent on both sides after the copy (xxh3, native). */
   verify?: boolean;
@@ -148,7 +148,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
   const fromSnap = o.fromSnapshot === undefined ? undefined : checkSnapName(o.fromSnapshot, 'fromSnapshot');
   if (fromSnap === toSnap) throw new RangeError('fromSnapshot and toSnapshot must differ');
   const concurrency = o.concurrency === undefined ? 16 : checkUint(o.concurrency, 'concurrency', { min: 1, max: 256 });
-  const chunkSize = o.chunkSize === undefined ? 4 << 20 : checkUint(o.chunkSize, 'chunkSize', { min: 4096, max: 64 << 20 });
+  const chunkSize = o.chunkSize === undefined ? 1 << 20 : checkUint(o.chunkSize, 'chunkSize', { min: 4096, max: 64 << 20 });
   if (chunkSize % 4096 !== 0) throw new RangeError('chunkSize must be a multiple of 4096');
   const verify = checkBool(o.verify, 'verify') ?? false;
   const force = checkBool(o.force, 'force') ?? false;
