@@ -174,11 +174,8 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
   traceT = started;
   // Source side: identities of both snapshots (ENOENT when missing).
   const toId = await sourceIdentity(source, toSnap);
-  trace('L174');
   const fromId = fromSnap === undefined ? null : await sourceIdentity(source, fromSnap);
-  trace('L175');
   const srcSnapInfo = (await source.getSnapshot(toSnap))!;
-  trace('L176');
   const size = srcSnapInfo.size;
 
   // Target: open (or create) it.
@@ -188,18 +185,15 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
   if (targetSpec) {
     const { pool, name, create } = targetSpec;
     const exists = (await pool.listImages()).includes(name);
-    trace('L185');
     if (!exists) {
       if (fromSnap !== undefined) {
         throw codedError('ENOENT', `target image '${pool.spec}/${name}' does not exist (incremental copy needs base '${fromSnap}')`, { errno: -2 });
       }
       if (!create) throw codedError('ENOENT', `target image '${pool.spec}/${name}' does not exist (pass target.create)`, { errno: -2 });
       await pool.createImage(name, size, { features: create.features, order: create.order });
-      trace('L191');
       created = true;
     }
     target = await pool.openImage(name);
-    trace('L194');
     ownTarget = true;
   } else {
     target = o.target as Image;
@@ -211,15 +205,12 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
   let locked = false;
   try {
     const tst = await target.stat();
-    trace('L204');
     busyKey = `${await target.pool.rados.fsid()}/${target.pool.id}/${target.pool.namespace}/${tst.id}`;
-    trace('L205');
     if (busy.has(busyKey)) throw codedError('EBUSY', `another replicate into '${target.spec}' is in progress`, { errno: -16 });
     busy.add(busyKey);
     if (tst.features.includes('exclusive-lock')) {
       try {
         await target.track(() => n.lockAcquire(target.h));
-        trace('L210');
         locked = true;
       } catch (e) {
         const code = (e as { code?: string }).code;
@@ -231,14 +222,12 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     }
 
     const tsnaps = await target.listSnapshots();
-    trace('L221');
     if (tsnaps.some((s) => s.name === toSnap)) {
       throw codedError('EEXIST', `snapshot '${toSnap}' already exists on target '${target.pool.spec}/${target.name}'`, { errno: -17, snapshot: toSnap });
     }
 
     // A checkpoint from an interrupted run of this same copy?
     const cp = parseCheckpoint(await target.getMetadata(CHECKPOINT_KEY));
-    trace('L227');
     const matching = cp !== undefined && sameSource(cp.to, toId) && (cp.from === null ? fromId === null : sameSource(cp.from, fromId ?? undefined));
 
     if (fromSnap !== undefined) {
@@ -247,7 +236,6 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
         throw codedError('ENOENT', `base snapshot '${fromSnap}' not found on target '${target.pool.spec}/${target.name}'`, { errno: -2, snapshot: fromSnap });
       }
       const rec = await readIdentity(target, fromSnap);
-      trace('L235');
       const boundTo = (rec as { targetSnapId?: unknown } | undefined)?.targetSnapId;
       if (rec && typeof boundTo === 'number' && boundTo !== base.id) {
         throw codedError('ERR_WRONG_BASE', `target snapshot '${fromSnap}' was recreated after it was replicated (id ${base.id}, recorded ${boundTo})`, { snapshot: fromSnap });
@@ -288,14 +276,11 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     const cpPrefix = JSON.stringify({ from: fromId, to: toId, fresh }).slice(0, -1) + ',"doneOffset":';
     // Written before the first change to the target: a crash from here on is recognisably ours.
     if (!matching || !cp) await target.setMetadata(CHECKPOINT_KEY, `${cpPrefix}${startOffset}}`);
-    trace('L264');
 
     if (tst.size !== size) await target.resize(size, { allowShrink: true });
-    trace('L266');
 
     // Source opened at toSnapshot, our own handle (read-only; a live client keeps its lock).
     srcSnapImage = await source.pool.openImage(source.name, { snapshot: { id: toId.snapId }, readOnly: true });
-    trace('L269');
 
     const total = { r: 0, w: 0, z: 0, x: 0 };
     const runJob = async (mode: 'copy' | 'verify', start: number): Promise<NativeCopyResult> => {
@@ -340,14 +325,12 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
 
     const r = await runJob('copy', startOffset);
     if (TRACE) trace(`job: ${JSON.stringify(r)}`);
-    trace('L311');
     total.r += r.bytesRead; total.w += r.bytesWritten; total.z += r.bytesZeroed; total.x += r.extents;
     if (r.aborted) throw abortError(signal, target);
 
     if (verify) {
       if (o._beforeVerify) await o._beforeVerify(target);
       const v = await runJob('verify', 0);
-      trace('L317');
       if (v.aborted) throw abortError(signal, target);
       if (v.mismatchOffset >= 0) {
         throw codedError('ERR_VERIFY_MISMATCH', `data differs between source '${source.pool.spec}/${source.name}@${toSnap}' and target '${target.pool.spec}/${target.name}' at offset ${v.mismatchOffset}`, { offset: v.mismatchOffset });
@@ -355,16 +338,12 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     }
 
     await target.flush();
-    trace('L324');
     await recordIdentity(target, toSnap, toId);
-    trace('L325');
     await target.createSnapshot(toSnap);
     // Bind the record to this very target snapshot: a later same-named snapshot made by hand won't match.
     const made = await target.getSnapshot(toSnap);
     if (made) await target.setMetadata(identityKey(toSnap), JSON.stringify({ ...toId, targetSnapId: made.id }));
-    trace('L326');
     await target.removeMetadata(CHECKPOINT_KEY).catch(() => undefined);
-    trace('L327');
     return {
       bytesRead: total.r,
       bytesWritten: total.w,
@@ -376,12 +355,9 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     };
   } finally {
     if (srcSnapImage) await srcSnapImage.close().catch(() => undefined);
-    trace('L338');
     if (locked) await target.track(() => n.lockRelease(target.h)).catch(() => undefined);
-    trace('L339');
     if (busyKey) busy.delete(busyKey);
     if (ownTarget) await target.close().catch(() => undefined);
-    trace('L341');
   }
 }
 
