@@ -190,8 +190,13 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
         throw codedError('ENOENT', `target image '${pool.spec}/${name}' does not exist (incremental copy needs base '${fromSnap}')`, { errno: -2 });
       }
       if (!create) throw codedError('ENOENT', `target image '${pool.spec}/${name}' does not exist (pass target.create)`, { errno: -2 });
-      await pool.createImage(name, size, { features: create.features, order: create.order });
-      created = true;
+      try {
+        await pool.createImage(name, size, { features: create.features, order: create.order });
+        created = true;
+      } catch (e) {
+        // Created meanwhile (a concurrent replicate): open it; the busy/lock check below decides.
+        if ((e as { code?: string }).code !== 'EEXIST') throw e;
+      }
     }
     target = await pool.openImage(name);
     ownTarget = true;
