@@ -75,7 +75,7 @@ afterAll(async () => {
   // Remove what we created (snapshots first), a few at a time, through the library.
   const pools = new Map([[A, pa], [B, pb]]);
   const todo = [...created].reverse();
-  await Promise.all([0, 1, 2, 3].map(async () => {
+  await Promise.all(Array.from({ length: 8 }, async () => {
     for (let x = todo.shift(); x; x = todo.shift()) {
       const pool = pools.get(x.c);
       if (!pool) continue;
