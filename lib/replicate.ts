@@ -60,6 +60,11 @@ export interface ReplicateOptions {
   _checkpointMs?: number;
   /** @internal diff enumeration: 'auto' (object map when valid, refined), 'fine', 'whole' (whole objects). */
   _enumeration?: 'auto' | 'fine' | 'whole';
+  /**
+   * @internal changed extents at most this many bytes apart share one source read (writes stay exact);
+   * default 128 KiB, 0 never.
+   */
+  _readGap?: number;
 }
 
 export interface ReplicateResult {
@@ -115,6 +120,7 @@ interface NativeCopy {
       checkpointMs: number;
       enumeration: number;
       extra?: Float64Array;
+      readGap?: number;
     },
     onProgress: (done: number, total: number, extents: number) => void,
   ): { job: unknown; promise: Promise<NativeCopyResult> };
@@ -140,7 +146,7 @@ const trace = (what: string) => {
 export async function replicate(options: ReplicateOptions): Promise<ReplicateResult> {
   const o = checkOptions<ReplicateOptions>(options, 'replicate options', [
     'source', 'fromSnapshot', 'toSnapshot', 'target', 'concurrency', 'chunkSize', 'verify', 'force', 'signal',
-    'onProgress', '_beforeVerify', '_checkpointMs', '_enumeration',
+    'onProgress', '_beforeVerify', '_checkpointMs', '_enumeration', '_readGap',
   ]);
   if (o === undefined || !isImage(o.source)) throw new TypeError(`source must be an open Image, got ${describe(o?.source)}`);
   const source = o.source;
@@ -158,6 +164,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
   const checkpointMs = o._checkpointMs === undefined ? 2000 : checkUint(o._checkpointMs, '_checkpointMs', { min: 10 });
   const enumeration = ({ auto: 0, fine: 1, whole: 2 } as Record<string, number>)[o._enumeration ?? 'auto'];
   if (enumeration === undefined) throw new RangeError(`_enumeration must be 'auto', 'fine' or 'whole'`);
+  const readGap = o._readGap === undefined ? undefined : checkUint(o._readGap, '_readGap');
   let targetSpec: ReplicateTargetSpec | undefined;
   if (!isImage(o.target)) {
     const t = checkOptions<ReplicateTargetSpec>(o.target, 'target', ['pool', 'name', 'create']);
@@ -316,6 +323,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
           checkpointMs,
           enumeration,
           extra,
+          readGap,
         },
         onProgress,
       );

@@ -42,7 +42,9 @@ struct Event {
 
 struct Slot {
   uint64_t off = 0, len = 0, seq = 0;
-  bool exists = false, lastOfExtent = false, failed = false;
+  bool exists = false, failed = false;
+  int extentsEnded = 0;
+  std::vector<std::pair<uint64_t, uint64_t>> parts;  // data ranges to write out of the read span
   int pending = 0;
   std::vector<char> buf, buf2;
 };
@@ -58,6 +60,9 @@ struct Options {
   int enumeration = 0;  // 0 auto (object map, then refine), 1 fine only, 2 whole objects
   std::string checkpointPrefix;
   int checkpointMs = 2000;
+  // Small changed extents separated by at most this many unchanged bytes share one source read
+  // (writes stay exact): an op costs about as much as reading this much more. 0: never.
+  uint64_t readGap = 128 * 1024;
   // Ranges to copy besides the diff (force: undo the target's own changes).
   std::vector<Ext> extra;
 };
@@ -298,13 +303,14 @@ void Pipeline(Job* j) {
     if (!s.failed) {
       order[s.seq - frontSeq].done = true;
       j->doneBytes += s.len;
-      if (s.lastOfExtent) j->extentsDone++;
+      j->extentsDone += s.extentsEnded;
     }
     inflight--;
     freeSlots.push_back(si);
     updateWatermark();
   };
 
+  std::function<void(int, uint64_t, uint64_t)> writePart;
   auto issue = [&](int si) {
     Slot& s = slots[si];
     s.failed = false;
@@ -338,11 +344,14 @@ void Pipeline(Job* j) {
     Submit(j, si, kSrcRead, [&](rbd_completion_t c) { return rbd_aio_read2(src, s.off, s.len, s.buf.data(), c, kReadFlags); });
   };
 
-  // After a source read: zero runs (aligned 4 KiB blocks) → write_zeroes, the rest → data writes.
+  // After a source read: per data part, zero runs (aligned 4 KiB blocks) → write_zeroes, the rest → writes.
   auto writeOut = [&](int si) {
     Slot& s = slots[si];
-    const uint64_t end = s.off + s.len;
-    uint64_t runStart = s.off, cur = s.off;
+    for (const auto& part : s.parts) writePart(si, part.first, part.first + part.second);
+  };
+  writePart = [&](int si, uint64_t pbeg, uint64_t end) {
+    Slot& s = slots[si];
+    uint64_t runStart = pbeg, cur = pbeg;
     bool runZero = false;
     auto emit = [&](uint64_t a, uint64_t b, bool zero) {
       if (b <= a) return;
@@ -361,7 +370,7 @@ void Pipeline(Job* j) {
     while (cur < end) {
       uint64_t bend = std::min(end, (cur / kBlock + 1) * kBlock);
       bool z = bend - cur == kBlock && IsZero(s.buf.data() + (cur - s.off));
-      if (cur == s.off) {
+      if (cur == pbeg) {
         runZero = z;
       } else if (z != runZero) {
         emit(runStart, cur, runZero);
@@ -388,10 +397,25 @@ void Pipeline(Job* j) {
       uint64_t eend = e.off + e.len;
       uint64_t cend = std::min(eend, (epos / o.chunk + 1) * o.chunk);
       s.off = epos;
-      s.len = cend - epos;
       s.exists = e.exists;
-      s.lastOfExtent = cend == eend;
+      s.extentsEnded = cend == eend ? 1 : 0;
+      s.parts.clear();
+      s.parts.push_back({epos, cend - epos});
       epos = cend;
+      // Following small data extents close by join this read (one op instead of one each).
+      uint64_t spanEnd = cend;
+      if (s.exists && cend == eend && o.readGap > 0) {
+        for (;;) {
+          normalize();  // may move epos forward to the next extent's start
+          if (ei >= j->exts.size()) break;
+          const Ext& nx = j->exts[ei];
+          if (!nx.exists || nx.off < spanEnd || nx.off - spanEnd > o.readGap || nx.off + nx.len - s.off > o.chunk) break;
+          s.parts.push_back({nx.off, nx.len});
+          s.extentsEnded++;
+          spanEnd = epos = nx.off + nx.len;
+        }
+      }
+      s.len = spanEnd - s.off;
       issue(si);
     }
     if (inflight == 0 && (stop || nextOffset() >= o.size || ei >= j->exts.size())) break;
@@ -500,6 +524,7 @@ Napi::Value CopyStart(const Napi::CallbackInfo& info) {
   opt.targetZeroed = o.Get("targetZeroed").ToBoolean();
   opt.fillGaps = o.Get("fillGaps").ToBoolean();
   opt.enumeration = int(num("enumeration"));
+  if (o.Has("readGap") && o.Get("readGap").IsNumber()) opt.readGap = num("readGap");
   opt.checkpointPrefix = o.Get("checkpointPrefix").ToString().Utf8Value();
   opt.checkpointMs = int(std::max<uint64_t>(10, num("checkpointMs")));
   Napi::Value extra = o.Get("extra");
@@ -514,6 +539,9 @@ Napi::Value CopyStart(const Napi::CallbackInfo& info) {
       [](Napi::Env env, void*, std::shared_ptr<Job>* h) {
         // Runs on the JS thread once the job thread released the function.
         Job* j = h->get();
+        // Normally the thread has finished; at environment teardown (process.exit mid-copy) it has not:
+        // stop it (in-flight I/O drains, a checkpoint is written) instead of waiting for the whole copy.
+        j->cancel = true;
         if (j->th.joinable()) j->th.join();
         Napi::HandleScope scope(env);
         if (j->err) {
