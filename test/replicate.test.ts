@@ -318,6 +318,42 @@ describe('replicate: behaviour', () => {
   }, 60_000);
 });
 
+describe('replicate: dense small changes (shared source reads, exact writes)', () => {
+  it('hundreds of nearby small writes, zero writes and discards copy exactly, with verify', async () => {
+    const srcName = uniq('rd-src', A);
+    const dst = uniq('rd-dst', B);
+    const SIZE = 8 * MiB;
+    await pa.createImage(srcName, SIZE);
+    const src = await pa.openImage(srcName);
+    try {
+      await fillImage(src, SIZE, 5);
+      await src.createSnapshot('a');
+      await replicate({ source: src, toSnapshot: 'a', target: { pool: pb, name: dst, create: {} } });
+      const rnd = prng(77);
+      const ops: Promise<unknown>[] = [];
+      for (let i = 0; i < 400; i++) {
+        const off = Math.floor(rnd() * (SIZE / 512 - 64)) * 512 + (i % 7 === 0 ? 100 : 0);
+        const len = 1 + Math.floor(rnd() * 12 * 1024);
+        const r = rnd();
+        if (r < 0.6) ops.push(src.write(randomData(rnd, Math.ceil(len / 4) * 4).subarray(0, len), off));
+        else if (r < 0.75) ops.push(src.write(Buffer.alloc(len), off));
+        else if (r < 0.9) ops.push(src.writeZeroes(off, len));
+        else ops.push(src.discard(off, len));
+        if (ops.length >= 16) await Promise.all(ops.splice(0));
+      }
+      await Promise.all(ops);
+      await src.createSnapshot('b');
+      const r = await replicate({ source: src, fromSnapshot: 'a', toSnapshot: 'b', target: { pool: pb, name: dst }, verify: true });
+      // Shared reads cover gaps, but only changed bytes are written.
+      expect(r.bytesRead).toBeGreaterThanOrEqual(r.bytesWritten);
+      expect(r.bytesWritten + r.bytesZeroed).toBeLessThan(SIZE);
+      expect(await md5(B, `${dst}@b`)).toBe(await md5(A, `${srcName}@b`));
+    } finally {
+      await src.close();
+    }
+  }, 60_000);
+});
+
 describe('replicate: interruption and resume', () => {
   const SIZE = 48 * MiB;
   let src: Image;
