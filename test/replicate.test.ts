@@ -192,6 +192,7 @@ describe('replicate: behaviour', () => {
     expect(r1.bytesWritten).toBe(SIZE);
     expect(r1.bytesRead).toBe(SIZE);
     expect(progress.length).toBeGreaterThan(0);
+    expect(progress.length).toBeLessThanOrEqual(Math.ceil(r1.seconds * 10) + 2); // ≤ ~10×/s
     const last = progress[progress.length - 1];
     expect(last.bytesDone).toBe(last.bytesTotal);
     const r2 = await replicate({ source: src, fromSnapshot: 's1', toSnapshot: 's2', target: { pool: pb, name: dst } });
