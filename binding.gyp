@@ -14,7 +14,8 @@
         "native/pool.cc",
         "native/image.cc",
         "native/snapshot.cc",
-        "native/diff.cc"
+        "native/diff.cc",
+        "native/mirror.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
