@@ -42,7 +42,8 @@ export interface MirrorPeer {
 }
 
 export interface AddPeerOptions {
-  direction?: MirrorPeerDirection;
+  /** Default 'rx-tx' (librbd refuses 'tx-only' on add). */
+  direction?: 'rx-only' | 'rx-tx';
   /** Remote monitor address(es), e.g. 'v2:10.0.0.1:3300'. */
   monHost?: string;
   /** Remote cephx key (base64); stored in the pool's config-key store, never echoed. */
@@ -126,9 +127,11 @@ export interface MirroredImage extends MirrorImageInfo {
 }
 
 export interface MirrorDaemonInfo {
-  /** Service-map key (instance id / gid). */
-  instanceId: string;
-  /** The daemon's client id (e.g. 'rbd-mirror.a'), from its metadata. */
+  /** Service-map key (the daemon's gid). */
+  serviceId: string;
+  /** Instance id serving this pool, once reported. */
+  instanceId?: string;
+  /** The daemon's client id as the CLI shows it, from its metadata. */
   clientId: string;
   hostname?: string;
   version?: string;
@@ -411,7 +414,7 @@ export class MirrorPool {
   async addPeer(spec: string, options: AddPeerOptions = {}): Promise<string> {
     const { client, site } = parsePeerSpec(spec);
     const o = checkOptions<AddPeerOptions>(options, 'addPeer options', ['direction', 'monHost', 'key']);
-    const direction = o.direction === undefined ? 'rx-tx' : checkEnum(o.direction, 'direction', DIRECTIONS);
+    const direction = o.direction === undefined ? 'rx-tx' : checkEnum(o.direction, 'direction', ['rx-only', 'rx-tx'] as const);
     const monHost = o.monHost === undefined ? undefined : checkName(o.monHost, 'monHost');
     const key = o.key === undefined ? undefined : checkKey(o.key);
     return this.run((h) => m.mirrorPeerAdd(h, DIRECTIONS.indexOf(direction), site, client, monHost, key));
@@ -476,31 +479,37 @@ export class MirrorPool {
   }
 
   private async mirrorDaemons(): Promise<MirrorDaemonInfo[]> {
-    type Daemon = { metadata?: Record<string, string>; status?: { json?: string } };
-    const dump = await this.pool.rados.commandJson<{ services?: Record<string, { daemons?: Record<string, Daemon | string> }> }>(
-      'mgr',
-      { prefix: 'service dump' },
-    );
+    // Like the CLI: daemons and their metadata from the service map, per-pool health from
+    // the status each daemon reports (a JSON string keyed by pool id).
+    type Daemon = { metadata?: Record<string, string> };
+    type PoolStatus = { leader?: boolean; instance_id?: string; callouts?: Record<string, { level?: string; text?: string }> };
+    const rados = this.pool.rados;
+    const [dump, statuses] = await Promise.all([
+      rados.commandJson<{ services?: Record<string, { daemons?: Record<string, Daemon | string> }> }>('mgr', { prefix: 'service dump' }),
+      rados.commandJson<Record<string, Record<string, { status?: { json?: string } }>>>('mgr', { prefix: 'service status' }),
+    ]);
     const daemons = dump?.services?.['rbd-mirror']?.daemons ?? {};
     const poolId = String(this.pool.id);
     const out: MirrorDaemonInfo[] = [];
     for (const [key, d] of Object.entries(daemons)) {
       if (key === 'summary' || typeof d !== 'object' || d === null) continue;
       const info: MirrorDaemonInfo = {
-        instanceId: key,
+        serviceId: key,
         clientId: d.metadata?.id ?? '',
         health: 'UNKNOWN',
         callouts: [],
       };
       if (d.metadata?.hostname) info.hostname = d.metadata.hostname;
       if (d.metadata?.ceph_version_short) info.version = d.metadata.ceph_version_short;
-      let status: Record<string, { leader?: boolean; callouts?: Record<string, { level?: string; text?: string }> }> = {};
+      let status: Record<string, PoolStatus> = {};
       try {
-        if (d.status?.json) status = JSON.parse(d.status.json);
+        const json = statuses?.['rbd-mirror']?.[key]?.status?.json;
+        if (json) status = JSON.parse(json);
       } catch { /* unparsable status: health stays UNKNOWN */ }
       const ps = status[poolId];
       if (ps) {
         info.health = 'OK';
+        if (ps.instance_id) info.instanceId = ps.instance_id;
         if (ps.leader !== undefined) info.leader = ps.leader;
         for (const c of Object.values(ps.callouts ?? {})) {
           info.callouts.push(c.text ?? '');
@@ -637,11 +646,24 @@ export function getMirrorMode(image: Image): Promise<MirrorImageMode> {
  * old primary has been replicated here; `force` promotes anyway (split-brain unless the old
  * primary is demoted and resynced afterwards). EINVAL if already primary.
  */
+const FORCE_PROMOTE_RETRY_MS = 15_000;
+
 export async function promoteImage(image: Image, options: { force?: boolean } = {}): Promise<void> {
   const o = checkOptions<{ force?: boolean }>(options, 'promoteImage options', ['force']);
   const force = checkBool(o.force, 'force') ?? false;
   try {
-    await imageRun(image, (h) => m.mirrorImageOp(h, 'promote', force));
+    const deadline = Date.now() + FORCE_PROMOTE_RETRY_MS;
+    for (;;) {
+      try {
+        await imageRun(image, (h) => m.mirrorImageOp(h, 'promote', force));
+        break;
+      } catch (e) {
+        // A forced promote asks the local rbd-mirror for the image's lock; while it is busy
+        // replaying it may refuse once (EROFS). It gives the lock up for force promotion.
+        if (!force || !isRbdError(e, 'EROFS') || Date.now() > deadline) throw e;
+        await sleep(500);
+      }
+    }
   } catch (e) {
     if (isRbdError(e, 'EINVAL')) {
       const info = await getMirrorInfo(image).catch(() => undefined);
@@ -679,6 +701,15 @@ export function createMirrorSnapshot(image: Image): Promise<number> {
 /** Global status: each site's state, up/down, last update and parsed replay description. */
 export async function getMirrorStatus(image: Image): Promise<MirrorImageStatus> {
   const g = await imageRun(image, (h) => m.mirrorGetGlobalStatus(h));
+  if (g.state !== 'enabled') {
+    // As `rbd mirror image status`: there is no status to show.
+    throw codedError('EINVAL', `get mirror image status '${image.spec}' failed: mirroring is not enabled on the image (state ${g.state})`, {
+      errno: -22,
+      operation: 'get mirror image status',
+      pool: image.pool.name,
+      image: image.name,
+    });
+  }
   const [localSite, peers] = await mirrorPool(image.pool).siteNames();
   return toImageStatus(g, localSite, peers);
 }
@@ -1028,7 +1059,9 @@ export async function failover(options: FailoverOptions): Promise<void> {
           await promoteImage(secondary);
           return true;
         } catch (e) {
-          if (isRbdError(e, 'EBUSY')) return undefined;
+          // EBUSY: demotion not replicated yet; EROFS: rbd-mirror still holds the image's
+          // lock while it finishes replaying. Both clear by themselves.
+          if (isRbdError(e, 'EBUSY') || isRbdError(e, 'EROFS')) return undefined;
           throw e;
         }
       },

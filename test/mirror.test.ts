@@ -181,9 +181,9 @@ describe('pool and site', () => {
     await sm.setMode('image');
     try {
       const key = randomBytes(16).toString('base64');
-      const uuid = await sm.addPeer('client.remote-user@site-x', { direction: 'tx-only', monHost: 'v2:127.0.0.1:1', key });
+      const uuid = await sm.addPeer('client.remote-user@site-x', { direction: 'rx-only', monHost: 'v2:127.0.0.1:1', key });
       let [p] = await sm.listPeers();
-      expect(p).toMatchObject({ uuid, siteName: 'site-x', clientName: 'client.remote-user', direction: 'tx-only', monHost: 'v2:127.0.0.1:1', keySet: true });
+      expect(p).toMatchObject({ uuid, siteName: 'site-x', clientName: 'client.remote-user', direction: 'rx-only', monHost: 'v2:127.0.0.1:1', keySet: true });
       expect(JSON.stringify(p)).not.toContain(key);
       await sm.setPeerDirection(uuid, 'rx-tx');
       await sm.setPeerSiteName(uuid, 'site-y');
@@ -199,6 +199,7 @@ describe('pool and site', () => {
       expect(e).toBeInstanceOf(TypeError);
       expect((e as Error).message).not.toContain(bad);
       await expect(sm.addPeer('a@b@', {})).rejects.toThrow(TypeError);
+      await expect(sm.addPeer('site-z', { direction: 'tx-only' as never })).rejects.toThrow(TypeError);
     } finally {
       await sm.setMode('disabled');
     }
@@ -318,17 +319,25 @@ describe('snapshot mode', () => {
       ['snap2', 'snapshot', true],
     ]);
     expect(await ma.listMirroredImages({ mode: 'journal', pageSize: 1 })).toEqual([]);
+    // The CLI is the oracle for the summary.
     const sum = await until('daemon health OK on site-b', async () => {
       const s = await mb.getStatusSummary();
-      return s.daemonHealth === 'OK' ? s : undefined;
+      return s.daemonHealth === 'OK' && s.daemons[0]?.instanceId ? s : undefined;
     });
-    expect(sum.daemons.length).toBeGreaterThanOrEqual(1);
-    expect(sum.daemons[0].clientId).toBe('rbd-mirror.b');
+    const cli = JSON.parse(await rbdCli(B, ['mirror', 'pool', 'status', POOL, '--verbose', '--format', 'json'])) as {
+      summary: { daemon_health: string; states: Record<string, number> };
+      daemons: { service_id: string; instance_id: string; client_id: string; leader: boolean; health: string }[];
+    };
+    expect(sum.daemonHealth).toBe(cli.summary.daemon_health);
+    expect(sum.daemons.map((d) => [d.serviceId, d.instanceId, d.clientId, d.leader, d.health])).toEqual(
+      cli.daemons.map((d) => [d.service_id, d.instance_id, d.client_id, d.leader, d.health]),
+    );
     expect(sum.total).toBe(Object.values(sum.states).reduce((x, y) => x + y!, 0));
     expect(sum.total).toBeGreaterThanOrEqual(1);
+    expect(['OK', 'WARNING']).toContain(sum.imageHealth);
     await disableMirroring(s2);
     expect((await getMirrorInfo(s2)).state).toBe('disabled');
-  });
+  }, 120_000);
 
   it('errors: promote an already-primary image; demote a non-primary one', async () => {
     const e = await promoteImage(a).catch((x: Error) => x);
