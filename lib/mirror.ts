@@ -637,8 +637,19 @@ export function getMirrorInfo(image: Image): Promise<MirrorImageInfo> {
   return imageRun(image, (h) => m.mirrorGetInfo(h));
 }
 
-export function getMirrorMode(image: Image): Promise<MirrorImageMode> {
-  return imageRun(image, (h) => m.mirrorGetMode(h));
+/** The image's mirroring mode (EINVAL when mirroring is not enabled on it). */
+export async function getMirrorMode(image: Image): Promise<MirrorImageMode> {
+  // librbd reports a mode even for images that are not mirrored: check the state first.
+  const info = await getMirrorInfo(image);
+  if (info.state !== 'enabled' || !info.mode) {
+    throw codedError('EINVAL', `get mirror image mode '${image.spec}' failed: mirroring is not enabled on the image (state ${info.state})`, {
+      errno: -22,
+      operation: 'get mirror image mode',
+      pool: image.pool.name,
+      image: image.name,
+    });
+  }
+  return info.mode;
 }
 
 /**
@@ -767,6 +778,14 @@ function levelSpec(level: ScheduleLevel, what: string, requirePool: boolean): st
   return ns ? `${pool}/${ns}/${image}` : `${pool}/${image}`;
 }
 
+function pickLevel(o: ScheduleLevel): ScheduleLevel {
+  const r: ScheduleLevel = {};
+  if (o.pool !== undefined) r.pool = o.pool;
+  if (o.namespace !== undefined) r.namespace = o.namespace;
+  if (o.image !== undefined) r.image = o.image;
+  return r;
+}
+
 function splitLevel(name: string): { pool: string; namespace: string; image: string } {
   const parts = name.split('/');
   if (parts.length === 2) return { pool: parts[0], namespace: '', image: parts[1] };
@@ -814,6 +833,16 @@ export async function removeSnapshotSchedule(
   if (st !== undefined) {
     if (options.interval === undefined) throw new TypeError('startTime needs an interval');
     cmd.start_time = st;
+  }
+  // The mgr silently accepts removing a schedule that does not exist (unless the level never
+  // had one): check first so a typo is an error, as users expect.
+  const level = (await listSnapshotSchedules(rados, { ...pickLevel(options) })).find((l) => l.levelSpec === spec);
+  const found = level?.schedules.some((x) => options.interval === undefined || x.interval === options.interval) ?? false;
+  if (!found) {
+    throw codedError('ENOENT', `remove mirror snapshot schedule '${spec}'${options.interval ? ` ${options.interval}` : ''} failed: no such schedule`, {
+      errno: -2,
+      operation: 'remove mirror snapshot schedule',
+    });
   }
   await rados.command('mgr', cmd);
 }

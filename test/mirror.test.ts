@@ -459,6 +459,8 @@ describe('snapshot schedules (mgr)', () => {
     expect(await listSnapshotSchedules(ra, { pool: POOL, recursive: true })).toEqual([]);
     await expect(removeSnapshotSchedule(ra, { pool: POOL, interval: '6h' })).rejects.toMatchObject({ code: 'ENOENT' });
     await expect(addSnapshotSchedule(ra, { pool: POOL, interval: '6 hours' })).rejects.toThrow(TypeError);
-    await expect(addSnapshotSchedule(ra, { pool: 'no-such-pool-x', interval: '6h' })).rejects.toMatchObject({ code: 'ENOENT' });
+    const np = await addSnapshotSchedule(ra, { pool: 'no-such-pool-x', interval: '6h' }).catch((e: Error) => e);
+    expect(np).toMatchObject({ code: 'EINVAL' });
+    expect((np as Error).message).toMatch(/pool no-such-pool-x does not exist/);
   }, 150_000);
 });
