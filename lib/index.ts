@@ -20,3 +20,5 @@ export {
   type MirrorPoolStatus, type ScheduleLevel, type SnapshotScheduleItem, type SnapshotScheduleLevel, type ScheduledImage,
   type WaitOptions, type SyncState, type FailoverStep, type FailoverProgress, type FailoverOptions, type FailbackOptions,
 } from './mirror.js';
+export { replicate, type ReplicateOptions, type ReplicateResult, type ReplicateProgress, type ReplicateTargetSpec } from './replicate.js';
+export { sourceIdentity, recordIdentity, readIdentity, sameSource, type SnapshotIdentity } from './identity.js';
