@@ -88,8 +88,8 @@ async function main() {
     const [pa, pb]: Pool[] = await Promise.all([ra.openPool(POOL), rb.openPool(POOL)]);
     await mirrorPool(pa).setMode('image');
     await mirrorPool(pb).setMode('image');
-    // b pulls from a.
-    await mirrorPool(pb).importBootstrapToken(await mirrorPool(pa).createBootstrapToken(), { direction: 'rx-only' });
+    // rx-tx: a learns b as a peer at once, so the first mirror snapshot already lists b.
+    await mirrorPool(pb).importBootstrapToken(await mirrorPool(pa).createBootstrapToken(), { direction: 'rx-tx' });
 
     await pa.createImage('src', IMAGE);
     const src = await pa.openImage('src');
@@ -101,14 +101,15 @@ async function main() {
     const t0 = Date.now();
     while (!peer) {
       try {
-        peer = await pb.openImage('src', { readOnly: true });
+        peer = await pb.openImage('src');
       } catch {
         if (Date.now() - t0 > 120_000) throw new Error('image did not appear on b within 120 s');
         await sleep(200);
       }
     }
     cleanup.unshift(() => peer!.close());
-    await waitForMirrorSync(src, { peer, timeoutMs: 300_000 });
+    await createMirrorSnapshot(src);
+    await waitForMirrorSync(src, { peer, timeoutMs: 180_000 });
     log('initial mirror sync done');
     // replicate's target: a full copy of s0 (not timed).
     await replicate({ source: src, toSnapshot: 's0', target: { pool: pb, name: 'repl', create: {} } });

@@ -979,7 +979,11 @@ export async function waitForMirrorSync(image: Image, options: WaitOptions = {})
     await poll(o, what, async () => {
       if (o.peer) {
         const copy = (await o.peer.listSnapshots({ allNamespaces: true })).find((s) => s.mirror?.primarySnapId === snap.id);
-        last = copy ? `snapshot ${copy.id} ${copy.mirror!.complete ? 'complete' : `copying (object ${copy.mirror!.lastCopiedObjectNumber})`}` : 'not yet created on the peer';
+        last = copy
+          ? `snapshot ${copy.id} ${copy.mirror!.complete ? 'complete' : `copying (object ${copy.mirror!.lastCopiedObjectNumber})`}`
+          : snap.mirror!.peerUuids.length === 0
+            ? `primary mirror snapshot ${snap.id} lists no peers (created before this site knew its peer): create a new mirror snapshot`
+            : 'not yet created on the peer';
         return copy?.mirror?.complete ? true : undefined;
       }
       const st = await getMirrorStatus(image);
