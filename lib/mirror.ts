@@ -594,6 +594,24 @@ function imageRun<T>(image: Image, fn: (h: ImageHandle) => Promise<T>): Promise<
 }
 
 /**
+ * librbd answers ENOENT (promote) or EINVAL (others) on images without mirroring; give every
+ * image-level operation the same EINVAL with a message saying why.
+ */
+async function notEnabled(image: Image, e: unknown): Promise<unknown> {
+  if (!isRbdError(e, 'ENOENT') && !isRbdError(e, 'EINVAL')) return e;
+  const info = await getMirrorInfo(image).catch(() => undefined);
+  if (!info || info.state === 'enabled') return e;
+  const err = e as Error & { code: string; errno: number };
+  if (err.code === 'ENOENT') {
+    err.code = 'EINVAL';
+    err.errno = -22;
+    err.message = err.message.replace(/^ENOENT: (.*) failed: .*$/s, 'EINVAL: $1 failed');
+  }
+  err.message += `: mirroring is not enabled on the image (state ${info.state})`;
+  return err;
+}
+
+/**
  * Enables mirroring of an image. Journal mode needs the exclusive-lock and journaling features:
  * like the CLI, librbd turns them on when missing; if that is not possible (e.g. image opened
  * read-only) the error says which features to enable.
@@ -676,10 +694,10 @@ export async function promoteImage(image: Image, options: { force?: boolean } = 
       }
     }
   } catch (e) {
+    const info = await getMirrorInfo(image).catch(() => undefined);
+    if (info && info.state !== 'enabled') throw await notEnabled(image, e);
     if (isRbdError(e, 'EINVAL')) {
-      const info = await getMirrorInfo(image).catch(() => undefined);
       if (info?.primary) (e as Error).message += ': the image is already primary';
-      else if (info && info.state !== 'enabled') (e as Error).message += ': mirroring is not enabled on the image';
     } else if (isRbdError(e, 'EBUSY') && !force) {
       (e as Error).message += ': the image is primary on a peer, or its demotion has not been replicated yet';
     }
@@ -691,22 +709,29 @@ export async function demoteImage(image: Image): Promise<void> {
   try {
     await imageRun(image, (h) => m.mirrorImageOp(h, 'demote'));
   } catch (e) {
-    if (isRbdError(e, 'EINVAL')) {
-      const info = await getMirrorInfo(image).catch(() => undefined);
-      if (info && !info.primary) (e as Error).message += ': the image is not primary';
-    }
+    const info = await getMirrorInfo(image).catch(() => undefined);
+    if (info && info.state !== 'enabled') throw await notEnabled(image, e);
+    if (isRbdError(e, 'EINVAL') && info && !info.primary) (e as Error).message += ': the image is not primary';
     throw e;
   }
 }
 
 /** Flags a non-primary image for a full resync from the primary (rbd-mirror recreates it). */
 export async function resyncImage(image: Image): Promise<void> {
-  await imageRun(image, (h) => m.mirrorImageOp(h, 'resync'));
+  try {
+    await imageRun(image, (h) => m.mirrorImageOp(h, 'resync'));
+  } catch (e) {
+    throw await notEnabled(image, e);
+  }
 }
 
 /** Creates a mirror snapshot (snapshot mode, primary image); returns its snapshot id. */
-export function createMirrorSnapshot(image: Image): Promise<number> {
-  return imageRun(image, (h) => m.mirrorCreateSnapshot(h));
+export async function createMirrorSnapshot(image: Image): Promise<number> {
+  try {
+    return await imageRun(image, (h) => m.mirrorCreateSnapshot(h));
+  } catch (e) {
+    throw await notEnabled(image, e);
+  }
 }
 
 /** Global status: each site's state, up/down, last update and parsed replay description. */
@@ -891,8 +916,9 @@ export interface WaitOptions {
   /** Poll interval (default 500 ms). */
   pollMs?: number;
   /**
-   * The image on the peer cluster. With it, snapshot mode watches the non-primary snapshot's
-   * `complete` flag directly (exact); without it, the peer's status report is used.
+   * The image on the peer cluster, opened without readOnly. With it, snapshot mode watches the
+   * non-primary snapshot's `complete` flag directly (exact); without it, the peer's status report
+   * is used.
    */
   peer?: Image;
 }
@@ -967,6 +993,10 @@ function latestPrimarySnapshot(snaps: Awaited<ReturnType<Image['listSnapshots']>
  */
 export async function waitForMirrorSync(image: Image, options: WaitOptions = {}): Promise<SyncState> {
   const o = checkWait(options, 'waitForMirrorSync options');
+  if (o.peer !== undefined && (typeof o.peer?.track !== 'function' || o.peer.readOnly)) {
+    // librbd registers no header watch for read-only opens: such a handle never sees new snapshots.
+    throw new TypeError('peer must be an Image opened without readOnly (read-only handles are not notified of new snapshots)');
+  }
   const what = `wait for mirror sync of '${image?.spec}'`;
   const info = await getMirrorInfo(image);
   if (info.state !== 'enabled') throw codedError('EINVAL', `${what}: mirroring is not enabled on the image`, { operation: 'wait for mirror sync' });

@@ -242,7 +242,11 @@ describe('pool and site', () => {
     const se = await getMirrorStatus(nm).catch((x: Error) => x);
     expect(se).toMatchObject({ code: 'EINVAL', operation: 'get mirror image status', image: 'not-mirrored' });
     await expect(getMirrorMode(nm)).rejects.toMatchObject({ code: 'EINVAL' });
-    await expect(promoteImage(nm)).rejects.toMatchObject({ code: 'EINVAL' });
+    for (const op of [() => promoteImage(nm), () => demoteImage(nm), () => createMirrorSnapshot(nm)]) {
+      const err = (await op().catch((x: Error) => x)) as Error;
+      expect(err).toMatchObject({ code: 'EINVAL', image: 'not-mirrored' });
+      expect(err.message).toMatch(/mirroring is not enabled on the image/);
+    }
   });
 });
 
@@ -269,6 +273,10 @@ describe('snapshot mode', () => {
     expect(copy?.mirror).toMatchObject({ state: 'non-primary', complete: true });
     expect(await getMirrorInfo(b)).toMatchObject({ state: 'enabled', primary: false, mode: 'snapshot', globalId: info.globalId });
     expect(await md5(B, 'snap1')).toBe(await md5(A, 'snap1'));
+    const ro = await pb.openImage('snap1', { readOnly: true });
+    opened.push(ro);
+    await expect(waitForMirrorSync(a, { peer: ro })).rejects.toThrow(/readOnly/);
+    await expect(waitForMirrorSync(b)).rejects.toMatchObject({ code: 'EINVAL' });
 
     // Round 2: a small delta.
     await writeRandom(a, [3 * MiB, 15 * MiB], 64 * 1024);
