@@ -375,17 +375,27 @@ export class MirrorPool {
     if (token.includes('\0')) throw new TypeError('token must not contain NUL');
     const o = checkOptions<{ direction?: string }>(options, 'importBootstrapToken options', ['direction']);
     const direction = o.direction === undefined ? 'rx-tx' : checkEnum(o.direction, 'direction', ['rx-only', 'rx-tx'] as const);
+    const op = 'import mirror bootstrap token';
+    // Decode it here, so a garbled token gets a precise error (the token itself is never shown).
+    let peer: { fsid: string; monHost: string } | undefined;
+    try {
+      const t = JSON.parse(Buffer.from(token.trim(), 'base64').toString('utf8')) as Record<string, unknown>;
+      if (['fsid', 'client_id', 'key', 'mon_host'].every((k) => typeof t[k] === 'string' && t[k] !== '')) {
+        peer = { fsid: t.fsid as string, monHost: t.mon_host as string };
+      }
+    } catch { /* not base64 JSON */ }
+    if (!peer) {
+      throw codedError('EINVAL', `${op} '${this.pool.spec}' failed: the token is not a valid bootstrap token (token not shown)`, {
+        errno: -22,
+        operation: op,
+        pool: this.pool.name,
+      });
+    }
     try {
       await this.run((h) => m.mirrorBootstrapImport(h, DIRECTIONS.indexOf(direction), token.trim()));
     } catch (e) {
-      // The native message never holds the token; say what is wrong in words users act on.
-      if (isRbdError(e, 'EINVAL')) {
-        throw codedError('EINVAL', `import mirror bootstrap token '${this.pool.spec}' failed: the token is not a valid bootstrap token (token not shown)`, {
-          errno: (e as { errno: number }).errno,
-          operation: 'import mirror bootstrap token',
-          pool: this.pool.name,
-        });
-      }
+      // The native message never holds the token; name the peer it could not be used with.
+      (e as Error).message += ` (peer site ${peer.fsid}, mon host ${peer.monHost.slice(0, 200)})`;
       throw e;
     }
   }
