@@ -191,6 +191,15 @@ describe('pool and site', () => {
       await sm.setPeerMonHost(uuid, 'v2:127.0.0.1:2');
       [p] = await sm.listPeers();
       expect(p).toMatchObject({ uuid, siteName: 'site-y', clientName: 'client.other', direction: 'rx-tx', monHost: 'v2:127.0.0.1:2', keySet: true });
+      const key2 = randomBytes(16).toString('base64');
+      await sm.setPeerKey(uuid, key2);
+      [p] = await sm.listPeers();
+      expect(p.keySet).toBe(true);
+      expect(p.monHost).toBe('v2:127.0.0.1:2');
+      expect(JSON.stringify(p)).not.toContain(key2);
+      const ke = (await sm.setPeerKey('00000000-0000-4000-8000-000000000001', key2).catch((x: Error) => x)) as Error;
+      expect(ke).toMatchObject({ code: 'ENOENT' });
+      expect(ke.message + JSON.stringify(ke)).not.toContain(key2);
       await sm.removePeer(uuid);
       expect(await sm.listPeers()).toEqual([]);
       // A bad key is refused without echoing it.
