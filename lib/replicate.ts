@@ -58,6 +58,8 @@ export interface ReplicateOptions {
   _beforeVerify?: (target: Image) => Promise<void> | void;
   /** @internal checkpoint interval in ms (default 2000). */
   _checkpointMs?: number;
+  /** @internal diff enumeration: 'auto' (object map when valid, refined), 'fine', 'whole' (whole objects). */
+  _enumeration?: 'auto' | 'fine' | 'whole';
 }
 
 export interface ReplicateResult {
@@ -102,7 +104,7 @@ interface NativeCopy {
     o: {
       mode: 'copy' | 'verify';
       fromSnap: string | null;
-      toSnap: string;
+      toSnapId: number;
       size: number;
       startOffset: number;
       chunkSize: number;
@@ -111,6 +113,7 @@ interface NativeCopy {
       fillGaps: boolean;
       checkpointPrefix: string;
       checkpointMs: number;
+      enumeration: number;
     },
     onProgress: (done: number, total: number, extents: number) => void,
   ): { job: unknown; promise: Promise<NativeCopyResult> };
@@ -128,7 +131,7 @@ const isImage = (v: unknown): v is Image => v instanceof Image;
 export async function replicate(options: ReplicateOptions): Promise<ReplicateResult> {
   const o = checkOptions<ReplicateOptions>(options, 'replicate options', [
     'source', 'fromSnapshot', 'toSnapshot', 'target', 'concurrency', 'chunkSize', 'verify', 'force', 'signal',
-    'onProgress', '_beforeVerify', '_checkpointMs',
+    'onProgress', '_beforeVerify', '_checkpointMs', '_enumeration',
   ]);
   if (o === undefined || !isImage(o.source)) throw new TypeError(`source must be an open Image, got ${describe(o?.source)}`);
   const source = o.source;
@@ -144,6 +147,8 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new TypeError('onProgress must be a function');
   if (o._beforeVerify !== undefined && typeof o._beforeVerify !== 'function') throw new TypeError('_beforeVerify must be a function');
   const checkpointMs = o._checkpointMs === undefined ? 2000 : checkUint(o._checkpointMs, '_checkpointMs', { min: 10 });
+  const enumeration = ({ auto: 0, fine: 1, whole: 2 } as Record<string, number>)[o._enumeration ?? 'auto'];
+  if (enumeration === undefined) throw new RangeError(`_enumeration must be 'auto', 'fine' or 'whole'`);
   let targetSpec: ReplicateTargetSpec | undefined;
   if (!isImage(o.target)) {
     const t = checkOptions<ReplicateTargetSpec>(o.target, 'target', ['pool', 'name', 'create']);
@@ -272,8 +277,8 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
         target.h,
         {
           mode,
-          fromSnap: mode === 'copy' ? fromSnap ?? null : fromSnap ?? null,
-          toSnap,
+          fromSnap: fromSnap ?? null,
+          toSnapId: toId.snapId,
           size,
           startOffset: start,
           chunkSize,
@@ -282,6 +287,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
           fillGaps: fromSnap === undefined && !fresh,
           checkpointPrefix: mode === 'copy' ? cpPrefix : '',
           checkpointMs,
+          enumeration,
         },
         onProgress,
       );
