@@ -114,6 +114,7 @@ interface NativeCopy {
       checkpointPrefix: string;
       checkpointMs: number;
       enumeration: number;
+      extra?: Float64Array;
     },
     onProgress: (done: number, total: number, extents: number) => void,
   ): { job: unknown; promise: Promise<NativeCopyResult> };
@@ -127,6 +128,14 @@ const n = native as unknown as NativeCopy;
 const busy = new Set<string>();
 
 const isImage = (v: unknown): v is Image => v instanceof Image;
+const TRACE = process.env.RBD_STREAM_TRACE_REPLICATE === '1';
+let traceT = 0;
+const trace = (what: string) => {
+  if (!TRACE) return;
+  const now = performance.now();
+  process.stderr.write(`[replicate] ${what} +${(now - traceT).toFixed(1)}ms\n`);
+  traceT = now;
+};
 
 export async function replicate(options: ReplicateOptions): Promise<ReplicateResult> {
   const o = checkOptions<ReplicateOptions>(options, 'replicate options', [
@@ -162,10 +171,14 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
   signal?.throwIfAborted();
 
   const started = performance.now();
+  traceT = started;
   // Source side: identities of both snapshots (ENOENT when missing).
   const toId = await sourceIdentity(source, toSnap);
+  trace('L174');
   const fromId = fromSnap === undefined ? null : await sourceIdentity(source, fromSnap);
+  trace('L175');
   const srcSnapInfo = (await source.getSnapshot(toSnap))!;
+  trace('L176');
   const size = srcSnapInfo.size;
 
   // Target: open (or create) it.
@@ -175,31 +188,38 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
   if (targetSpec) {
     const { pool, name, create } = targetSpec;
     const exists = (await pool.listImages()).includes(name);
+    trace('L185');
     if (!exists) {
       if (fromSnap !== undefined) {
         throw codedError('ENOENT', `target image '${pool.spec}/${name}' does not exist (incremental copy needs base '${fromSnap}')`, { errno: -2 });
       }
       if (!create) throw codedError('ENOENT', `target image '${pool.spec}/${name}' does not exist (pass target.create)`, { errno: -2 });
       await pool.createImage(name, size, { features: create.features, order: create.order });
+      trace('L191');
       created = true;
     }
     target = await pool.openImage(name);
+    trace('L194');
     ownTarget = true;
   } else {
     target = o.target as Image;
   }
 
   let srcSnapImage: Image | undefined;
+  let extra: Float64Array | undefined;
   let busyKey: string | undefined;
   let locked = false;
   try {
     const tst = await target.stat();
+    trace('L204');
     busyKey = `${await target.pool.rados.fsid()}/${target.pool.id}/${target.pool.namespace}/${tst.id}`;
+    trace('L205');
     if (busy.has(busyKey)) throw codedError('EBUSY', `another replicate into '${target.spec}' is in progress`, { errno: -16 });
     busy.add(busyKey);
     if (tst.features.includes('exclusive-lock')) {
       try {
         await target.track(() => n.lockAcquire(target.h));
+        trace('L210');
         locked = true;
       } catch (e) {
         const code = (e as { code?: string }).code;
@@ -211,12 +231,14 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     }
 
     const tsnaps = await target.listSnapshots();
+    trace('L221');
     if (tsnaps.some((s) => s.name === toSnap)) {
       throw codedError('EEXIST', `snapshot '${toSnap}' already exists on target '${target.pool.spec}/${target.name}'`, { errno: -17, snapshot: toSnap });
     }
 
     // A checkpoint from an interrupted run of this same copy?
     const cp = parseCheckpoint(await target.getMetadata(CHECKPOINT_KEY));
+    trace('L227');
     const matching = cp !== undefined && sameSource(cp.to, toId) && (cp.from === null ? fromId === null : sameSource(cp.from, fromId ?? undefined));
 
     if (fromSnap !== undefined) {
@@ -225,6 +247,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
         throw codedError('ENOENT', `base snapshot '${fromSnap}' not found on target '${target.pool.spec}/${target.name}'`, { errno: -2, snapshot: fromSnap });
       }
       const rec = await readIdentity(target, fromSnap);
+      trace('L235');
       if (!rec || !sameSource(rec, fromId!)) {
         throw codedError(
           'ERR_WRONG_BASE',
@@ -235,30 +258,40 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
         );
       }
       // Our own interrupted run changed the head: that is expected, not a foreign change.
-      if (!force && !matching) {
+      // force: the target's own changes since the base are overwritten with source data too
+      // (also on a resumed run: extents past the checkpoint are still to do).
+      if (force || !matching) {
         let changed = tst.size !== base.size;
-        if (!changed) {
-          for await (const batch of target.diff({ fromSnapshot: fromSnap, batchSize: 1 })) {
-            if (batch.length > 0) { changed = true; break; }
+        const local: number[] = [];
+        if (force || !changed) {
+          for await (const batch of target.diff({ fromSnapshot: fromSnap, batchSize: force ? 1024 : 1 })) {
+            if (batch.length > 0) changed = true;
+            if (!force && changed) break;
+            for (const e of batch) local.push(e.offset, e.length);
           }
         }
-        if (changed) {
+        if (force && local.length > 0) extra = Float64Array.from(local);
+        if (changed && !force && !matching) {
           throw codedError('ERR_TARGET_CHANGED', `target '${target.pool.spec}/${target.name}' head changed since snapshot '${fromSnap}' (pass force to overwrite)`, { snapshot: fromSnap });
         }
       }
     }
 
     const fresh = matching ? cp!.fresh : created;
+    // (with force, extra is set above; on a resumed forced run the checkpoint's doneOffset covers it)
     const startOffset = matching ? Math.min(cp!.doneOffset, size) : 0;
     const resumed = matching && startOffset > 0;
     const cpPrefix = JSON.stringify({ from: fromId, to: toId, fresh }).slice(0, -1) + ',"doneOffset":';
     // Written before the first change to the target: a crash from here on is recognisably ours.
     if (!matching || !cp) await target.setMetadata(CHECKPOINT_KEY, `${cpPrefix}${startOffset}}`);
+    trace('L264');
 
     if (tst.size !== size) await target.resize(size, { allowShrink: true });
+    trace('L266');
 
     // Source opened at toSnapshot, our own handle (read-only; a live client keeps its lock).
     srcSnapImage = await source.pool.openImage(source.name, { snapshot: { id: toId.snapId }, readOnly: true });
+    trace('L269');
 
     const total = { r: 0, w: 0, z: 0, x: 0 };
     const runJob = async (mode: 'copy' | 'verify', start: number): Promise<NativeCopyResult> => {
@@ -288,6 +321,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
           checkpointPrefix: mode === 'copy' ? cpPrefix : '',
           checkpointMs,
           enumeration,
+          extra,
         },
         onProgress,
       );
@@ -301,12 +335,14 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     };
 
     const r = await runJob('copy', startOffset);
+    trace('L311');
     total.r += r.bytesRead; total.w += r.bytesWritten; total.z += r.bytesZeroed; total.x += r.extents;
     if (r.aborted) throw abortError(signal, target);
 
     if (verify) {
       if (o._beforeVerify) await o._beforeVerify(target);
       const v = await runJob('verify', 0);
+      trace('L317');
       if (v.aborted) throw abortError(signal, target);
       if (v.mismatchOffset >= 0) {
         throw codedError('ERR_VERIFY_MISMATCH', `data differs between source '${source.pool.spec}/${source.name}@${toSnap}' and target '${target.pool.spec}/${target.name}' at offset ${v.mismatchOffset}`, { offset: v.mismatchOffset });
@@ -314,9 +350,13 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     }
 
     await target.flush();
+    trace('L324');
     await recordIdentity(target, toSnap, toId);
+    trace('L325');
     await target.createSnapshot(toSnap);
+    trace('L326');
     await target.removeMetadata(CHECKPOINT_KEY).catch(() => undefined);
+    trace('L327');
     return {
       bytesRead: total.r,
       bytesWritten: total.w,
@@ -328,9 +368,12 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     };
   } finally {
     if (srcSnapImage) await srcSnapImage.close().catch(() => undefined);
+    trace('L338');
     if (locked) await target.track(() => n.lockRelease(target.h)).catch(() => undefined);
+    trace('L339');
     if (busyKey) busy.delete(busyKey);
     if (ownTarget) await target.close().catch(() => undefined);
+    trace('L341');
   }
 }
 

@@ -58,6 +58,8 @@ struct Options {
   int enumeration = 0;  // 0 auto (object map, then refine), 1 fine only, 2 whole objects
   std::string checkpointPrefix;
   int checkpointMs = 2000;
+  // Ranges to copy besides the diff (force: undo the target's own changes).
+  std::vector<Ext> extra;
 };
 
 struct Job {
@@ -196,7 +198,10 @@ int Enumerate(Job* j, OpContext* ctx) {
       return rc;
     }
   }
+  for (const Ext& e : j->o.extra) all.push_back(e);
+  std::stable_sort(all.begin(), all.end(), [](const Ext& a, const Ext& b) { return a.off < b.off; });
   // Clip to [startOffset, size) and fill gaps with zero extents when asked.
+  // Overlaps are trimmed: whatever the diff says, the copy is of source@to.
   uint64_t lo = j->o.startOffset, hi = j->o.size, cur = lo;
   for (const Ext& e0 : all) {
     Ext e = e0;
@@ -490,6 +495,11 @@ Napi::Value CopyStart(const Napi::CallbackInfo& info) {
   opt.enumeration = int(num("enumeration"));
   opt.checkpointPrefix = o.Get("checkpointPrefix").ToString().Utf8Value();
   opt.checkpointMs = int(std::max<uint64_t>(10, num("checkpointMs")));
+  Napi::Value extra = o.Get("extra");
+  if (extra.IsTypedArray()) {
+    auto a = extra.As<Napi::Float64Array>();
+    for (size_t i = 0; i + 1 < a.ElementLength(); i += 2) opt.extra.push_back({uint64_t(a[i]), uint64_t(a[i + 1]), true});
+  }
 
   auto* holder = new std::shared_ptr<Job>(job);
   job->tsfn = Napi::ThreadSafeFunction::New(

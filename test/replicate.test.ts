@@ -72,14 +72,29 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  // Remove what we created (snapshots first), a few at a time, through the library.
+  const pools = new Map([[A, pa], [B, pb]]);
+  const todo = [...created].reverse();
+  await Promise.all([0, 1, 2, 3].map(async () => {
+    for (let x = todo.shift(); x; x = todo.shift()) {
+      const pool = pools.get(x.c);
+      if (!pool) continue;
+      try {
+        const img = await pool.openImage(x.name);
+        try {
+          for (const s of await img.listSnapshots()) await img.removeSnapshot({ id: s.id }, { force: true });
+        } finally {
+          await img.close();
+        }
+        await pool.removeImage(x.name);
+      } catch (e) {
+        if ((e as { code?: string }).code !== 'ENOENT') console.warn(`cleanup of ${x.name}: ${String(e)}`);
+      }
+    }
+  }));
   await ra?.close();
   await rb?.close();
-  for (const { c, name } of created.reverse()) {
-    const spec = `${c.pool}/${name}`;
-    await rbdCli(c, ['snap', 'purge', spec]).catch(() => undefined);
-    await rbdCli(c, ['rm', '--no-progress', spec]).catch(() => undefined);
-  }
-});
+}, 180_000);
 
 describe('replicate: randomized snapshot chains a → b', () => {
   const SEEDS = 10;
@@ -245,10 +260,12 @@ describe('replicate: behaviour', () => {
     await t2.resize(SIZE + MiB);
     await t2.close();
     await expectCode(replicate({ source: src, fromSnapshot: 's1', toSnapshot: 's2', target: { pool: pb, name: dst2 } }), 'ERR_TARGET_CHANGED');
-    // force: the copy overwrites the change (the head write lies outside s1→s2's diff, so it stays: this is
-    // documented force semantics — only the diff is applied).
+    // force: the target's own changes are overwritten too (the write at 12 MiB lies outside s1→s2's diff).
+    await replicate({ source: src, fromSnapshot: 's1', toSnapshot: 's2', target: { pool: pb, name: dst }, force: true });
     await replicate({ source: src, fromSnapshot: 's1', toSnapshot: 's2', target: { pool: pb, name: dst2 }, force: true });
-    expect(await md5(B, `${dst2}@s2`)).toBe(await md5(A, `${srcName}@s2`));
+    const want = await md5(A, `${srcName}@s2`);
+    expect(await md5(B, `${dst}@s2`)).toBe(want);
+    expect(await md5(B, `${dst2}@s2`)).toBe(want);
   }, 60_000);
 
   it('refuses a concurrent replicate into the same target (EBUSY)', async () => {
@@ -359,10 +376,21 @@ describe('replicate: interruption and resume', () => {
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
     // Kill once a checkpoint past 8 MiB is on the target.
     const deadline = Date.now() + 60_000;
+    let busyTime = -1;
     let killed = false;
+    let busyChecked = false;
     while (Date.now() < deadline) {
       const meta = await rbdCli(B, ['image-meta', 'get', `${B.pool}/${dst}`, 'rbd-stream.checkpoint']).catch(() => '');
-      if (meta && JSON.parse(meta).doneOffset >= 8 * MiB) {
+      const done = meta ? JSON.parse(meta).doneOffset : -1;
+      if (done >= 0 && !busyChecked) {
+        // The live child holds the target's exclusive lock: another process is refused.
+        const t0 = Date.now();
+        await expectCode(replicate({ source: src, toSnapshot: 'base', target: { pool: pb, name: dst } }), 'EBUSY');
+        busyTime = Date.now() - t0;
+        busyChecked = true;
+        continue;
+      }
+      if (done >= 8 * MiB) {
         child.kill('SIGKILL');
         killed = true;
         break;
@@ -372,7 +400,10 @@ describe('replicate: interruption and resume', () => {
     }
     await exited;
     expect(killed, `child ended before it could be killed: ${stderr}`).toBe(true);
+    expect(busyChecked).toBe(true);
+    const t1 = Date.now();
     const r = await replicate({ source: src, toSnapshot: 'base', target: { pool: pb, name: dst } });
+    console.log(`EBUSY answered in ${busyTime} ms; re-run after SIGKILL took ${Date.now() - t1} ms (dead lock holder)`);
     expect(r.resumed).toBe(true);
     expect(r.bytesRead).toBeLessThan(SIZE);
     expect(await md5(B, `${dst}@base`)).toBe(await md5(A, `${srcName}@base`));
