@@ -532,6 +532,10 @@ Napi::Value CopyStart(const Napi::CallbackInfo& info) {
   Job* raw = job.get();
   job->th = std::thread([raw] {
     Run(raw);
+    // Drop our image references before the promise settles, so a close() right after it
+    // really closes (rbd_close only runs for the last reference; a late one leaves a watcher).
+    raw->src.reset();
+    raw->dst.reset();
     raw->tsfn.Release();
   });
   Napi::Object ret = Napi::Object::New(env);
