@@ -51,7 +51,10 @@ export interface SyncResult {
   bytesRead: number;
   bytesWritten: number;
   bytesZeroed: number;
+  /** Whole round (snapshot, checks, copy, pruning). */
   seconds: number;
+  /** The data copy alone (replicate). */
+  copySeconds: number;
   verified: boolean;
   pruned: { source: string[]; target: string[] };
 }
@@ -189,6 +192,7 @@ export async function syncImage(options: SyncImageOptions): Promise<SyncResult> 
       bytesWritten: r.bytesWritten,
       bytesZeroed: r.bytesZeroed,
       seconds: (performance.now() - t0) / 1000,
+      copySeconds: r.seconds,
       verified: verify,
       pruned,
     };
