@@ -524,10 +524,19 @@ Exit codes: 0 ok, 1 failed, 2 usage, 3 sync-pool partial failure, 4 refused by a
     const here = dirname(fileURLToPath(import.meta.url));
     const candidates = [resolve(here, '../scripts/cluster.ts'), resolve(here, '../scripts/cluster.js')];
     for (const c of candidates) {
+      const url = pathToFileURL(c).href;
       try {
-        return (await import(pathToFileURL(c).href)) as ClusterModule;
+        return (await import(url)) as ClusterModule;
       } catch (e) {
-        if ((e as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND') throw e;
+        const code = (e as { code?: string }).code;
+        if (code === 'ERR_UNKNOWN_FILE_EXTENSION') {
+          // Running from dist/ in a source checkout: load the TypeScript script through tsx.
+          try {
+            const api = 'tsx/esm/api';
+            ((await import(api)) as { register: () => unknown }).register();
+            return (await import(`${url}?tsx`)) as ClusterModule;
+          } catch { /* fall through to ENOTSUP */ }
+        } else if (code !== 'ERR_MODULE_NOT_FOUND') throw e;
       }
     }
     throw Object.assign(new Error('cluster commands need the source checkout (scripts/cluster.ts) and tsx'), { code: 'ENOTSUP' });
