@@ -15,6 +15,7 @@
         "native/image.cc",
         "native/snapshot.cc",
         "native/diff.cc",
+        "native/mirror.cc",
         "native/copy.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -25,6 +25,7 @@ import type { Pool } from './pool.js';
 import { exportDiff, importDiff } from './diffstream.js';
 import { inspectDiff } from './diffformat.js';
 import { syncImage, syncPool, type SyncPoolImageResult } from './sync.js';
+import { MirrorPool } from './mirror.js';
 
 export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, PARTIAL: 3, REFUSED: 4, BAD_STREAM: 5, INTERRUPTED: 130 } as const;
 const REFUSALS = new Set(['ENOENT', 'EEXIST', 'ERR_WRONG_BASE', 'ERR_TARGET_CHANGED', 'ERR_NO_COMMON_SNAPSHOT', 'EBUSY']);
@@ -504,18 +505,14 @@ Exit codes: 0 ok, 1 failed, 2 usage, 3 sync-pool partial failure, 4 refused by a
     .argument('<pool>', 'pool[/namespace]')
     .action(run(async (session, g, spec: string, o: Record<string, unknown>) => {
       const s = parsePoolSpec(spec);
-      let mod: { MirrorPool: new (p: Pool) => { getStatusSummary(): Promise<Record<string, unknown>> } };
-      try {
-        const path = './mirror.js';
-        mod = await import(path);
-      } catch {
-        throw Object.assign(new Error('mirror support is not part of this build (lib/mirror.ts missing)'), { code: 'ENOTSUP' });
-      }
       const r = await session.connect(sourceFlags(o));
-      const st = await new mod.MirrorPool(await openPool(r, s.pool, s.namespace)).getStatusSummary();
-      if (g.json) return emitJson(st);
-      const states = Object.entries((st.states ?? {}) as Record<string, number>).map(([k, v]) => `    ${k}: ${v}`);
-      process.stdout.write(`health: ${st.health}\ndaemon health: ${st.daemonHealth}\nimage health: ${st.imageHealth}\nimages: ${st.total} total\n${states.join('\n')}${states.length ? '\n' : ''}`);
+      const mp = new MirrorPool(await openPool(r, s.pool, s.namespace));
+      const [mode, st] = await Promise.all([mp.getMode(), mp.getStatusSummary()]);
+      if (g.json) return emitJson({ pool: spec, mode, ...st });
+      const states = Object.entries(st.states).map(([k, v]) => `    ${k}: ${v}`);
+      const daemons = st.daemons.map((d) => `    ${d.clientId}${d.hostname ? ` on ${d.hostname}` : ''}: ${d.health}${d.leader ? ' (leader)' : ''}`);
+      process.stdout.write(`mode: ${mode}\nhealth: ${st.health}\ndaemon health: ${st.daemonHealth}\nimage health: ${st.imageHealth}\nimages: ${st.total} total\n${states.join('\n')}${states.length ? '\n' : ''}` +
+        `${daemons.length ? `daemons:\n${daemons.join('\n')}\n` : ''}`);
     }));
 
   // cluster up|down|status (the local development clusters)

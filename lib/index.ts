@@ -8,6 +8,18 @@ export { isRbdError, type RbdError } from './errors.js';
 import { native } from './native.js';
 /** Version of the librbd the addon is linked against. */
 export const librbdVersion: string = native.librbdVersion;
+export {
+  MirrorPool, mirrorPool, getSiteName, setSiteName, parseMirrorDescription,
+  enableMirroring, disableMirroring, getMirrorInfo, getMirrorMode, promoteImage, demoteImage, resyncImage,
+  createMirrorSnapshot, getMirrorStatus,
+  addSnapshotSchedule, removeSnapshotSchedule, listSnapshotSchedules, snapshotScheduleStatus,
+  waitForMirrorSync, failover, failback,
+  type MirrorMode, type MirrorImageMode, type MirrorPeerDirection, type MirrorImageState, type MirrorStatusState,
+  type MirrorHealth, type MirrorPeer, type AddPeerOptions, type JournalPosition, type MirrorReplayStatus,
+  type MirrorSiteStatus, type MirrorImageStatus, type MirrorImageInfo, type MirroredImage, type MirrorDaemonInfo,
+  type MirrorPoolStatus, type ScheduleLevel, type SnapshotScheduleItem, type SnapshotScheduleLevel, type ScheduledImage,
+  type WaitOptions, type SyncState, type FailoverStep, type FailoverProgress, type FailoverOptions, type FailbackOptions,
+} from './mirror.js';
 export { replicate, type ReplicateOptions, type ReplicateResult, type ReplicateProgress, type ReplicateTargetSpec } from './replicate.js';
 export { sourceIdentity, recordIdentity, readIdentity, sameSource, type SnapshotIdentity } from './identity.js';
 export { exportDiff, importDiff, type ExportDiffOptions, type ExportProgress, type ImportDiffOptions, type ImportDiffResult, type ImportProgress } from './diffstream.js';

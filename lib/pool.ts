@@ -54,6 +54,11 @@ export class Pool {
     return this.life.closed;
   }
 
+  /** @internal Runs a native call tracked for close(). */
+  track<T>(start: () => Promise<T>): Promise<T> {
+    return this.life.run(start);
+  }
+
   /** The pool's numeric id. */
   get id(): number {
     return native.poolId(this.h);

@@ -66,9 +66,15 @@ export class Rados {
     return new Rados(handle, fullName, timeoutMs);
   }
 
-  private get h(): ClusterHandle {
+  /** @internal */
+  get h(): ClusterHandle {
     this.life.ensureOpen();
     return this.handle!;
+  }
+
+  /** @internal Runs a native call tracked for close(). */
+  track<T>(start: () => Promise<T>): Promise<T> {
+    return this.life.run(start);
   }
 
   get closed(): boolean {

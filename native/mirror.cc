@@ -1,0 +1,619 @@
+// Mirroring: thin primitives over rbd_mirror_*. Pool-level calls take an
+// IoCtx handle, image-level ones an Image handle, site name a Cluster handle.
+// Validation, paging and parsing live in lib/mirror.ts.
+//
+// Secrets: bootstrap tokens and peer keys are never put into an OpContext
+// (error messages), and peer listings report only whether a key is set.
+#include <cstring>
+
+#include "common.h"
+
+namespace rbdstream {
+
+namespace {
+
+const char* kImageStatusState[] = {"unknown",  "error",           "syncing", "starting_replay",
+                                   "replaying", "stopping_replay", "stopped"};
+
+const char* StatusStateName(int s) { return s >= 0 && s <= 6 ? kImageStatusState[s] : "unknown"; }
+
+const char* kImageState[] = {"disabling", "enabled", "disabled"};
+const char* ImageStateName(int s) { return s >= 0 && s <= 2 ? kImageState[s] : "unknown"; }
+
+const char* ImageModeName(int m) {
+  return m == RBD_MIRROR_IMAGE_MODE_JOURNAL ? "journal" : m == RBD_MIRROR_IMAGE_MODE_SNAPSHOT ? "snapshot" : "unknown";
+}
+
+std::string Str(const char* s) { return s ? s : ""; }
+
+// --- site name (per cluster) ---------------------------------------------
+
+Napi::Value SiteNameGet(const Napi::CallbackInfo& info) {
+  auto c = Unwrap<Cluster>(info[0], "connection");
+  struct R {
+    std::string name;
+  };
+  return RunBlocking<R>(
+      info.Env(), OpContext{"get mirror site name"},
+      [c](R& r) {
+        size_t len = 128;
+        std::vector<char> buf;
+        int rc;
+        for (int tries = 0; tries < 4; tries++) {
+          buf.assign(len, 0);
+          rc = rbd_mirror_site_name_get(c->rados, buf.data(), &len);
+          if (rc != -ERANGE) break;
+        }
+        if (rc < 0) return rc;
+        r.name = std::string(buf.data(), strnlen(buf.data(), buf.size()));
+        return 0;
+      },
+      [](Napi::Env env, R& r) { return Napi::String::New(env, r.name); });
+}
+
+Napi::Value SiteNameSet(const Napi::CallbackInfo& info) {
+  auto c = Unwrap<Cluster>(info[0], "connection");
+  std::string name = ArgString(info, 1, "site name");
+  return RunBlocking<Empty>(info.Env(), OpContext{"set mirror site name"},
+                            [c, name](Empty&) { return rbd_mirror_site_name_set(c->rados, name.c_str()); });
+}
+
+// --- pool mode, uuid, bootstrap ----------------------------------------------
+
+Napi::Value ModeGet(const Napi::CallbackInfo& info) {
+  auto io = Unwrap<IoCtx>(info[0], "pool");
+  struct R {
+    rbd_mirror_mode_t mode = RBD_MIRROR_MODE_DISABLED;
+  };
+  return RunBlocking<R>(
+      info.Env(), OpContext::For("get mirror mode", io.get()),
+      [io](R& r) { return rbd_mirror_mode_get(io->io, &r.mode); },
+      [](Napi::Env env, R& r) { return Napi::Number::New(env, r.mode); });
+}
+
+Napi::Value ModeSet(const Napi::CallbackInfo& info) {
+  auto io = Unwrap<IoCtx>(info[0], "pool");
+  auto mode = static_cast<rbd_mirror_mode_t>(ArgU64(info, 1, "mode"));
+  return RunBlocking<Empty>(info.Env(), OpContext::For("set mirror mode", io.get()),
+                            [io, mode](Empty&) { return rbd_mirror_mode_set(io->io, mode); });
+}
+
+Napi::Value UuidGet(const Napi::CallbackInfo& info) {
+  auto io = Unwrap<IoCtx>(info[0], "pool");
+  struct R {
+    std::string uuid;
+  };
+  return RunBlocking<R>(
+      info.Env(), OpContext::For("get mirror uuid", io.get()),
+      [io](R& r) {
+        char buf[128] = {0};
+        size_t len = sizeof(buf);
+        int rc = rbd_mirror_uuid_get(io->io, buf, &len);
+        if (rc < 0) return rc;
+        r.uuid = std::string(buf, strnlen(buf, sizeof(buf)));
+        return 0;
+      },
+      [](Napi::Env env, R& r) { return Napi::String::New(env, r.uuid); });
+}
+
+Napi::Value BootstrapCreate(const Napi::CallbackInfo& info) {
+  auto io = Unwrap<IoCtx>(info[0], "pool");
+  struct R {
+    std::string token;
+  };
+  return RunBlocking<R>(
+      info.Env(), OpContext::For("create mirror bootstrap token", io.get()),
+      [io](R& r) {
+        size_t len = 4096;
+        std::vector<char> buf;
+        int rc;
+        for (int tries = 0; tries < 4; tries++) {
+          buf.assign(len, 0);
+          rc = rbd_mirror_peer_bootstrap_create(io->io, buf.data(), &len);
+          if (rc != -ERANGE) break;
+        }
+        if (rc < 0) return rc;
+        r.token = std::string(buf.data(), strnlen(buf.data(), buf.size()));
+        return 0;
+      },
+      [](Napi::Env env, R& r) { return Napi::String::New(env, r.token); });
+}
+
+// (pool, direction, token) — the token stays out of the error context.
+Napi::Value BootstrapImport(const Napi::CallbackInfo& info) {
+  auto io = Unwrap<IoCtx>(info[0], "pool");
+  auto dir = static_cast<rbd_mirror_peer_direction_t>(ArgU64(info, 1, "direction"));
+  std::string token = ArgString(info, 2, "token");
+  return RunBlocking<Empty>(info.Env(), OpContext::For("import mirror bootstrap token", io.get()),
+                            [io, dir, token](Empty&) {
+                              return rbd_mirror_peer_bootstrap_import(io->io, dir, token.c_str());
+                            });
+}
+
+// --- peers -------------------------------------------------------------------
+
+int SetPeerAttributes(rados_ioctx_t io, const std::string& uuid, const std::vector<std::pair<std::string, std::string>>& kv) {
+  std::string keys, values;
+  for (auto& p : kv) {
+    keys.append(p.first).push_back('\0');
+    values.append(p.second).push_back('\0');
+  }
+  return rbd_mirror_peer_site_set_attributes(io, uuid.c_str(), keys.data(), values.data(), kv.size());
+}
+
+// (pool, direction, siteName, clientName, monHost?, key?) → uuid.
+// The peer is removed again if its attributes cannot be stored, so a failed
+// add leaves nothing behind.
+Napi::Value PeerAdd(const Napi::CallbackInfo& info) {
+  auto io = Unwrap<IoCtx>(info[0], "pool");
+  auto dir = static_cast<rbd_mirror_peer_direction_t>(ArgU64(info, 1, "direction"));
+  std::string site = ArgString(info, 2, "site name");
+  std::string client = ArgString(info, 3, "client name");
+  std::string monHost, key;
+  bool hasMon = ArgOptString(info, 4, &monHost);
+  bool hasKey = ArgOptString(info, 5, &key);
+  struct R {
+    std::string uuid;
+  };
+  return RunBlocking<R>(
+      info.Env(), OpContext::For("add mirror peer", io.get()),
+      [io, dir, site, client, monHost, key, hasMon, hasKey](R& r) {
+        char uuid[64] = {0};
+        int rc = rbd_mirror_peer_site_add(io->io, uuid, sizeof(uuid), dir, site.c_str(), client.c_str());
+        if (rc < 0) return rc;
+        r.uuid = uuid;
+        std::vector<std::pair<std::string, std::string>> kv;
+        if (hasMon) kv.emplace_back(RBD_MIRROR_PEER_ATTRIBUTE_NAME_MON_HOST, monHost);
+        if (hasKey) kv.emplace_back(RBD_MIRROR_PEER_ATTRIBUTE_NAME_KEY, key);
+        if (!kv.empty()) {
+          rc = SetPeerAttributes(io->io, r.uuid, kv);
+          if (rc < 0) {
+            rbd_mirror_peer_site_remove(io->io, uuid);
+            return rc;
+          }
+        }
+        return 0;
+      },
+      [](Napi::Env env, R& r) { return Napi::String::New(env, r.uuid); });
+}
+
+Napi::Value PeerRemove(const Napi::CallbackInfo& info) {
+  auto io = Unwrap<IoCtx>(info[0], "pool");
+  std::string uuid = ArgString(info, 1, "peer uuid");
+  OpContext ctx = OpContext::For("remove mirror peer " + uuid, io.get());
+  return RunBlocking<Empty>(info.Env(), ctx, [io, uuid](Empty&) {
+    // librbd answers 0 for an unknown uuid; check first so callers get ENOENT.
+    int max = 16;
+    std::vector<rbd_mirror_peer_site_t> peers;
+    int rc;
+    for (;;) {
+      peers.assign(max, rbd_mirror_peer_site_t{});
+      rc = rbd_mirror_peer_site_list(io->io, peers.data(), &max);
+      if (rc != -ERANGE) break;
+    }
+    if (rc < 0) return rc;
+    bool found = false;
+    for (int i = 0; i < max; i++) found = found || uuid == Str(peers[i].uuid);
+    rbd_mirror_peer_site_list_cleanup(peers.data(), max);
+    if (!found) return -ENOENT;
+    return rbd_mirror_peer_site_remove(io->io, uuid.c_str());
+  });
+}
+
+// (pool, uuid, what: 'name'|'client'|'direction'|'monHost'|'key', value)
+Napi::Value PeerSet(const Napi::CallbackInfo& info) {
+  auto io = Unwrap<IoCtx>(info[0], "pool");
+  std::string uuid = ArgString(info, 1, "peer uuid");
+  std::string what = ArgString(info, 2, "attribute");
+  std::string value = what == "direction" ? std::to_string(ArgU64(info, 3, "direction")) : ArgString(info, 3, "value");
+  std::string label = what == "name" ? "site name" : what == "client" ? "client name" : what;
+  OpContext ctx = OpContext::For("set mirror peer " + label + " of " + uuid, io.get());
+  return RunBlocking<Empty>(info.Env(), ctx, [io, uuid, what, value](Empty&) {
+    if (what == "name") return rbd_mirror_peer_site_set_name(io->io, uuid.c_str(), value.c_str());
+    if (what == "client") return rbd_mirror_peer_site_set_client_name(io->io, uuid.c_str(), value.c_str());
+    if (what == "direction")
+      return rbd_mirror_peer_site_set_direction(io->io, uuid.c_str(),
+                                                static_cast<rbd_mirror_peer_direction_t>(std::stoi(value)));
+    if (what == "monHost" || what == "key") {
+      // Read-modify-write: set_attributes replaces the whole map.
+      size_t klen = 1024, vlen = 4096, count = 0;
+      std::vector<char> keys, values;
+      int rc;
+      for (int tries = 0; tries < 4; tries++) {
+        keys.assign(klen, 0);
+        values.assign(vlen, 0);
+        rc = rbd_mirror_peer_site_get_attributes(io->io, uuid.c_str(), keys.data(), &klen, values.data(), &vlen, &count);
+        if (rc != -ERANGE) break;
+      }
+      std::vector<std::pair<std::string, std::string>> kv;
+      if (rc == 0) {
+        const char* k = keys.data();
+        const char* v = values.data();
+        for (size_t i = 0; i < count; i++) {
+          kv.emplace_back(k, v);
+          k += strlen(k) + 1;
+          v += strlen(v) + 1;
+        }
+      } else if (rc != -ENOENT) {
+        return rc;
+      }
+      std::string attr = what == "monHost" ? RBD_MIRROR_PEER_ATTRIBUTE_NAME_MON_HOST : RBD_MIRROR_PEER_ATTRIBUTE_NAME_KEY;
+      bool replaced = false;
+      for (auto& p : kv)
+        if (p.first == attr) p.second = value, replaced = true;
+      if (!replaced) kv.emplace_back(attr, value);
+      return SetPeerAttributes(io->io, uuid, kv);
+    }
+    return -EINVAL;
+  });
+}
+
+struct PeerEntry {
+  std::string uuid, siteName, mirrorUuid, clientName, monHost;
+  int direction = 0;
+  int64_t lastSeen = 0;
+  bool hasKey = false;
+};
+
+Napi::Value PeerList(const Napi::CallbackInfo& info) {
+  auto io = Unwrap<IoCtx>(info[0], "pool");
+  struct R {
+    std::vector<PeerEntry> peers;
+  };
+  return RunBlocking<R>(
+      info.Env(), OpContext::For("list mirror peers", io.get()),
+      [io](R& r) {
+        int max = 16;
+        std::vector<rbd_mirror_peer_site_t> peers;
+        int rc;
+        for (;;) {
+          peers.assign(max, rbd_mirror_peer_site_t{});
+          rc = rbd_mirror_peer_site_list(io->io, peers.data(), &max);
+          if (rc != -ERANGE) break;
+        }
+        if (rc < 0) return rc;
+        for (int i = 0; i < max; i++) {
+          PeerEntry e;
+          e.uuid = Str(peers[i].uuid);
+          e.direction = peers[i].direction;
+          e.siteName = Str(peers[i].site_name);
+          e.mirrorUuid = Str(peers[i].mirror_uuid);
+          e.clientName = Str(peers[i].client_name);
+          e.lastSeen = static_cast<int64_t>(peers[i].last_seen);
+          r.peers.push_back(std::move(e));
+        }
+        rbd_mirror_peer_site_list_cleanup(peers.data(), max);
+        for (auto& e : r.peers) {
+          size_t klen = 1024, vlen = 4096, count = 0;
+          std::vector<char> keys, values;
+          for (int tries = 0; tries < 4; tries++) {
+            keys.assign(klen, 0);
+            values.assign(vlen, 0);
+            rc = rbd_mirror_peer_site_get_attributes(io->io, e.uuid.c_str(), keys.data(), &klen, values.data(), &vlen,
+                                                     &count);
+            if (rc != -ERANGE) break;
+          }
+          if (rc == -ENOENT) continue;
+          if (rc < 0) return rc;
+          const char* k = keys.data();
+          const char* v = values.data();
+          for (size_t i = 0; i < count; i++) {
+            if (strcmp(k, RBD_MIRROR_PEER_ATTRIBUTE_NAME_MON_HOST) == 0) e.monHost = v;
+            if (strcmp(k, RBD_MIRROR_PEER_ATTRIBUTE_NAME_KEY) == 0) e.hasKey = *v != '\0';
+            k += strlen(k) + 1;
+            v += strlen(v) + 1;
+          }
+          // Wipe the copy holding the key.
+          std::fill(values.begin(), values.end(), 0);
+        }
+        return 0;
+      },
+      [](Napi::Env env, R& r) {
+        Napi::Array a = Napi::Array::New(env, r.peers.size());
+        for (size_t i = 0; i < r.peers.size(); i++) {
+          const PeerEntry& e = r.peers[i];
+          Napi::Object o = Napi::Object::New(env);
+          o.Set("uuid", e.uuid);
+          o.Set("direction", e.direction);
+          o.Set("siteName", e.siteName);
+          o.Set("mirrorUuid", e.mirrorUuid);
+          o.Set("clientName", e.clientName);
+          o.Set("lastSeen", Napi::Number::New(env, static_cast<double>(e.lastSeen)));
+          o.Set("monHost", e.monHost);
+          o.Set("hasKey", e.hasKey);
+          a.Set(i, o);
+        }
+        return a;
+      });
+}
+
+// --- pool status ---------------------------------------------------------------
+
+Napi::Value StatusSummary(const Napi::CallbackInfo& info) {
+  auto io = Unwrap<IoCtx>(info[0], "pool");
+  struct R {
+    std::vector<std::pair<int, int>> counts;
+  };
+  return RunBlocking<R>(
+      info.Env(), OpContext::For("get mirror status summary", io.get()),
+      [io](R& r) {
+        rbd_mirror_image_status_state_t states[32];
+        int counts[32];
+        size_t len = 32;
+        int rc = rbd_mirror_image_status_summary(io->io, states, counts, &len);
+        if (rc < 0) return rc;
+        for (size_t i = 0; i < len; i++) r.counts.emplace_back(states[i], counts[i]);
+        return 0;
+      },
+      [](Napi::Env env, R& r) {
+        Napi::Object o = Napi::Object::New(env);
+        for (auto& p : r.counts) o.Set(StatusStateName(p.first), p.second);
+        return o;
+      });
+}
+
+struct SiteStatus {
+  std::string mirrorUuid, description;
+  int state = 0;
+  int64_t lastUpdate = 0;
+  bool up = false;
+};
+
+struct GlobalStatus {
+  std::string id, name, globalId;
+  int state = 0;
+  bool primary = false;
+  std::vector<SiteStatus> sites;
+};
+
+void CopyGlobalStatus(const rbd_mirror_image_global_status_t& g, GlobalStatus* out) {
+  out->name = Str(g.name);
+  out->globalId = Str(g.info.global_id);
+  out->state = g.info.state;
+  out->primary = g.info.primary;
+  for (uint32_t k = 0; k < g.site_statuses_count; k++) {
+    const auto& s = g.site_statuses[k];
+    SiteStatus ss;
+    ss.mirrorUuid = Str(s.mirror_uuid);
+    ss.description = Str(s.description);
+    ss.state = s.state;
+    ss.lastUpdate = static_cast<int64_t>(s.last_update);
+    ss.up = s.up;
+    out->sites.push_back(std::move(ss));
+  }
+}
+
+Napi::Object GlobalStatusToJs(Napi::Env env, const GlobalStatus& g) {
+  Napi::Object o = Napi::Object::New(env);
+  if (!g.id.empty()) o.Set("id", g.id);
+  o.Set("name", g.name);
+  o.Set("globalId", g.globalId);
+  o.Set("state", ImageStateName(g.state));
+  o.Set("primary", g.primary);
+  Napi::Array sites = Napi::Array::New(env, g.sites.size());
+  for (size_t k = 0; k < g.sites.size(); k++) {
+    const SiteStatus& s = g.sites[k];
+    Napi::Object so = Napi::Object::New(env);
+    so.Set("mirrorUuid", s.mirrorUuid);
+    so.Set("state", StatusStateName(s.state));
+    so.Set("description", s.description);
+    so.Set("lastUpdate", Napi::Number::New(env, static_cast<double>(s.lastUpdate)));
+    so.Set("up", s.up);
+    sites.Set(k, so);
+  }
+  o.Set("sites", sites);
+  return o;
+}
+
+// (pool, startId, max) → one page of { id, name, globalId, state, primary, sites }.
+Napi::Value GlobalStatusList(const Napi::CallbackInfo& info) {
+  auto io = Unwrap<IoCtx>(info[0], "pool");
+  std::string start = ArgString(info, 1, "start id");
+  size_t max = ArgU64(info, 2, "max");
+  if (max == 0 || max > 1024) throw Napi::RangeError::New(info.Env(), "max must be in [1, 1024]");
+  struct R {
+    std::vector<GlobalStatus> list;
+  };
+  return RunBlocking<R>(
+      info.Env(), OpContext::For("list mirror image status", io.get()),
+      [io, start, max](R& r) {
+        std::vector<char*> ids(max, nullptr);
+        std::vector<rbd_mirror_image_global_status_t> st(max);
+        size_t len = 0;
+        int rc = rbd_mirror_image_global_status_list(io->io, start.c_str(), max, ids.data(), st.data(), &len);
+        if (rc < 0) return rc;
+        for (size_t i = 0; i < len; i++) {
+          GlobalStatus g;
+          g.id = Str(ids[i]);
+          CopyGlobalStatus(st[i], &g);
+          r.list.push_back(std::move(g));
+        }
+        rbd_mirror_image_global_status_list_cleanup(ids.data(), st.data(), len);
+        return 0;
+      },
+      [](Napi::Env env, R& r) {
+        Napi::Array a = Napi::Array::New(env, r.list.size());
+        for (size_t i = 0; i < r.list.size(); i++) a.Set(i, GlobalStatusToJs(env, r.list[i]));
+        return a;
+      });
+}
+
+// (pool, modeFilter (-1 = any), startId, max) → one page of { id, mode, globalId, state, primary }.
+Napi::Value ImageInfoList(const Napi::CallbackInfo& info) {
+  auto io = Unwrap<IoCtx>(info[0], "pool");
+  int filter = info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : -1;
+  std::string start = ArgString(info, 2, "start id");
+  size_t max = ArgU64(info, 3, "max");
+  if (max == 0 || max > 1024) throw Napi::RangeError::New(info.Env(), "max must be in [1, 1024]");
+  struct Entry {
+    std::string id, globalId;
+    int mode = 0, state = 0;
+    bool primary = false;
+  };
+  struct R {
+    std::vector<Entry> list;
+  };
+  return RunBlocking<R>(
+      info.Env(), OpContext::For("list mirrored images", io.get()),
+      [io, filter, start, max](R& r) {
+        std::vector<char*> ids(max, nullptr);
+        std::vector<rbd_mirror_image_mode_t> modes(max);
+        std::vector<rbd_mirror_image_info_t> infos(max);
+        size_t len = 0;
+        rbd_mirror_image_mode_t mf = static_cast<rbd_mirror_image_mode_t>(filter < 0 ? 0 : filter);
+        int rc = rbd_mirror_image_info_list(io->io, filter < 0 ? nullptr : &mf, start.c_str(), max, ids.data(),
+                                            modes.data(), infos.data(), &len);
+        if (rc < 0) return rc;
+        for (size_t i = 0; i < len; i++) {
+          Entry e;
+          e.id = Str(ids[i]);
+          e.mode = modes[i];
+          e.globalId = Str(infos[i].global_id);
+          e.state = infos[i].state;
+          e.primary = infos[i].primary;
+          r.list.push_back(std::move(e));
+        }
+        rbd_mirror_image_info_list_cleanup(ids.data(), infos.data(), len);
+        return 0;
+      },
+      [](Napi::Env env, R& r) {
+        Napi::Array a = Napi::Array::New(env, r.list.size());
+        for (size_t i = 0; i < r.list.size(); i++) {
+          Napi::Object o = Napi::Object::New(env);
+          o.Set("id", r.list[i].id);
+          o.Set("mode", ImageModeName(r.list[i].mode));
+          o.Set("globalId", r.list[i].globalId);
+          o.Set("state", ImageStateName(r.list[i].state));
+          o.Set("primary", r.list[i].primary);
+          a.Set(i, o);
+        }
+        return a;
+      });
+}
+
+// --- image ---------------------------------------------------------------------
+
+// (image, op, arg): op 'enable' (arg = mode), 'disable' (arg = force),
+// 'promote' (arg = force), 'demote', 'resync'.
+Napi::Value ImageOp(const Napi::CallbackInfo& info) {
+  auto img = Unwrap<Image>(info[0], "image");
+  std::string op = ArgString(info, 1, "op");
+  int mode = 0;
+  bool flag = false;
+  if (op == "enable")
+    mode = static_cast<int>(ArgU64(info, 2, "mode"));
+  else
+    flag = info.Length() > 2 && info[2].ToBoolean();
+  std::string label = op == "enable"    ? "enable mirroring"
+                      : op == "disable" ? "disable mirroring"
+                                        : op + " mirrored image";
+  return RunBlocking<Empty>(info.Env(), OpContext::For(label, img.get()), [img, op, mode, flag](Empty&) {
+    rbd_image_t im = img->image;
+    if (op == "enable") return rbd_mirror_image_enable2(im, static_cast<rbd_mirror_image_mode_t>(mode));
+    if (op == "disable") return rbd_mirror_image_disable(im, flag);
+    if (op == "promote") return rbd_mirror_image_promote(im, flag);
+    if (op == "demote") return rbd_mirror_image_demote(im);
+    if (op == "resync") return rbd_mirror_image_resync(im);
+    return -EINVAL;
+  });
+}
+
+Napi::Value CreateSnapshot(const Napi::CallbackInfo& info) {
+  auto img = Unwrap<Image>(info[0], "image");
+  struct R {
+    uint64_t id = 0;
+  };
+  return RunBlocking<R>(
+      info.Env(), OpContext::For("create mirror snapshot", img.get()),
+      [img](R& r) { return rbd_mirror_image_create_snapshot2(img->image, 0, &r.id); },
+      [](Napi::Env env, R& r) { return U64(env, r.id); });
+}
+
+Napi::Value GetInfo(const Napi::CallbackInfo& info) {
+  auto img = Unwrap<Image>(info[0], "image");
+  struct R {
+    std::string globalId;
+    int state = 0;
+    bool primary = false;
+    int mode = -1;
+  };
+  return RunBlocking<R>(
+      info.Env(), OpContext::For("get mirror info", img.get()),
+      [img](R& r) {
+        rbd_mirror_image_info_t mi{};
+        int rc = rbd_mirror_image_get_info(img->image, &mi, sizeof(mi));
+        if (rc < 0) return rc;
+        r.globalId = Str(mi.global_id);
+        r.state = mi.state;
+        r.primary = mi.primary;
+        rbd_mirror_image_get_info_cleanup(&mi);
+        if (r.state == RBD_MIRROR_IMAGE_ENABLED) {
+          rbd_mirror_image_mode_t m;
+          if (rbd_mirror_image_get_mode(img->image, &m) == 0) r.mode = m;
+        }
+        return 0;
+      },
+      [](Napi::Env env, R& r) {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("globalId", r.globalId);
+        o.Set("state", ImageStateName(r.state));
+        o.Set("primary", r.primary);
+        if (r.mode >= 0) o.Set("mode", ImageModeName(r.mode));
+        return o;
+      });
+}
+
+Napi::Value GetMode(const Napi::CallbackInfo& info) {
+  auto img = Unwrap<Image>(info[0], "image");
+  struct R {
+    rbd_mirror_image_mode_t mode = RBD_MIRROR_IMAGE_MODE_JOURNAL;
+  };
+  return RunBlocking<R>(
+      info.Env(), OpContext::For("get mirror image mode", img.get()),
+      [img](R& r) { return rbd_mirror_image_get_mode(img->image, &r.mode); },
+      [](Napi::Env env, R& r) { return Napi::String::New(env, ImageModeName(r.mode)); });
+}
+
+Napi::Value GetGlobalStatus(const Napi::CallbackInfo& info) {
+  auto img = Unwrap<Image>(info[0], "image");
+  struct R {
+    GlobalStatus g;
+  };
+  return RunBlocking<R>(
+      info.Env(), OpContext::For("get mirror image status", img.get()),
+      [img](R& r) {
+        rbd_mirror_image_global_status_t st{};
+        int rc = rbd_mirror_image_get_global_status(img->image, &st, sizeof(st));
+        if (rc < 0) return rc;
+        CopyGlobalStatus(st, &r.g);
+        rbd_mirror_image_global_status_cleanup(&st);
+        return 0;
+      },
+      [](Napi::Env env, R& r) { return GlobalStatusToJs(env, r.g); });
+}
+
+}  // namespace
+
+void InitMirror(Napi::Env env, Napi::Object exports) {
+  exports.Set("mirrorSiteNameGet", Napi::Function::New(env, SiteNameGet));
+  exports.Set("mirrorSiteNameSet", Napi::Function::New(env, SiteNameSet));
+  exports.Set("mirrorModeGet", Napi::Function::New(env, ModeGet));
+  exports.Set("mirrorModeSet", Napi::Function::New(env, ModeSet));
+  exports.Set("mirrorUuidGet", Napi::Function::New(env, UuidGet));
+  exports.Set("mirrorBootstrapCreate", Napi::Function::New(env, BootstrapCreate));
+  exports.Set("mirrorBootstrapImport", Napi::Function::New(env, BootstrapImport));
+  exports.Set("mirrorPeerAdd", Napi::Function::New(env, PeerAdd));
+  exports.Set("mirrorPeerRemove", Napi::Function::New(env, PeerRemove));
+  exports.Set("mirrorPeerSet", Napi::Function::New(env, PeerSet));
+  exports.Set("mirrorPeerList", Napi::Function::New(env, PeerList));
+  exports.Set("mirrorStatusSummary", Napi::Function::New(env, StatusSummary));
+  exports.Set("mirrorGlobalStatusList", Napi::Function::New(env, GlobalStatusList));
+  exports.Set("mirrorImageInfoList", Napi::Function::New(env, ImageInfoList));
+  exports.Set("mirrorImageOp", Napi::Function::New(env, ImageOp));
+  exports.Set("mirrorCreateSnapshot", Napi::Function::New(env, CreateSnapshot));
+  exports.Set("mirrorGetInfo", Napi::Function::New(env, GetInfo));
+  exports.Set("mirrorGetMode", Napi::Function::New(env, GetMode));
+  exports.Set("mirrorGetGlobalStatus", Napi::Function::New(env, GetGlobalStatus));
+}
+
+}  // namespace rbdstream
