@@ -152,7 +152,6 @@ class ProgressBar {
     };
     if (!this.started) {
       this.started = true;
-      this.t0 = Date.now();
       this.bar.start(Math.max(total, 1), value, payload);
     } else {
       this.bar.setTotal(Math.max(total, 1));

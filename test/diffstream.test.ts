@@ -253,6 +253,31 @@ describe('importDiff', () => {
     }
   });
 
+  it('follows a shrinking image (the s record shrinks the target)', async () => {
+    const name = `${tag}-shrink`;
+    await pa.createImage(name, 8 * MiB);
+    cleanup.push(() => rmImage(a, name), () => rmImage(b, name));
+    const s = await pa.openImage(name);
+    await s.write(pattern(8 * MiB, 5), 0);
+    await s.createSnapshot('big');
+    await s.resize(3 * MiB + 4096, { allowShrink: true });
+    await s.write(pattern(4096, 6), 3 * MiB);
+    await s.createSnapshot('small');
+    await s.close();
+    await pb.createImage(name, MiB);
+    const t = await pb.openImage(name);
+    try {
+      for (const [from, to] of [[undefined, 'big'], ['big', 'small']] as const) {
+        const stream = await rbdCli(a, ['export-diff', '--no-progress', ...(from ? ['--from-snap', from] : []), `${a.pool}/${name}@${to}`, '-'], { buffer: true });
+        await importDiff([stream], t);
+        expect(await rbdExportMd5(b, `${b.pool}/${name}@${to}`)).toBe(await rbdExportMd5(a, `${a.pool}/${name}@${to}`));
+      }
+      expect(await t.size()).toBe(3 * MiB + 4096);
+    } finally {
+      await t.close();
+    }
+  });
+
   it("refuses with import-diff's checks and the base guards", async () => {
     const name = `${tag}-guard`;
     await pb.createImage(name, MiB);
