@@ -186,6 +186,34 @@ describe('rbd-stream CLI', () => {
     expect(JSON.parse(r3.stdout).error.code).toBe('ERR_NO_COMMON_SNAPSHOT');
   });
 
+  it('SIGINT interrupts a sync with exit 130; the next run resumes the same snapshot', async () => {
+    const name = `${tag}-int`;
+    made.push([a, name], [b, name]);
+    await rbdCli(a, ['create', '--size', '256M', `${a.pool}/${name}`]);
+    await rbdCli(a, ['bench', '--io-type', 'write', '--io-size', '4M', '--io-total', '256M', `${a.pool}/${name}`], { timeoutMs: 120_000 });
+    const args = ['--json', 'sync', ...src(a), ...dst(b), `${a.pool}/${name}`];
+    const child = spawn(process.execPath, [...CLI, ...args], { cwd: ROOT, env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const done = collectChild(child);
+    // Interrupt once the copy has begun (the target image exists).
+    for (let i = 0; i < 200; i++) {
+      if ((await rbdCli(b, ['ls', b.pool])).split('\n').includes(name)) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    child.kill('SIGINT');
+    const r1 = await done;
+    if (r1.code === 0) return expect.fail('the copy finished before SIGINT arrived; nothing was interrupted');
+    expect(r1.code, r1.stderr).toBe(130);
+    expect(JSON.parse(r1.stdout).error.code).toBe('ABORT_ERR');
+    const srcSnaps = JSON.parse(await rbdCli(a, ['snap', 'ls', '--format', 'json', `${a.pool}/${name}`])) as { name: string }[];
+    expect(srcSnaps).toHaveLength(1);
+    expect(JSON.parse(await rbdCli(b, ['snap', 'ls', '--format', 'json', `${b.pool}/${name}`]))).toEqual([]);
+    const r2 = await cli(args);
+    expect(r2.code, r2.stderr).toBe(0);
+    const j2 = JSON.parse(r2.stdout);
+    expect(j2).toMatchObject({ mode: 'full', snapshot: srcSnaps[0].name });
+    expect(await rbdExportMd5(b, `${b.pool}/${name}@${j2.snapshot}`)).toBe(await rbdExportMd5(a, `${a.pool}/${name}@${j2.snapshot}`));
+  });
+
   it('sync-pool: one broken image is exit 3 with one result per image', async () => {
     const names = [1, 2, 3].map((i) => `${tag}-pool-${i}`);
     for (const n of names) {
