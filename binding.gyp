@@ -14,13 +14,14 @@
         "native/pool.cc",
         "native/image.cc",
         "native/snapshot.cc",
-        "native/diff.cc"
+        "native/diff.cc",
+        "native/copy.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags_cc": ["-std=c++17", "-fexceptions", "-O2", "-Wall", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++14", "-std=gnu++17"],
-      "libraries": ["<@(rbd_libs)"]
+      "libraries": ["<@(rbd_libs)", "-lxxhash"]
     }
   ]
 }

@@ -8,3 +8,5 @@ export { isRbdError, type RbdError } from './errors.js';
 import { native } from './native.js';
 /** Version of the librbd the addon is linked against. */
 export const librbdVersion: string = native.librbdVersion;
+export { replicate, type ReplicateOptions, type ReplicateResult, type ReplicateProgress, type ReplicateTargetSpec } from './replicate.js';
+export { sourceIdentity, recordIdentity, readIdentity, sameSource, type SnapshotIdentity } from './identity.js';

@@ -11,6 +11,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitImage(env, exports);
   InitSnapshot(env, exports);
   InitDiff(env, exports);
+  InitCopy(env, exports);
   int major = 0, minor = 0, extra = 0;
   rbd_version(&major, &minor, &extra);
   exports.Set("librbdVersion", Napi::String::New(env, std::to_string(major) + "." + std::to_string(minor) + "." +

@@ -201,5 +201,6 @@ void InitPool(Napi::Env env, Napi::Object exports);
 void InitImage(Napi::Env env, Napi::Object exports);
 void InitSnapshot(Napi::Env env, Napi::Object exports);
 void InitDiff(Napi::Env env, Napi::Object exports);
+void InitCopy(Napi::Env env, Napi::Object exports);
 
 }  // namespace rbdstream

@@ -1,0 +1,576 @@
+// The copy engine behind replicate(): diff enumeration → bounded in-flight aio
+// reads on the source → aio writes / write_zeroes on the target, on a thread
+// of its own (a copy lasts minutes; the libuv pool is for short jobs).
+// Completions are collected inside the job (mutex/condvar), never via JS; JS
+// only sees progress (≤ 10/s) and the end. Memory: concurrency × chunkSize.
+//
+// The same pipeline verifies: read both sides, xxh3 per chunk, compare.
+#include <xxhash.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <thread>
+
+#include "common.h"
+
+namespace rbdstream {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr uint64_t kBlock = 4096;  // zero-run granularity (aligned)
+const char kZeroPage[kBlock] = {0};
+constexpr int kReadFlags = LIBRADOS_OP_FLAG_FADVISE_SEQUENTIAL | LIBRADOS_OP_FLAG_FADVISE_NOCACHE;
+constexpr int kWriteFlags = LIBRADOS_OP_FLAG_FADVISE_NOCACHE;
+
+struct Ext {
+  uint64_t off, len;
+  bool exists;
+};
+
+enum Kind { kSrcRead, kDstRead, kWrite, kZero };
+
+struct Event {
+  int slot;
+  Kind kind;
+  ssize_t rc;
+};
+
+struct Slot {
+  uint64_t off = 0, len = 0, seq = 0;
+  bool exists = false, lastOfExtent = false, failed = false;
+  int pending = 0;
+  std::vector<char> buf, buf2;
+};
+
+struct Options {
+  bool verify = false;
+  bool hasFrom = false;
+  std::string from;
+  uint64_t toSnapId = 0;
+  uint64_t size = 0, startOffset = 0, chunk = 4 << 20;
+  int concurrency = 16;
+  bool targetZeroed = false, fillGaps = false;
+  int enumeration = 0;  // 0 auto (object map, then refine), 1 fine only, 2 whole objects
+  std::string checkpointPrefix;
+  int checkpointMs = 2000;
+  // Ranges to copy besides the diff (force: undo the target's own changes).
+  std::vector<Ext> extra;
+};
+
+struct Job {
+  std::shared_ptr<Image> src, dst;
+  Options o;
+  std::atomic<bool> cancel{false};
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<Event> events;
+  std::thread th;
+  Napi::ThreadSafeFunction tsfn;
+  Napi::Promise::Deferred deferred;
+  // Results (job thread writes; JS reads after the thread ended).
+  std::vector<Ext> exts;
+  uint64_t total = 0, doneBytes = 0, bytesRead = 0, bytesWritten = 0, bytesZeroed = 0, extentsDone = 0;
+  uint64_t doneOffset = 0;
+  int64_t mismatch = -1;
+  bool aborted = false;
+  int err = 0;
+  OpContext errCtx;
+  explicit Job(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+};
+
+struct Comp {
+  Job* job;
+  int slot;
+  Kind kind;
+};
+
+void Push(Job* j, Event e) {
+  std::lock_guard<std::mutex> lk(j->mu);
+  j->events.push_back(e);
+  // Notify under the lock: once the job sees its last event it may end.
+  j->cv.notify_one();
+}
+
+void OnComplete(rbd_completion_t c, void* arg) {
+  auto* cp = static_cast<Comp*>(arg);
+  ssize_t rc = rbd_aio_get_return_value(c);
+  rbd_aio_release(c);
+  Job* j = cp->job;
+  Event e{cp->slot, cp->kind, rc};
+  delete cp;
+  Push(j, e);
+}
+
+// Starts one aio op; a synchronous failure is delivered as a completion.
+template <typename F>
+void Submit(Job* j, int slot, Kind kind, F start) {
+  auto* cp = new Comp{j, slot, kind};
+  rbd_completion_t c = nullptr;
+  int rc = rbd_aio_create_completion(cp, OnComplete, &c);
+  if (rc < 0) {
+    delete cp;
+    Push(j, {slot, kind, rc});
+    return;
+  }
+  rc = start(c);
+  if (rc < 0) {
+    rbd_aio_release(c);
+    delete cp;
+    Push(j, {slot, kind, rc});
+  }
+}
+
+struct Collector {
+  std::mutex mu;
+  std::vector<Ext> v;
+};
+
+int Collect(uint64_t off, size_t len, int exists, void* arg) {
+  auto* c = static_cast<Collector*>(arg);
+  std::lock_guard<std::mutex> lk(c->mu);
+  c->v.push_back({off, len, exists != 0});
+  return 0;
+}
+
+int Diff(Job* j, uint64_t off, uint64_t len, bool whole, std::vector<Ext>* out) {
+  Collector c;
+  int rc = rbd_diff_iterate2(j->src->image, j->o.hasFrom ? j->o.from.c_str() : nullptr, off, len, 1, whole ? 1 : 0,
+                             Collect, &c);
+  if (rc < 0) return rc;
+  std::sort(c.v.begin(), c.v.end(), [](const Ext& a, const Ext& b) { return a.off < b.off; });
+  out->insert(out->end(), c.v.begin(), c.v.end());
+  return 0;
+}
+
+// Is the fast-diff object map trustworthy for both ends of the diff?
+bool FastDiffUsable(Job* j) {
+  rbd_image_t im = j->src->image;
+  uint64_t features = 0, flags = 0;
+  if (rbd_get_features(im, &features) < 0 || !(features & RBD_FEATURE_FAST_DIFF)) return false;
+  if (rbd_get_flags(im, &flags) < 0 || (flags & RBD_FLAG_FAST_DIFF_INVALID)) return false;
+  if (!j->o.hasFrom) return true;
+  bool ok = rbd_snap_set(im, j->o.from.c_str()) == 0 && rbd_get_flags(im, &flags) == 0 &&
+            !(flags & RBD_FLAG_FAST_DIFF_INVALID);
+  if (rbd_snap_set_by_id(im, j->o.toSnapId) < 0) return false;
+  return ok;
+}
+
+// Fills j->exts with the extents to process in [startOffset, size), sorted.
+int Enumerate(Job* j, OpContext* ctx) {
+  rbd_image_info_t info{};
+  int rc = rbd_stat(j->src->image, &info, sizeof(info));
+  if (rc < 0) return rc;
+  uint64_t objSize = info.obj_size ? info.obj_size : (4 << 20);
+  int mode = j->o.enumeration;
+  bool fast = mode != 1 && FastDiffUsable(j);
+  uint64_t step = objSize * 256;
+  std::vector<Ext> all;
+  for (uint64_t off = j->o.startOffset - j->o.startOffset % objSize; off < j->o.size; off += step) {
+    if (j->cancel) break;
+    uint64_t len = std::min(step, j->o.size - off);
+    std::vector<Ext> coarse;
+    if (!fast) {
+      rc = Diff(j, off, len, false, &all);
+    } else if (mode == 2) {
+      rc = Diff(j, off, len, true, &all);
+    } else {
+      // Object map says which objects changed (no per-object round trips);
+      // refine only those, in runs of adjacent objects.
+      rc = Diff(j, off, len, true, &coarse);
+      for (size_t i = 0; rc >= 0 && i < coarse.size();) {
+        uint64_t s = coarse[i].off, e = coarse[i].off + coarse[i].len;
+        size_t k = i + 1;
+        while (k < coarse.size() && coarse[k].off <= e) {
+          e = std::max(e, coarse[k].off + coarse[k].len);
+          k++;
+        }
+        rc = Diff(j, s, e - s, false, &all);
+        i = k;
+      }
+    }
+    if (rc < 0) {
+      ctx->op = "replicate: diff";
+      return rc;
+    }
+  }
+  for (const Ext& e : j->o.extra) all.push_back(e);
+  std::stable_sort(all.begin(), all.end(), [](const Ext& a, const Ext& b) { return a.off < b.off; });
+  // Clip to [startOffset, size) and fill gaps with zero extents when asked.
+  // Overlaps are trimmed: whatever the diff says, the copy is of source@to.
+  uint64_t lo = j->o.startOffset, hi = j->o.size, cur = lo;
+  for (const Ext& e0 : all) {
+    Ext e = e0;
+    uint64_t s = std::max(e.off, lo), t = std::min(e.off + e.len, hi);
+    if (t <= s) continue;
+    if (s < cur) s = cur;  // overlaps (defensive)
+    if (t <= s) continue;
+    if (j->o.fillGaps && s > cur) j->exts.push_back({cur, s - cur, false});
+    j->exts.push_back({s, t - s, e.exists});
+    cur = t;
+  }
+  if (j->o.fillGaps && cur < hi) j->exts.push_back({cur, hi - cur, false});
+  for (const Ext& e : j->exts) j->total += e.len;
+  return 0;
+}
+
+bool IsZero(const char* p) { return std::memcmp(p, kZeroPage, kBlock) == 0; }
+
+void Fail(Job* j, int rc, const std::string& op, bool onSrc, uint64_t off) {
+  if (j->err) return;
+  j->err = rc;
+  j->errCtx = OpContext::For(op + " at offset " + std::to_string(off), onSrc ? j->src.get() : j->dst.get());
+}
+
+void WriteCheckpoint(Job* j) {
+  if (j->o.checkpointPrefix.empty()) return;
+  uint64_t done = j->doneOffset;
+  // Flush first: the checkpoint must never claim data that is not durable.
+  if (rbd_flush(j->dst->image) < 0) return;
+  std::string v = j->o.checkpointPrefix + std::to_string(done) + "}";
+  rbd_metadata_set(j->dst->image, "rbd-stream.checkpoint", v.c_str());
+}
+
+struct Progress {
+  uint64_t done, total, extents;
+};
+
+void EmitProgress(Job* j) {
+  auto* p = new Progress{j->doneBytes, j->total, j->extentsDone};
+  if (j->tsfn.NonBlockingCall(p, [](Napi::Env env, Napi::Function cb, Progress* p) {
+        if (env != nullptr && cb != nullptr) {
+          try {
+            cb.Call({Napi::Number::New(env, double(p->done)), Napi::Number::New(env, double(p->total)),
+                     Napi::Number::New(env, double(p->extents))});
+          } catch (...) {
+          }
+        }
+        delete p;
+      }) != napi_ok)
+    delete p;
+}
+
+void Pipeline(Job* j) {
+  const Options& o = j->o;
+  rbd_image_t src = j->src->image, dst = j->dst->image;
+  std::vector<Slot> slots(o.concurrency);
+  std::vector<int> freeSlots;
+  for (int i = o.concurrency - 1; i >= 0; i--) freeSlots.push_back(i);
+  // In-flight chunks in issue (= offset) order, for the completed low-watermark.
+  struct Mark {
+    uint64_t off;
+    bool done;
+  };
+  std::deque<Mark> order;
+  uint64_t frontSeq = 0, nextSeq = 0;
+  size_t ei = 0;
+  uint64_t epos = 0;
+  int inflight = 0;
+
+  auto normalize = [&]() {
+    while (ei < j->exts.size()) {
+      const Ext& e = j->exts[ei];
+      if (epos < e.off) epos = e.off;
+      if (epos < e.off + e.len) return;
+      ei++;
+    }
+  };
+  auto nextOffset = [&]() -> uint64_t {
+    normalize();
+    return ei < j->exts.size() ? epos : o.size;
+  };
+  auto updateWatermark = [&]() {
+    while (!order.empty() && order.front().done) {
+      order.pop_front();
+      frontSeq++;
+    }
+    j->doneOffset = order.empty() ? nextOffset() : order.front().off;
+  };
+  auto finishSlot = [&](int si) {
+    Slot& s = slots[si];
+    if (!s.failed) {
+      order[s.seq - frontSeq].done = true;
+      j->doneBytes += s.len;
+      if (s.lastOfExtent) j->extentsDone++;
+    }
+    inflight--;
+    freeSlots.push_back(si);
+    updateWatermark();
+  };
+
+  auto issue = [&](int si) {
+    Slot& s = slots[si];
+    s.failed = false;
+    s.pending = 0;
+    s.seq = nextSeq++;
+    order.push_back({s.off, false});
+    inflight++;
+    if (o.verify) {
+      if (s.buf2.size() < s.len) s.buf2.resize(o.chunk);
+      s.pending++;
+      Submit(j, si, kDstRead, [&](rbd_completion_t c) { return rbd_aio_read2(dst, s.off, s.len, s.buf2.data(), c, kReadFlags); });
+      if (s.exists) {
+        if (s.buf.size() < s.len) s.buf.resize(o.chunk);
+        s.pending++;
+        Submit(j, si, kSrcRead, [&](rbd_completion_t c) { return rbd_aio_read2(src, s.off, s.len, s.buf.data(), c, kReadFlags); });
+      }
+      return;
+    }
+    if (!s.exists) {
+      if (o.targetZeroed) {  // nothing to do: the target reads zero there
+        finishSlot(si);
+        return;
+      }
+      j->bytesZeroed += s.len;
+      s.pending++;
+      Submit(j, si, kZero, [&](rbd_completion_t c) { return rbd_aio_write_zeroes(dst, s.off, s.len, c, 0, 0); });
+      return;
+    }
+    if (s.buf.size() < s.len) s.buf.resize(o.chunk);
+    s.pending++;
+    Submit(j, si, kSrcRead, [&](rbd_completion_t c) { return rbd_aio_read2(src, s.off, s.len, s.buf.data(), c, kReadFlags); });
+  };
+
+  // After a source read: zero runs (aligned 4 KiB blocks) → write_zeroes, the rest → data writes.
+  auto writeOut = [&](int si) {
+    Slot& s = slots[si];
+    const uint64_t end = s.off + s.len;
+    uint64_t runStart = s.off, cur = s.off;
+    bool runZero = false;
+    auto emit = [&](uint64_t a, uint64_t b, bool zero) {
+      if (b <= a) return;
+      if (zero) {
+        if (o.targetZeroed) return;
+        j->bytesZeroed += b - a;
+        s.pending++;
+        Submit(j, si, kZero, [&](rbd_completion_t c) { return rbd_aio_write_zeroes(dst, a, b - a, c, 0, 0); });
+      } else {
+        const char* p = s.buf.data() + (a - s.off);
+        j->bytesWritten += b - a;
+        s.pending++;
+        Submit(j, si, kWrite, [&](rbd_completion_t c) { return rbd_aio_write2(dst, a, b - a, p, c, kWriteFlags); });
+      }
+    };
+    while (cur < end) {
+      uint64_t bend = std::min(end, (cur / kBlock + 1) * kBlock);
+      bool z = bend - cur == kBlock && IsZero(s.buf.data() + (cur - s.off));
+      if (cur == s.off) {
+        runZero = z;
+      } else if (z != runZero) {
+        emit(runStart, cur, runZero);
+        runStart = cur;
+        runZero = z;
+      }
+      cur = bend;
+    }
+    emit(runStart, end, runZero);
+  };
+
+  auto lastProgress = Clock::now();
+  auto lastCheckpoint = Clock::now();
+  std::vector<Event> batch;
+  std::vector<char> zeros;  // verify: the source side of never-written extents
+  j->doneOffset = nextOffset();
+  for (;;) {
+    bool stop = j->cancel || j->err || j->mismatch >= 0;
+    while (!stop && !freeSlots.empty() && nextOffset() < o.size && ei < j->exts.size()) {
+      const Ext& e = j->exts[ei];
+      int si = freeSlots.back();
+      freeSlots.pop_back();
+      Slot& s = slots[si];
+      uint64_t eend = e.off + e.len;
+      uint64_t cend = std::min(eend, (epos / o.chunk + 1) * o.chunk);
+      s.off = epos;
+      s.len = cend - epos;
+      s.exists = e.exists;
+      s.lastOfExtent = cend == eend;
+      epos = cend;
+      issue(si);
+    }
+    if (inflight == 0 && (stop || nextOffset() >= o.size || ei >= j->exts.size())) break;
+    {
+      std::unique_lock<std::mutex> lk(j->mu);
+      if (j->events.empty()) j->cv.wait_for(lk, std::chrono::milliseconds(50), [&] { return !j->events.empty(); });
+      batch.swap(j->events);
+    }
+    for (const Event& ev : batch) {
+      Slot& s = slots[ev.slot];
+      s.pending--;
+      if (ev.rc < 0) {
+        s.failed = true;
+        Fail(j, int(ev.rc), ev.kind == kSrcRead ? "replicate: read source" : ev.kind == kDstRead ? "replicate: read target"
+                          : ev.kind == kZero ? "replicate: write_zeroes target" : "replicate: write target",
+             ev.kind == kSrcRead, s.off);
+      } else if (ev.kind == kSrcRead && !o.verify) {
+        j->bytesRead += s.len;
+        if (!s.failed && !j->err) writeOut(ev.slot);
+      } else if (ev.kind == kSrcRead || ev.kind == kDstRead) {
+        j->bytesRead += s.len;
+      }
+      if (s.pending == 0) {
+        if (o.verify && !s.failed) {
+          const char* a = s.exists ? s.buf.data() : nullptr;
+          const char* b = s.buf2.data();
+          XXH64_hash_t hb = XXH3_64bits(b, s.len);
+          XXH64_hash_t ha = 0;
+          if (a) {
+            ha = XXH3_64bits(a, s.len);
+          } else {
+            if (zeros.size() < s.len) zeros.assign(o.chunk, 0);
+            ha = XXH3_64bits(zeros.data(), s.len);
+          }
+          if (ha != hb) {
+            uint64_t k = 0;
+            while (k < s.len && (a ? a[k] : 0) == b[k]) k++;
+            int64_t at = int64_t(s.off + k);
+            if (j->mismatch < 0 || at < j->mismatch) j->mismatch = at;
+          }
+        }
+        finishSlot(ev.slot);
+      }
+    }
+    batch.clear();
+    auto now = Clock::now();
+    if (now - lastProgress >= std::chrono::milliseconds(100)) {
+      lastProgress = now;
+      EmitProgress(j);
+    }
+    if (!o.verify && !o.checkpointPrefix.empty() && now - lastCheckpoint >= std::chrono::milliseconds(o.checkpointMs)) {
+      WriteCheckpoint(j);
+      lastCheckpoint = Clock::now();
+    }
+  }
+  j->aborted = j->cancel && !j->err;
+  updateWatermark();
+}
+
+void Run(Job* j) {
+  OpContext ctx = OpContext::For("replicate", j->src.get());
+  int rc = Enumerate(j, &ctx);
+  if (rc < 0) {
+    j->err = rc;
+    j->errCtx = ctx;
+  } else if (j->cancel) {
+    j->aborted = true;
+    j->doneOffset = j->o.startOffset;
+  } else {
+    Pipeline(j);
+    EmitProgress(j);
+  }
+  // Interrupted copy: leave a durable checkpoint so a re-run resumes here.
+  if (!j->o.verify && (j->err || j->aborted)) WriteCheckpoint(j);
+}
+
+Napi::Value U(Napi::Env env, uint64_t v) { return Napi::Number::New(env, double(v)); }
+
+// (src, dst, opts, onProgress(done, total, extents)) → { job, promise }
+Napi::Value CopyStart(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto src = Unwrap<Image>(info[0], "image");
+  auto dst = Unwrap<Image>(info[1], "image");
+  if (!info[2].IsObject() || !info[3].IsFunction()) throw Napi::TypeError::New(env, "copyStart(src, dst, opts, fn)");
+  Napi::Object o = info[2].As<Napi::Object>();
+  auto job = std::make_shared<Job>(env);
+  job->src = src;
+  job->dst = dst;
+  Options& opt = job->o;
+  opt.verify = o.Get("mode").ToString().Utf8Value() == "verify";
+  Napi::Value from = o.Get("fromSnap");
+  if (from.IsString()) {
+    opt.hasFrom = true;
+    opt.from = from.As<Napi::String>().Utf8Value();
+  }
+  auto num = [&](const char* k) { return uint64_t(o.Get(k).ToNumber().DoubleValue()); };
+  opt.toSnapId = num("toSnapId");
+  opt.size = num("size");
+  opt.startOffset = num("startOffset");
+  opt.chunk = std::max<uint64_t>(kBlock, num("chunkSize"));
+  opt.concurrency = int(std::max<uint64_t>(1, num("concurrency")));
+  opt.targetZeroed = o.Get("targetZeroed").ToBoolean();
+  opt.fillGaps = o.Get("fillGaps").ToBoolean();
+  opt.enumeration = int(num("enumeration"));
+  opt.checkpointPrefix = o.Get("checkpointPrefix").ToString().Utf8Value();
+  opt.checkpointMs = int(std::max<uint64_t>(10, num("checkpointMs")));
+  Napi::Value extra = o.Get("extra");
+  if (extra.IsTypedArray()) {
+    auto a = extra.As<Napi::Float64Array>();
+    for (size_t i = 0; i + 1 < a.ElementLength(); i += 2) opt.extra.push_back({uint64_t(a[i]), uint64_t(a[i + 1]), true});
+  }
+
+  auto* holder = new std::shared_ptr<Job>(job);
+  job->tsfn = Napi::ThreadSafeFunction::New(
+      env, info[3].As<Napi::Function>(), "rbd-stream copy", 0, 1, holder,
+      [](Napi::Env env, void*, std::shared_ptr<Job>* h) {
+        // Runs on the JS thread once the job thread released the function.
+        Job* j = h->get();
+        if (j->th.joinable()) j->th.join();
+        Napi::HandleScope scope(env);
+        if (j->err) {
+          j->deferred.Reject(ErrnoError(env, j->err, j->errCtx).Value());
+        } else {
+          Napi::Object r = Napi::Object::New(env);
+          r.Set("bytesRead", U(env, j->bytesRead));
+          r.Set("bytesWritten", U(env, j->bytesWritten));
+          r.Set("bytesZeroed", U(env, j->bytesZeroed));
+          r.Set("extents", U(env, j->extentsDone));
+          r.Set("bytesTotal", U(env, j->total));
+          r.Set("doneOffset", U(env, j->doneOffset));
+          r.Set("aborted", Napi::Boolean::New(env, j->aborted));
+          r.Set("mismatchOffset", Napi::Number::New(env, double(j->mismatch)));
+          j->deferred.Resolve(r);
+        }
+        // Drop image references off the JS thread (a last reference closes the image).
+        ReleaseInBackground(std::static_pointer_cast<void>(std::move(j->src)));
+        ReleaseInBackground(std::static_pointer_cast<void>(std::move(j->dst)));
+        delete h;
+      },
+      (void*)nullptr);
+  Job* raw = job.get();
+  job->th = std::thread([raw] {
+    Run(raw);
+    raw->tsfn.Release();
+  });
+  Napi::Object ret = Napi::Object::New(env);
+  auto* box = new std::shared_ptr<Job>(job);
+  ret.Set("job", Napi::External<std::shared_ptr<Job>>::New(env, box, [](Napi::Env, std::shared_ptr<Job>* b) { delete b; }));
+  ret.Set("promise", job->deferred.Promise());
+  return ret;
+}
+
+Napi::Value CopyCancel(const Napi::CallbackInfo& info) {
+  if (!info[0].IsExternal()) throw Napi::TypeError::New(info.Env(), "expected a copy job");
+  Job* j = info[0].As<Napi::External<std::shared_ptr<Job>>>().Data()->get();
+  j->cancel = true;
+  {
+    std::lock_guard<std::mutex> lk(j->mu);
+    j->cv.notify_one();
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value LockAcquire(const Napi::CallbackInfo& info) {
+  auto img = Unwrap<Image>(info[0], "image");
+  return RunBlocking<Empty>(info.Env(), OpContext::For("acquire exclusive lock", img.get()),
+                            [img](Empty&) { return rbd_lock_acquire(img->image, RBD_LOCK_MODE_EXCLUSIVE); });
+}
+
+Napi::Value LockRelease(const Napi::CallbackInfo& info) {
+  auto img = Unwrap<Image>(info[0], "image");
+  return RunBlocking<Empty>(info.Env(), OpContext::For("release exclusive lock", img.get()),
+                            [img](Empty&) { return rbd_lock_release(img->image); });
+}
+
+}  // namespace
+
+void InitCopy(Napi::Env env, Napi::Object exports) {
+  exports.Set("copyStart", Napi::Function::New(env, CopyStart));
+  exports.Set("copyCancel", Napi::Function::New(env, CopyCancel));
+  exports.Set("lockAcquire", Napi::Function::New(env, LockAcquire));
+  exports.Set("lockRelease", Napi::Function::New(env, LockRelease));
+}
+
+}  // namespace rbdstream
