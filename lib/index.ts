@@ -10,3 +10,6 @@ import { native } from './native.js';
 export const librbdVersion: string = native.librbdVersion;
 export { replicate, type ReplicateOptions, type ReplicateResult, type ReplicateProgress, type ReplicateTargetSpec } from './replicate.js';
 export { sourceIdentity, recordIdentity, readIdentity, sameSource, type SnapshotIdentity } from './identity.js';
+export { exportDiff, importDiff, type ExportDiffOptions, type ExportProgress, type ImportDiffOptions, type ImportDiffResult, type ImportProgress } from './diffstream.js';
+export { inspectDiff, parseDiff, type DiffSummary, type DiffEvent, type DiffVersion } from './diffformat.js';
+export { syncImage, syncPool, syncSnapshotName, type SyncImageOptions, type SyncResult, type SyncPoolOptions, type SyncPoolResult, type SyncPoolImageResult, type SyncProgress, type SyncKeep } from './sync.js';
