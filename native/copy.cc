@@ -523,9 +523,13 @@ Napi::Value CopyStart(const Napi::CallbackInfo& info) {
           r.Set("mismatchOffset", Napi::Number::New(env, double(j->mismatch)));
           j->deferred.Resolve(r);
         }
-        // Drop image references off the JS thread (a last reference closes the image).
-        ReleaseInBackground(std::static_pointer_cast<void>(std::move(j->src)));
-        ReleaseInBackground(std::static_pointer_cast<void>(std::move(j->dst)));
+        // Drop image references now, so a close() right after the promise settles really
+        // closes the image (rbd_close, lock release) instead of leaving that to a background
+        // release that may come later. Only a last reference (rbd_close) goes off-thread.
+        for (auto* p : {&j->src, &j->dst}) {
+          if (p->use_count() > 1) p->reset();
+          else ReleaseInBackground(std::static_pointer_cast<void>(std::move(*p)));
+        }
         delete h;
       },
       (void*)nullptr);

@@ -12,9 +12,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Rados, isRbdError, type Pool } from '../lib/index.js';
+import { spawn } from 'node:child_process';
+import { Rados, isRbdError, replicate, type Image, type Pool } from '../lib/index.js';
 import { down, signalDaemon, spawnWatchdog, up } from '../scripts/cluster.js';
-import { cephCli, rbdCli, rbdExportMd5, type TestCluster } from './clusters.js';
+import { cephCli, getClusters, rbdCli, rbdExportMd5, type TestCluster } from './clusters.js';
 
 const TIMEOUT_MS = 3000;
 /** librbd may retry once (e.g. object map update, then the write): allow a few timeouts + slack. */
@@ -239,3 +240,231 @@ async function waitPoolFlag(pool: string, full: boolean) {
   }
   throw new Error(`pool ${pool} never became ${full ? 'full' : 'writable'}`);
 }
+
+// --- replicate / sync under faults: source on the shared cluster a (only read, never faulted),
+// target on the dedicated cluster fx. ------------------------------------------------------------
+
+const A = getClusters().a;
+const MiB = 1 << 20;
+const SRC_SIZE = 48 * MiB;
+const srcName = `faults-src-${process.pid}-${Date.now().toString(36)}`;
+
+describe('replicate under faults', () => {
+  let ra: Rados;
+  let src: Image;
+  let srcMd5: string;
+
+  beforeAll(async () => {
+    ra = await Rados.connect({ conf: A.conf, keyring: A.keyring, user: A.user, timeoutMs: 20_000 });
+    const pa = await ra.openPool(A.pool);
+    await pa.createImage(srcName, SRC_SIZE);
+    src = await pa.openImage(srcName);
+    for (let off = 0; off < SRC_SIZE; off += 4 * MiB) await src.write(randomBytes(4 * MiB), off);
+    await src.discard(20 * MiB, 4 * MiB); // a hole the copy must zero, not skip
+    await src.createSnapshot('base');
+    srcMd5 = await rbdExportMd5(A, `${A.pool}/${srcName}@base`);
+  }, 120_000);
+  afterAll(async () => {
+    if (!ra) return;
+    try {
+      await src.removeSnapshot('base').catch(() => {});
+      await src.close();
+      await (await ra.openPool(A.pool)).removeImage(srcName).catch(() => {});
+    } finally {
+      await ra.close();
+    }
+  });
+
+  const target = async (timeoutMs = TIMEOUT_MS) => {
+    const r = await Rados.connect({ conf: fx.conf, keyring: fx.keyring, user: fx.user, timeoutMs });
+    return { r, p: await r.openPool(fx.pool) };
+  };
+  const opts = (p: Pool, name: string) => ({
+    source: src, toSnapshot: 'base', target: { pool: p, name, create: {} }, concurrency: 2, chunkSize: 1 * MiB,
+  });
+
+  it('target OSD hung mid-copy, briefly: the copy completes after SIGCONT, identical', async () => {
+    const name = `rep-short-${Date.now()}`;
+    const { r, p } = await target(20_000);
+    try {
+      let stopped = false;
+      let stops = 0;
+      const res = await replicate({
+        ...opts(p, name),
+        onProgress: (ev) => {
+          if (stopped || stops > 0 || ev.bytesDone < 4 * MiB) return;
+          stopped = true;
+          stops++;
+          osd('SIGSTOP');
+          setTimeout(() => { osd('SIGCONT'); stopped = false; }, 1500);
+        },
+      }).finally(() => { if (stopped) osd('SIGCONT'); });
+      expect(stops).toBe(1);
+      expect(res.bytesRead).toBeGreaterThan(0);
+    } finally {
+      await r.close();
+    }
+    expect(await rbdExportMd5(fx, `${name}@base`)).toBe(srcMd5);
+  });
+
+  it('target OSD hung mid-copy: ETIMEDOUT within the timeout; after SIGCONT a re-run resumes, identical', async () => {
+    const name = `rep-long-${Date.now()}`;
+    const { r, p } = await target();
+    let res;
+    let stoppedAt = 0;
+    try {
+      res = await timed(replicate({
+        ...opts(p, name),
+        _checkpointMs: 100,
+        onProgress: (ev) => {
+          if (stoppedAt || ev.bytesDone < 8 * MiB) return;
+          stoppedAt = Date.now();
+          osd('SIGSTOP');
+        },
+      }));
+    } finally {
+      if (stoppedAt) osd('SIGCONT');
+      await r.close();
+    }
+    expect(stoppedAt, 'the copy ended before the OSD could be stopped').toBeGreaterThan(0);
+    expect(res.error?.code, String(res.error)).toBe('ETIMEDOUT');
+    expect(res.error!.message).toMatch(/timed out/);
+    expect(Date.now() - stoppedAt).toBeLessThan(BOUND_MS + 10_000); // includes close()
+    const again = await target(20_000);
+    try {
+      const r2 = await replicate({ ...opts(again.p, name) });
+      expect(r2.resumed).toBe(true);
+      expect(r2.bytesRead).toBeLessThan(SRC_SIZE);
+    } finally {
+      await again.r.close();
+    }
+    expect(await rbdExportMd5(fx, `${name}@base`)).toBe(srcMd5);
+  }, 90_000);
+
+  it('target pool over quota: a clear error within the timeout; after the quota is lifted a re-run completes', async () => {
+    const pool = `rquota${Date.now().toString(36)}`;
+    const name = 'dst';
+    await cephCli(fx, ['osd', 'pool', 'create', pool, '8']);
+    await rbdCli(fx, ['pool', 'init', pool]);
+    await rbdCli(fx, ['--no-progress', 'import', '-', `${pool}/filler`], { input: randomBytes(2 * MiB) });
+    await cephCli(fx, ['osd', 'pool', 'set-quota', pool, 'max_bytes', String(MiB)]);
+    await waitPoolFlag(pool, true);
+    const r = await Rados.connect({ conf: fx.conf, keyring: fx.keyring, user: fx.user, timeoutMs: TIMEOUT_MS });
+    let res;
+    try {
+      const p = await r.openPool(pool);
+      res = await timed(replicate({ ...opts(p, name) }));
+    } finally {
+      await r.close();
+    }
+    expect(res.error, 'replicate into a full pool must fail').toBeInstanceOf(Error);
+    expect(['ETIMEDOUT', 'EDQUOT', 'ENOSPC']).toContain(res.error!.code);
+    expect(res.error!.message).toContain(pool);
+    expect(res.ms).toBeLessThan(BOUND_MS * 2);
+
+    await cephCli(fx, ['osd', 'pool', 'set-quota', pool, 'max_bytes', '0']);
+    await waitPoolFlag(pool, false);
+    const r2 = await Rados.connect({ conf: fx.conf, keyring: fx.keyring, user: fx.user, timeoutMs: 20_000 });
+    try {
+      const p = await r2.openPool(pool);
+      // A failed create may have left an empty image without identity: the re-run takes it over.
+      await replicate({ ...opts(p, name) });
+    } finally {
+      await r2.close();
+    }
+    expect(await rbdExportMd5(fx, `${pool}/${name}@base`)).toBe(srcMd5);
+    await cephCli(fx, ['osd', 'pool', 'rm', pool, pool, '--yes-i-really-really-mean-it']);
+  }, 120_000);
+
+  it('source written during the copy: the target equals the snapshot', async () => {
+    const name = `rep-live-${Date.now()}`;
+    const { r, p } = await target(20_000);
+    let writes = 0;
+    try {
+      let writer: Promise<void> | undefined;
+      let stop = false;
+      await replicate({
+        ...opts(p, name),
+        concurrency: 1,
+        onProgress: () => {
+          writer ??= (async () => {
+            // Overwrite the head everywhere while the copy runs.
+            while (!stop) {
+              await src.write(randomBytes(MiB), (writes % 48) * MiB);
+              writes++;
+            }
+          })();
+        },
+      }).finally(async () => { stop = true; await writer; });
+    } finally {
+      await r.close();
+    }
+    expect(writes).toBeGreaterThan(2);
+    expect(await rbdExportMd5(A, `${A.pool}/${srcName}@base`)).toBe(srcMd5);
+    expect(await rbdExportMd5(fx, `${name}@base`)).toBe(srcMd5);
+    expect(await rbdExportMd5(A, `${A.pool}/${srcName}`)).not.toBe(srcMd5); // the head did change
+  });
+
+  it('close() of the target connection with a copy in flight: rejects, no crash; a re-run completes', async () => {
+    const name = `rep-close-${Date.now()}`;
+    const { r, p } = await target(20_000);
+    let closing: Promise<void> | undefined;
+    const res = await timed(replicate({
+      ...opts(p, name),
+      concurrency: 1,
+      onProgress: (ev) => { if (ev.bytesDone >= 4 * MiB) closing ??= r.close(); },
+    }));
+    await closing;
+    expect(closing, 'the copy ended before close() was called').toBeDefined();
+    expect(res.error, 'replicate must not succeed after its target connection closed').toBeInstanceOf(Error);
+    expect(typeof res.error!.code).toBe('string');
+    expect(r.closed && p.closed).toBe(true);
+    const again = await target(20_000);
+    try {
+      await replicate({ ...opts(again.p, name) });
+    } finally {
+      await again.r.close();
+    }
+    expect(await rbdExportMd5(fx, `${name}@base`)).toBe(srcMd5);
+  });
+
+  it('two replicates into the same target from two processes: the second is refused with EBUSY', async () => {
+    const name = `rep-two-${Date.now()}`;
+    const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures', 'replicate-child.ts')], {
+      env: {
+        ...process.env,
+        CHILD_A: JSON.stringify(A), CHILD_B: JSON.stringify(fx), CHILD_SRC: srcName, CHILD_DST: name,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+    try {
+      // Wait until the child is copying (its checkpoint is on the target).
+      const deadline = Date.now() + 60_000;
+      let copying = false;
+      while (!copying && Date.now() < deadline && child.exitCode === null) {
+        const meta = await rbdCli(fx, ['image-meta', 'get', `${fx.pool}/${name}`, 'rbd-stream.checkpoint']).catch(() => '');
+        copying = meta !== '' && JSON.parse(meta).doneOffset > 0;
+        if (!copying) await sleep(50);
+      }
+      expect(copying, `child never started copying: ${err}`).toBe(true);
+      const { r, p } = await target(10_000);
+      try {
+        const e = await replicate({ ...opts(p, name) }).catch((x) => x);
+        expect(e.code, String(e)).toBe('EBUSY');
+        expect(e.message).toMatch(/locked by another client|in progress/);
+      } finally {
+        await r.close();
+      }
+      expect(await exited, err).toBe(0);
+      expect(out).toContain('done');
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+    expect(await rbdExportMd5(fx, `${name}@base`)).toBe(srcMd5);
+  }, 120_000);
+});
