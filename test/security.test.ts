@@ -2,11 +2,11 @@
 // EACCES/EPERM and a clear message otherwise, and keys never show up in output or on disk.
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Rados, isRbdError } from '../lib/index.js';
+import { Rados, isRbdError, replicate, syncImage } from '../lib/index.js';
 import { cephCli, getClusters, rbdCli, rbdExportMd5 } from './clusters.js';
 
 const { a } = getClusters();
@@ -45,10 +45,12 @@ beforeAll(async () => {
     expect(keys[k]).toMatch(/^AQ[A-Za-z0-9+/=]{30,}$/);
   }
   await rbdCli(a, ['--no-progress', 'import', '-', `${a.pool}/${SRC_IMG}`], { input: DATA });
+  await rbdCli(a, ['snap', 'create', `${a.pool}/${SRC_IMG}@s1`]);
 });
 
 afterAll(async () => {
   for (const u of Object.values(users)) await cephCli(a, ['auth', 'rm', `client.${u}`]).catch(() => {});
+  await rbdCli(a, ['snap', 'purge', '--no-progress', `${a.pool}/${SRC_IMG}`]).catch(() => {});
   await rbdCli(a, ['--no-progress', 'rm', `${a.pool}/${SRC_IMG}`]).catch(() => {});
   await cephCli(a, ['osd', 'pool', 'rm', POOL2, POOL2, '--yes-i-really-really-mean-it']).catch(() => {});
 });
@@ -180,9 +182,9 @@ function* walk(dir: string, depth: number): Generator<{ path: string; mtimeMs: n
   }
 }
 
-function runNode(script: string, input: string, timeoutMs: number): Promise<{ out: string; err: string; code: number | null }> {
+function runNode(script: string, input: string, timeoutMs: number, args: string[] = []): Promise<{ out: string; err: string; code: number | null }> {
   return new Promise((res, rej) => {
-    const ch = spawn(process.execPath, ['--import', 'tsx', script], { stdio: ['pipe', 'pipe', 'pipe'], cwd: process.cwd() });
+    const ch = spawn(process.execPath, ['--import', 'tsx', script, ...args], { stdio: ['pipe', 'pipe', 'pipe'], cwd: process.cwd() });
     let out = '';
     let err = '';
     const timer = setTimeout(() => ch.kill('SIGKILL'), timeoutMs);
@@ -193,3 +195,81 @@ function runNode(script: string, input: string, timeoutMs: number): Promise<{ ou
     ch.stdin.end(input);
   });
 }
+
+describe('least privilege for replication', () => {
+  it('replicates from a read-only source user to a one-pool target user; no key in events or results', async () => {
+    const rs = await connectAs('ro');
+    const rt = await connectAs('pool');
+    const seen: unknown[] = [];
+    try {
+      const src = await (await rs.openPool(a.pool)).openImage(SRC_IMG, { readOnly: true });
+      const pt = await rt.openPool(POOL2);
+      const res = await replicate({
+        source: src, toSnapshot: 's1', target: { pool: pt, name: `${tag}-rep`, create: {} }, verify: true,
+        onProgress: (p) => seen.push(p),
+      });
+      seen.push(res);
+      expect(res.bytesRead).toBe(DATA.length);
+      // Into a pool the target user has no rights on: EPERM/EACCES, clear message.
+      const err = await replicate({ source: src, toSnapshot: 's1', target: { pool: await rt.openPool(a.pool), name: `${tag}-no`, create: {} } })
+        .catch((e) => e);
+      expect(['EPERM', 'EACCES']).toContain(err.code);
+      expect(err.message).toMatch(new RegExp(`'${a.pool}(/${tag}-no)?'`));
+      seen.push({ message: err.message, stack: err.stack, ...err });
+      // sync needs to snapshot the source: a read-only user is refused (EPERM), with a clear error.
+      const err2 = await syncImage({ source: src, target: { pool: pt, name: `${tag}-sync` } }).catch((e) => e);
+      expect(['EPERM', 'EACCES', 'EROFS']).toContain(err2.code);
+      seen.push({ message: err2.message, stack: err2.stack, ...err2 });
+      await src.close();
+    } finally {
+      await rs.close();
+      await rt.close();
+    }
+    expect(await rbdExportMd5(a, `${POOL2}/${tag}-rep@s1`)).toBe(md5(DATA));
+    expect(seen.length).toBeGreaterThan(2);
+    const text = JSON.stringify(seen);
+    for (const k of Object.values(keys)) expect(text).not.toContain(k);
+    await rbdCli(a, ['snap', 'purge', '--no-progress', `${POOL2}/${tag}-rep`]);
+    await rbdCli(a, ['rm', '--no-progress', `${POOL2}/${tag}-rep`]);
+  });
+
+  it('CLI: --json output and error reports carry no key (keyring files of restricted users)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rbd-stream-sec-'));
+    try {
+      const kr = (who: keyof typeof users, key = keys[who]) => {
+        const f = join(dir, `${who}.keyring`);
+        writeFileSync(f, `[client.${users[who]}]\n\tkey = ${key}\n`, { mode: 0o600 });
+        return f;
+      };
+      const cli = resolve(import.meta.dirname, '..', 'lib', 'cli.ts');
+      const run = (args: string[]) => runNode(cli, '', 60_000, args);
+      const outputs: string[] = [];
+      // export-diff as the read-only user: the stream on stdout, JSON summary on stderr.
+      const ok = await run(['--json', 'export-diff', '-c', a.conf, '--id', users.ro, '--keyring', kr('ro'), `${a.pool}/${SRC_IMG}@s1`, '-']);
+      expect(ok.code, ok.err).toBe(0);
+      expect(ok.out.startsWith('rbd diff v1\n')).toBe(true);
+      expect(JSON.parse(ok.err)).toBeTypeOf('object');
+      outputs.push(ok.out, ok.err);
+      // sync as the read-only user: refused (cannot snapshot), JSON error.
+      const ro = await run(['--json', 'sync', '-c', a.conf, '--id', users.ro, '--keyring', kr('ro'),
+        '--dest-id', users.pool, '--dest-keyring', kr('pool'), '--dest-conf', a.conf, `${a.pool}/${SRC_IMG}`, `${POOL2}/${tag}-cli`]);
+      expect(ro.code).not.toBe(0);
+      expect(JSON.parse(ro.out).error.code).toMatch(/^(EPERM|EACCES|EROFS)$/);
+      outputs.push(ro.out, ro.err);
+      // A wrong key in the keyring: EACCES naming the user, not the key.
+      const bad = await run(['--json', 'sync', '-c', a.conf, '--id', users.ro, '--keyring', kr('ro', WRONG_KEY), `${a.pool}/${SRC_IMG}`]);
+      expect(bad.code).toBe(1);
+      const e = JSON.parse(bad.out).error;
+      expect(e.code).toBe('EACCES');
+      expect(e.message).toContain(`client.${users.ro}`);
+      outputs.push(bad.out, bad.err);
+      // Plain (non-JSON) error output too.
+      const plain = await run(['sync', '-c', a.conf, '--id', users.ro, '--keyring', kr('ro', WRONG_KEY), `${a.pool}/${SRC_IMG}`]);
+      expect(plain.err).toMatch(/EACCES/);
+      outputs.push(plain.out, plain.err);
+      for (const o of outputs) for (const k of [...Object.values(keys), WRONG_KEY]) expect(o).not.toContain(k);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
