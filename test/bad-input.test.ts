@@ -2,7 +2,10 @@
 // TypeError/RangeError (thrown before native code runs) or a coded Error from
 // librbd/librados — never a crash, a hang or a success.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Image, Pool, Rados } from '../lib/index.js';
+import {
+  Image, Pool, Rados, exportDiff, importDiff, inspectDiff, parseDiff, replicate, syncImage, syncPool,
+} from '../lib/index.js';
+import { END_RECORD, TAG, encodeBanner, encodeExtentHead, encodeName, encodeSize } from '../lib/diffformat.js';
 import { getClusters } from './clusters.js';
 
 const c = getClusters().a;
@@ -14,6 +17,7 @@ interface Ctx {
   r: Rados;
   p: Pool;
   img: Image;
+  roImg: Image;
   closedR: Rados;
   closedP: Pool;
   closedImg: Image;
@@ -207,6 +211,121 @@ add('closed image: write', (x) => x.closedImg.write(Buffer.alloc(16), 0), code('
 add('closed image: createSnapshot', (x) => x.closedImg.createSnapshot('s'), code('ERR_CLOSED'));
 add('closed image: diff', (x) => drain(x.closedImg.diff()), code('ERR_CLOSED'));
 
+// --- replicate ------------------------------------------------------------------------------
+const rep = (f: (x: Ctx) => unknown) => (x: Ctx) => replicate(f(x) as never);
+const rOpts = (x: Ctx, extra: Record<string, unknown> = {}) =>
+  ({ source: x.img, toSnapshot: 'snap1', target: { pool: x.p, name: `${tag}-rt`, create: {} }, ...extra });
+add('replicate: options not object', rep(() => 'x'), T);
+add('replicate: options null', rep(() => null), T);
+add('replicate: no options', (x) => (replicate as () => unknown)(), T);
+add('replicate: unknown option', rep((x) => rOpts(x, { chunk: 1 })), T);
+add('replicate: source missing', rep((x) => ({ ...rOpts(x), source: undefined })), T);
+add('replicate: source a Pool', rep((x) => ({ ...rOpts(x), source: x.p })), T);
+add('replicate: source closed', rep((x) => ({ ...rOpts(x), source: x.closedImg })), code('ERR_CLOSED'));
+add('replicate: toSnapshot missing', rep((x) => ({ ...rOpts(x), toSnapshot: undefined })), T);
+add('replicate: toSnapshot empty', rep((x) => rOpts(x, { toSnapshot: '' })), R);
+add("replicate: toSnapshot with '@'", rep((x) => rOpts(x, { toSnapshot: 'a@b' })), T);
+add('replicate: toSnapshot with NUL', rep((x) => rOpts(x, { toSnapshot: 'a\0' })), T);
+add('replicate: toSnapshot over-long', rep((x) => rOpts(x, { toSnapshot: LONG })), R);
+add('replicate: fromSnapshot = toSnapshot', rep((x) => rOpts(x, { fromSnapshot: 'snap1' })), R);
+add('replicate: fromSnapshot number', rep((x) => rOpts(x, { fromSnapshot: 3 })), T);
+for (const [what, v, e] of [...badUints.filter(([w]) => w !== 'undefined'), ['0', 0, R], ['257', 257, R], ['huge', 2 ** 31, R]] as [string, unknown, Expect][]) {
+  add(`replicate: concurrency ${what}`, rep((x) => rOpts(x, { concurrency: v })), e);
+}
+add('replicate: chunkSize 4095', rep((x) => rOpts(x, { chunkSize: 4095 })), R);
+add('replicate: chunkSize not a multiple of 4 KiB', rep((x) => rOpts(x, { chunkSize: 6000 })), R);
+add('replicate: chunkSize 1 TiB', rep((x) => rOpts(x, { chunkSize: 2 ** 40 })), R);
+add('replicate: chunkSize NaN', rep((x) => rOpts(x, { chunkSize: NaN })), R);
+add('replicate: verify string', rep((x) => rOpts(x, { verify: 'yes' })), T);
+add('replicate: force number', rep((x) => rOpts(x, { force: 1 })), T);
+add('replicate: signal object', rep((x) => rOpts(x, { signal: {} })), T);
+add('replicate: aborted signal', rep((x) => rOpts(x, { signal: AbortSignal.abort() })), 'AbortError');
+add('replicate: onProgress string', rep((x) => rOpts(x, { onProgress: 'log' })), T);
+add('replicate: target missing', rep((x) => ({ ...rOpts(x), target: undefined })), T);
+add('replicate: target a string', rep((x) => rOpts(x, { target: 'rbd/x' })), T);
+add('replicate: target.pool a string', rep((x) => rOpts(x, { target: { pool: 'rbd', name: 'x' } })), T);
+add('replicate: target.name missing', rep((x) => rOpts(x, { target: { pool: x.p } })), T);
+add("replicate: target.name with '/'", rep((x) => rOpts(x, { target: { pool: x.p, name: 'a/b' } })), T);
+add('replicate: target.name empty', rep((x) => rOpts(x, { target: { pool: x.p, name: '' } })), R);
+add('replicate: target unknown key', rep((x) => rOpts(x, { target: { pool: x.p, name: 'n', size: 1 } })), T);
+add('replicate: target.create not object', rep((x) => rOpts(x, { target: { pool: x.p, name: 'n', create: 5 } })), T);
+add('replicate: target read-only image', rep((x) => rOpts(x, { target: x.roImg })), T);
+add('replicate: target closed image', rep((x) => rOpts(x, { target: x.closedImg })), code('ERR_CLOSED'));
+add('replicate: missing source snapshot', rep((x) => rOpts(x, { toSnapshot: 'nosuch' })), code('ENOENT'));
+add('replicate: missing target, no create', rep((x) => rOpts(x, { target: { pool: x.p, name: `${tag}-absent` } })), code('ENOENT'));
+add('replicate: into itself (snapshot exists)', rep((x) => rOpts(x, { target: x.img })), code('EEXIST'));
+
+// --- exportDiff / importDiff / inspectDiff / parseDiff ---------------------------------------
+const exp = (f: (x: Ctx) => [unknown, unknown]) => (x: Ctx) => drain(exportDiff(...(f(x) as [never, never])));
+add('exportDiff: image null', exp(() => [null, { snapshot: 'snap1' }]), T);
+add('exportDiff: image a Pool', exp((x) => [x.p, { snapshot: 'snap1' }]), T);
+add('exportDiff: no options', exp((x) => [x.img, undefined]), T);
+add('exportDiff: unknown option', exp((x) => [x.img, { snapshot: 'snap1', snap: 1 }]), T);
+add('exportDiff: snapshot empty', exp((x) => [x.img, { snapshot: '' }]), R);
+add("exportDiff: snapshot with '/'", exp((x) => [x.img, { snapshot: 'a/b' }]), T);
+add('exportDiff: format 3', exp((x) => [x.img, { snapshot: 'snap1', format: 3 }]), R);
+add("exportDiff: format '1'", exp((x) => [x.img, { snapshot: 'snap1', format: '1' }]), R);
+add('exportDiff: concurrency 0', exp((x) => [x.img, { snapshot: 'snap1', concurrency: 0 }]), R);
+add('exportDiff: concurrency huge', exp((x) => [x.img, { snapshot: 'snap1', concurrency: 1e9 }]), R);
+add('exportDiff: concurrency fractional', exp((x) => [x.img, { snapshot: 'snap1', concurrency: 2.5 }]), R);
+add('exportDiff: missing snapshot', exp((x) => [x.img, { snapshot: 'nosuch' }]), code('ENOENT'));
+add('exportDiff: missing fromSnapshot', exp((x) => [x.img, { snapshot: 'snap1', fromSnapshot: 'nosuch' }]), code('ENOENT'));
+add('exportDiff: closed image', exp((x) => [x.closedImg, { snapshot: 'snap1' }]), code('ERR_CLOSED'));
+
+const v1 = (...parts: Buffer[]) => [encodeBanner(1), ...parts];
+const imp = (input: (x: Ctx) => unknown, opts: unknown = {}, on: (x: Ctx) => Image = (x) => x.img) =>
+  (x: Ctx) => importDiff(input(x) as never, on(x), opts as never);
+add('importDiff: input null', imp(() => null), T);
+add('importDiff: input number', imp(() => 5), T);
+add('importDiff: input string', imp(() => 'rbd diff v1\n'), T);
+add('importDiff: image null', imp(() => v1(END_RECORD), {}, () => null as never), T);
+add('importDiff: read-only image', imp(() => v1(END_RECORD), {}, (x) => x.roImg), code('EROFS'));
+add('importDiff: closed image', imp(() => v1(END_RECORD), {}, (x) => x.closedImg), code('ERR_CLOSED'));
+add('importDiff: unknown option', imp(() => v1(END_RECORD), { verify: true }), T);
+add('importDiff: concurrency 0', imp(() => v1(END_RECORD), { concurrency: 0 }), R);
+add('importDiff: concurrency NaN', imp(() => v1(END_RECORD), { concurrency: NaN }), R);
+add('importDiff: expectSource string', imp(() => v1(END_RECORD), { expectSource: 'a' }), T);
+add('importDiff: empty input', imp(() => []), code('ERR_DIFF_BANNER'));
+add('importDiff: not a diff', imp(() => [Buffer.from('hello, world, this is no diff')]), code('ERR_DIFF_BANNER'));
+add('importDiff: truncated', imp(() => v1(encodeSize(1, SIZE))), code('ERR_DIFF_TRUNCATED'));
+add('importDiff: unknown tag', imp(() => v1(Buffer.of(0x51))), code('ERR_DIFF_UNKNOWN_TAG'));
+add('importDiff: extent past the size', imp(() => v1(encodeSize(1, SIZE), encodeExtentHead(1, true, SIZE, 4096), END_RECORD)), code('ERR_DIFF_RANGE'));
+add('importDiff: offset > 2^53', imp(() => v1(Buffer.concat([Buffer.of(TAG.zero), Buffer.from('ffffffffffffff7f', 'hex'), Buffer.alloc(8)]), END_RECORD)), code('ERR_DIFF_RANGE'));
+add('importDiff: missing from-snapshot', imp(() => v1(encodeName(1, TAG.from, 'nosuch'), encodeName(1, TAG.to, 'x2'), encodeSize(1, SIZE), END_RECORD)), code('ENOENT'));
+add('importDiff: to-snapshot exists', imp(() => v1(encodeName(1, TAG.to, 'snap1'), encodeSize(1, SIZE), END_RECORD)), code('EEXIST'));
+add('inspectDiff: input null', () => inspectDiff(null as never), T);
+add('inspectDiff: garbage', () => inspectDiff([Buffer.alloc(100, 0xff)]), code('ERR_DIFF_BANNER'));
+add('parseDiff: input number', () => drain(parseDiff(42 as never)), T);
+
+// --- syncImage / syncPool -------------------------------------------------------------------
+const sy = (f: (x: Ctx) => unknown) => (x: Ctx) => syncImage(f(x) as never);
+const sOpts = (x: Ctx, extra: Record<string, unknown> = {}) => ({ source: x.img, target: { pool: x.p, name: `${tag}-st` }, ...extra });
+add('syncImage: options not object', sy(() => 7), T);
+add('syncImage: source a string', sy((x) => ({ ...sOpts(x), source: 'rbd/img' })), T);
+add('syncImage: target missing', sy((x) => ({ ...sOpts(x), target: undefined })), T);
+add("syncImage: target.name with '@'", sy((x) => sOpts(x, { target: { pool: x.p, name: 'a@b' } })), T);
+add('syncImage: prefix empty', sy((x) => sOpts(x, { prefix: '' })), R);
+add("syncImage: prefix with '/'", sy((x) => sOpts(x, { prefix: 'a/' })), T);
+add('syncImage: keep not object', sy((x) => sOpts(x, { keep: 3 })), T);
+add('syncImage: keep.source 0', sy((x) => sOpts(x, { keep: { source: 0 } })), R);
+add('syncImage: keep.target fractional', sy((x) => sOpts(x, { keep: { target: 1.5 } })), R);
+add('syncImage: keep unknown key', sy((x) => sOpts(x, { keep: { both: 1 } })), T);
+add('syncImage: concurrency 0', sy((x) => sOpts(x, { concurrency: 0 })), R);
+add('syncImage: concurrency huge', sy((x) => sOpts(x, { concurrency: 1e6 })), R);
+add('syncImage: verify number', sy((x) => sOpts(x, { verify: 1 })), T);
+add('syncImage: aborted signal', sy((x) => sOpts(x, { signal: AbortSignal.abort() })), 'AbortError');
+add('syncImage: closed source', sy((x) => ({ ...sOpts(x), source: x.closedImg })), code('ERR_CLOSED'));
+add('syncImage: closed target pool', sy((x) => sOpts(x, { target: { pool: x.closedP } })), code('ERR_CLOSED'));
+const sp = (f: (x: Ctx) => unknown) => (x: Ctx) => syncPool(f(x) as never);
+add('syncPool: source an Image', sp((x) => ({ source: x.img, target: x.p })), T);
+add('syncPool: target missing', sp((x) => ({ source: x.p })), T);
+add('syncPool: parallel 0', sp((x) => ({ source: x.p, target: x.p, parallel: 0 })), R);
+add('syncPool: parallel 65', sp((x) => ({ source: x.p, target: x.p, parallel: 65 })), R);
+add('syncPool: images number', sp((x) => ({ source: x.p, target: x.p, images: 5 })), T);
+add("syncPool: image name with '/'", sp((x) => ({ source: x.p, target: x.p, images: ['a/b'] })), T);
+add('syncPool: concurrency -1', sp((x) => ({ source: x.p, target: x.p, images: [], concurrency: -1 })), R);
+add('syncPool: onImage string', sp((x) => ({ source: x.p, target: x.p, onImage: 'x' })), T);
+
 async function drain(it: AsyncIterable<unknown>): Promise<void> {
   for await (const _ of it) { /* consume */ }
 }
@@ -233,18 +352,29 @@ describe('bad input', () => {
     const p = await r.openPool(c.pool);
     await p.createImage(IMG, SIZE);
     const img = await p.openImage(IMG);
+    await img.write(Buffer.alloc(8192, 5), 4096);
+    await img.createSnapshot('snap1');
+    const roImg = await p.openImage(IMG, { readOnly: true });
     const closedR = await Rados.connect(opts);
     const closedP = await r.openPool(c.pool);
-    const closedImg = await p.openImage(IMG, { readOnly: true });
+    const closedImg = await p.openImage(IMG);
     await closedImg.close();
     await closedP.close();
     await closedR.close();
-    ctx = { r, p, img, closedR, closedP, closedImg };
+    ctx = { r, p, img, roImg, closedR, closedP, closedImg };
   });
   afterAll(async () => {
     if (!ctx) return;
+    for (const s of await ctx.img.listSnapshots()) await ctx.img.removeSnapshot({ id: s.id });
     await ctx.img.close();
-    for (const n of await ctx.p.listImages()) if (n.startsWith(tag)) await ctx.p.removeImage(n);
+    await ctx.roImg.close();
+    for (const n of await ctx.p.listImages()) {
+      if (!n.startsWith(tag)) continue;
+      const i = await ctx.p.openImage(n);
+      for (const s of await i.listSnapshots()) await i.removeSnapshot({ id: s.id }, { force: true });
+      await i.close();
+      await ctx.p.removeImage(n);
+    }
     await ctx.r.close();
   });
 
@@ -271,6 +401,21 @@ describe('bad input', () => {
       if (typeof cs.expect.code === 'string') expect(e.code, e.message).toBe(cs.expect.code);
       else expect(e.code).toMatch(cs.expect.code);
       expect(e.message.length).toBeGreaterThan(10);
+    }
+  });
+
+  it("a caller's target Image stays writable after replicate (it was EROFS: manual lock mode)", async () => {
+    const name = `${tag}-own`;
+    await ctx.p.createImage(name, SIZE);
+    const t = await ctx.p.openImage(name);
+    try {
+      await t.write(Buffer.alloc(512, 1), 0); // takes the exclusive lock (automatic mode)
+      await replicate({ source: ctx.img, toSnapshot: 'snap1', target: t, force: true });
+      await t.write(Buffer.alloc(512, 2), 0);
+      expect((await t.read(0, 1))[0]).toBe(2);
+      expect((await t.listSnapshots()).map((s) => s.name)).toEqual(['snap1']);
+    } finally {
+      await t.close();
     }
   });
 
