@@ -20,7 +20,7 @@ import { native, type ImageHandle } from './native.js';
 import { checkBool, checkOptions, checkSignal, checkSnapName, checkUint, checkImageName, codedError, describe } from './errors.js';
 import { Image } from './image.js';
 import { Pool, type CreateImageOptions } from './pool.js';
-import { readIdentity, recordIdentity, sameSource, sourceIdentity, type SnapshotIdentity } from './identity.js';
+import { identityKey, readIdentity, recordIdentity, sameSource, sourceIdentity, type SnapshotIdentity } from './identity.js';
 import type { FeatureName } from './features.js';
 
 export interface ReplicateTargetSpec {
@@ -254,6 +254,10 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
       }
       const rec = await readIdentity(target, fromSnap);
       trace('L235');
+      const boundTo = (rec as { targetSnapId?: unknown } | undefined)?.targetSnapId;
+      if (rec && typeof boundTo === 'number' && boundTo !== base.id) {
+        throw codedError('ERR_WRONG_BASE', `target snapshot '${fromSnap}' was recreated after it was replicated (id ${base.id}, recorded ${boundTo})`, { snapshot: fromSnap });
+      }
       if (!rec || !sameSource(rec, fromId!)) {
         throw codedError(
           'ERR_WRONG_BASE',
@@ -360,6 +364,9 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     await recordIdentity(target, toSnap, toId);
     trace('L325');
     await target.createSnapshot(toSnap);
+    // Bind the record to this very target snapshot: a later same-named snapshot made by hand won't match.
+    const made = await target.getSnapshot(toSnap);
+    if (made) await target.setMetadata(identityKey(toSnap), JSON.stringify({ ...toId, targetSnapId: made.id }));
     trace('L326');
     await target.removeMetadata(CHECKPOINT_KEY).catch(() => undefined);
     trace('L327');

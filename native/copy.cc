@@ -523,19 +523,16 @@ Napi::Value CopyStart(const Napi::CallbackInfo& info) {
           r.Set("mismatchOffset", Napi::Number::New(env, double(j->mismatch)));
           j->deferred.Resolve(r);
         }
-        // Drop image references now, so a close() right after the promise settles really
-        // closes the image (rbd_close, lock release) instead of leaving that to a background
-        // release that may come later. Only a last reference (rbd_close) goes off-thread.
-        for (auto* p : {&j->src, &j->dst}) {
-          if (p->use_count() > 1) p->reset();
-          else ReleaseInBackground(std::static_pointer_cast<void>(std::move(*p)));
-        }
         delete h;
       },
       (void*)nullptr);
   Job* raw = job.get();
   job->th = std::thread([raw] {
     Run(raw);
+    // Drop the image references here, before JS hears of the end: a close() right after the
+    // promise settles must find itself the last holder and really close the image.
+    raw->src.reset();
+    raw->dst.reset();
     raw->tsfn.Release();
   });
   Napi::Object ret = Napi::Object::New(env);

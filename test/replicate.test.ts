@@ -106,7 +106,7 @@ describe('replicate: randomized snapshot chains a → b', () => {
     const fast = seed % 2 === 0;
     const srcName = uniq(`rc-src-${seed}`, A);
     const dstName = uniq(`rc-dst-${seed}`, B);
-    let size = (16 + int(17)) * MiB;
+    let size = (8 + int(17)) * MiB;
     await pa.createImage(srcName, size, fast ? {} : { features: ['layering'] });
     const src = await pa.openImage(srcName);
     const chunkSize = [64 * KiB, 1 * MiB, 4 * MiB][int(3)];
@@ -117,7 +117,7 @@ describe('replicate: randomized snapshot chains a → b', () => {
         for (let i = 0; i < ops; i++) {
           const r = rnd();
           if (r < 0.08 && k > 0) {
-            size = (8 + int(41)) * MiB + (rnd() < 0.3 ? int(64) * 512 : 0); // grow or shrink, sometimes unaligned
+            size = (4 + int(33)) * MiB + (rnd() < 0.3 ? int(64) * 512 : 0); // grow or shrink, sometimes unaligned
             await src.resize(size, { allowShrink: true });
             continue;
           }
@@ -244,6 +244,13 @@ describe('replicate: behaviour', () => {
     await rbdCli(B, ['import', '--no-progress', '-', `${B.pool}/${hand}`], { input: exp });
     await rbdCli(B, ['snap', 'create', `${B.pool}/${hand}@s1`]);
     await expectCode(replicate({ source: src, fromSnapshot: 's1', toSnapshot: 's2', target: { pool: pb, name: hand } }), 'ERR_WRONG_BASE');
+    // A replicated base removed and re-made by hand under the same name (its identity record is stale).
+    const remade = uniq('rp-remade', B);
+    await replicate({ source: src, toSnapshot: 's1', target: { pool: pb, name: remade, create: {} } });
+    await rbdCli(B, ['snap', 'rm', `${B.pool}/${remade}@s1`]);
+    await rbdCli(B, ['snap', 'create', `${B.pool}/${remade}@s1`]);
+    const e2 = await expectCode(replicate({ source: src, fromSnapshot: 's1', toSnapshot: 's2', target: { pool: pb, name: remade } }), 'ERR_WRONG_BASE');
+    expect(e2.message).toContain('recreated');
   }, 60_000);
 
   it('refuses when the target head changed since the base (ERR_TARGET_CHANGED), force overrides', async () => {
@@ -376,10 +383,21 @@ describe('replicate: interruption and resume', () => {
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
     // Kill once a checkpoint past 8 MiB is on the target.
     const deadline = Date.now() + 60_000;
+    let busyTime = -1;
     let killed = false;
+    let busyChecked = false;
     while (Date.now() < deadline) {
       const meta = await rbdCli(B, ['image-meta', 'get', `${B.pool}/${dst}`, 'rbd-stream.checkpoint']).catch(() => '');
-      if (meta && JSON.parse(meta).doneOffset >= 8 * MiB) {
+      const done = meta ? JSON.parse(meta).doneOffset : -1;
+      if (done >= 0 && !busyChecked) {
+        // The live child holds the target's exclusive lock: another process is refused.
+        const t0 = Date.now();
+        await expectCode(replicate({ source: src, toSnapshot: 'base', target: { pool: pb, name: dst } }), 'EBUSY');
+        busyTime = Date.now() - t0;
+        busyChecked = true;
+        continue;
+      }
+      if (done >= 8 * MiB) {
         child.kill('SIGKILL');
         killed = true;
         break;
@@ -389,7 +407,10 @@ describe('replicate: interruption and resume', () => {
     }
     await exited;
     expect(killed, `child ended before it could be killed: ${stderr}`).toBe(true);
+    expect(busyChecked).toBe(true);
+    const t1 = Date.now();
     const r = await replicate({ source: src, toSnapshot: 'base', target: { pool: pb, name: dst } });
+    console.log(`EBUSY answered in ${busyTime} ms; re-run after SIGKILL took ${Date.now() - t1} ms (dead lock holder)`);
     expect(r.resumed).toBe(true);
     expect(r.bytesRead).toBeLessThan(SIZE);
     expect(await md5(B, `${dst}@base`)).toBe(await md5(A, `${srcName}@base`));
