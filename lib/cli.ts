@@ -382,8 +382,8 @@ Exit codes: 0 ok, 1 failed, 2 usage, 3 sync-pool partial failure, 4 refused by a
     .addOption(new Option('--export-format <n>', 'stream format').choices(['1', '2']).default('1'))
     .option('--whole-object', 'diff by whole objects (fast-diff)')
     .action(run(async (session, g, spec: string, path: string, o: Record<string, unknown>) => {
-      const s = parseImageSpec(spec, 'required');
       if (path === '-') jsonSink = process.stderr;
+      const s = parseImageSpec(spec, 'required');
       const r = await session.connect(sourceFlags(o));
       const image = await (await openPool(r, s.pool, s.namespace)).openImage(s.image, { readOnly: true });
       const bar = new ProgressBar(progressEnabled(g), s.image);
@@ -561,7 +561,11 @@ Exit codes: 0 ok, 1 failed, 2 usage, 3 sync-pool partial failure, 4 refused by a
     .action(run(async (_s, g, o: Record<string, unknown>) => {
       const m = await clusterMod();
       const st = await m.status(o.dir as string | undefined);
-      if (g.json) return emitJson(st);
+      const healthy = st.exists && Object.values(st.clusters).every((c) => c.reachable);
+      if (g.json) {
+        emitJson(st);
+        return healthy ? EXIT.OK : EXIT.FAILED;
+      }
       if (!st.exists) {
         process.stdout.write(`no clusters in ${st.dir}\n`);
         return EXIT.FAILED;

@@ -523,14 +523,17 @@ Napi::Value CopyStart(const Napi::CallbackInfo& info) {
           r.Set("mismatchOffset", Napi::Number::New(env, double(j->mismatch)));
           j->deferred.Resolve(r);
         }
+        // Drop image references off the JS thread (a last reference closes the image).
+        ReleaseInBackground(std::static_pointer_cast<void>(std::move(j->src)));
+        ReleaseInBackground(std::static_pointer_cast<void>(std::move(j->dst)));
         delete h;
       },
       (void*)nullptr);
   Job* raw = job.get();
   job->th = std::thread([raw] {
     Run(raw);
-    // Drop the image references here, before JS hears of the end: a close() right after the
-    // promise settles must find itself the last holder and really close the image.
+    // Drop our image references before the promise settles, so a close() right after it
+    // really closes (rbd_close only runs for the last reference; a late one leaves a watcher).
     raw->src.reset();
     raw->dst.reset();
     raw->tsfn.Release();
