@@ -11,7 +11,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { Rados, isRbdError, replicate, type Image, type Pool } from '../lib/index.js';
 import { down, signalDaemon, spawnWatchdog, up } from '../scripts/cluster.js';
@@ -47,6 +47,21 @@ afterAll(async () => {
     if (watchdog) try { process.kill(watchdog); } catch { /* already gone */ }
   }
 }, 120_000);
+
+// Every scenario starts from a running, answering OSD (a scenario that failed may have left
+// it stopped); on failure, what the OSD was stuck on is printed to help tell why.
+beforeEach(async () => {
+  signalDaemon(dir!, 'fx', 'osd', 'SIGCONT');
+  await cephCli(fx, ['osd', 'pool', 'ls'], { timeoutMs: 30_000 });
+});
+afterEach(async (ctx) => {
+  if (ctx.task.result?.state !== 'fail') return;
+  const out: string[] = [];
+  for (const args of [['health', 'detail'], ['tell', 'osd.0', 'dump_blocked_ops'], ['tell', 'osd.0', 'dump_ops_in_flight']]) {
+    out.push(`$ ceph ${args.join(' ')}\n${await cephCli(fx, args, { timeoutMs: 15_000 }).catch((e) => String(e))}`);
+  }
+  console.error(`[faults] diagnostics after '${ctx.task.name}':\n${out.join('\n').slice(0, 8000)}`);
+});
 
 function osd(sig: 'SIGSTOP' | 'SIGCONT') {
   expect(signalDaemon(dir!, 'fx', 'osd', sig)).toBe(true);
@@ -302,7 +317,7 @@ describe('replicate under faults', () => {
       await again.r.close();
     }
     expect(await rbdExportMd5(fx, `${name}@base`)).toBe(srcMd5);
-  }, 90_000);
+  }, 150_000);
 
   it('target pool over quota: a clear error within the timeout; after the quota is lifted a re-run completes', async () => {
     const pool = `rquota${Date.now().toString(36)}`;
@@ -442,30 +457,35 @@ describe('replicate under faults', () => {
     child.stderr.on('data', (d) => (err += d));
     child.stdout.on('data', (d) => (err += d));
     const exited = new Promise<void>((res) => child.on('exit', (code, sig) => { err += ` (exit ${code ?? sig})`; res(); }));
-    // Slow the target down (OSD stopped ~90% of the time) so the copy outlives its first
+    // Slow the target down (OSD stopped ~97% of the time) so the copy outlives its first
     // checkpoint (every 2 s); kill the process once a checkpoint with progress is on the target.
     let throttling = true;
     const throttle = (async () => {
       while (throttling) {
         osd('SIGSTOP');
-        await sleep(500);
+        await sleep(900);
         osd('SIGCONT');
-        await sleep(50);
+        await sleep(30);
       }
     })();
     let checkpoint: { doneOffset: number } | undefined;
+    // Watch the target's checkpoint through our own connection (a CLI per poll is too slow).
+    const watcher = await target(30_000);
     try {
       const deadline = Date.now() + 90_000;
+      let t: Image | undefined;
       while (Date.now() < deadline && child.exitCode === null) {
-        const meta = await rbdCli(fx, ['image-meta', 'get', `${fx.pool}/${name}`, 'rbd-stream.checkpoint']).catch(() => '');
+        if (!t && (await watcher.p.listImages()).includes(name)) t = await watcher.p.openImage(name, { readOnly: true });
+        const meta = t ? await t.getMetadata('rbd-stream.checkpoint') : undefined;
         if (meta && JSON.parse(meta).doneOffset > 0) {
           child.kill('SIGKILL');
           checkpoint = JSON.parse(meta);
           break;
         }
-        await sleep(100);
+        await sleep(20);
       }
     } finally {
+      await watcher.r.close();
       throttling = false;
       await throttle;
       osd('SIGCONT');
