@@ -33,6 +33,9 @@ beforeAll(async () => {
   const set = await up({ dir, names: ['fx'], osdMiB: 512 });
   const c = set.clusters.fx;
   fx = { name: 'fx', conf: c.conf, keyring: c.keyring, user: c.user, pool: 'rbd', fsid: c.fsid };
+  // PG read leases are ~0.8 × the heartbeat grace (20 s): a longer pause of the only OSD can leave
+  // its PGs 'waiting for readable' after SIGCONT. A longer grace keeps our pauses well inside it.
+  await cephCli(fx, ['config', 'set', 'global', 'osd_heartbeat_grace', '120']);
 }, 180_000);
 
 afterAll(async () => {
@@ -52,8 +55,19 @@ afterAll(async () => {
 // it stopped); on failure, what the OSD was stuck on is printed to help tell why.
 beforeEach(async () => {
   signalDaemon(dir!, 'fx', 'osd', 'SIGCONT');
-  await cephCli(fx, ['osd', 'pool', 'ls'], { timeoutMs: 30_000 });
-});
+  // Ops stuck in the OSD since a pause ('waiting for readable', seen under heavy load): mark the
+  // OSD down once — it rejoins at once and re-peers, which releases them — and say so.
+  for (let i = 0; i < 60; i++) {
+    const h = JSON.parse(await cephCli(fx, ['health', 'detail', '--format', 'json'], { timeoutMs: 30_000 }));
+    if (!h.checks?.SLOW_OPS) return;
+    if (i === 0) {
+      console.error(`[faults] ${h.checks.SLOW_OPS.summary.message}: re-peering osd.0`);
+      await cephCli(fx, ['osd', 'down', '0']);
+    }
+    await sleep(1000);
+  }
+  throw new Error('osd.0 still has slow ops after re-peering');
+}, 90_000);
 afterEach(async (ctx) => {
   if (ctx.task.result?.state !== 'fail') return;
   const out: string[] = [];
