@@ -48,8 +48,15 @@ export class Lifecycle {
   close(release: () => Promise<void>): Promise<void> {
     if (!this.closing) {
       this.closing = (async () => {
-        await Promise.allSettled([...this.children].map((c) => c.close()));
-        while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+        // Loop: an open that was in flight when close() began adopts its child afterwards,
+        // which must be closed too (else it stays open and keeps the parent's handle alive).
+        for (;;) {
+          const kids = [...this.children];
+          await Promise.allSettled(kids.map((c) => c.close()));
+          for (const k of kids) this.children.delete(k);
+          if (this.inflight.size === 0 && this.children.size === 0) break;
+          await Promise.allSettled([...this.inflight]);
+        }
         await release();
       })();
     }

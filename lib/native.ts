@@ -95,6 +95,8 @@ export interface NativeBinding {
 }
 
 function load(): NativeBinding {
+  // `npm run test:asan` points this at an AddressSanitizer build (scripts/asan.mjs).
+  if (process.env.RBD_STREAM_ADDON) return require(path.resolve(process.env.RBD_STREAM_ADDON)) as NativeBinding;
   const gypBuild = require('node-gyp-build') as (dir: string) => NativeBinding;
   return gypBuild(root);
 }

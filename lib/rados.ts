@@ -62,6 +62,9 @@ export class Rados {
     }
     if (o.keyring !== undefined) config.push(['keyring', o.keyring]);
     if (o.key !== undefined) config.push(['key', o.key]);
+    // librados' admin socket answers `config get key` with the secret in clear to any local
+    // process that can open the socket: no admin socket for connections holding an inline key.
+    if (config.some(([k]) => k === 'key')) config.push(['admin_socket', '']);
     const handle = await native.connect({ conf: o.conf, clusterName: o.clusterName, user: fullName, config });
     return new Rados(handle, fullName, timeoutMs);
   }

@@ -208,7 +208,13 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     target = await pool.openImage(name);
     ownTarget = true;
   } else {
-    target = o.target as Image;
+    // Our own handle of the caller's image: taking the exclusive lock through the API
+    // (rbd_lock_acquire) switches a handle to manual lock management for good, and the
+    // caller's Image would fail every write with EROFS after we release the lock.
+    const given = o.target as Image;
+    given.h; // ERR_CLOSED if the caller's image is closed
+    target = await given.pool.openImage(given.name);
+    ownTarget = true;
   }
 
   let srcSnapImage: Image | undefined;

@@ -95,6 +95,8 @@ export async function syncImage(options: SyncImageOptions): Promise<SyncResult> 
   const keepTarget = keepO.target === undefined ? DEFAULT_KEEP : checkUint(keepO.target, 'keep.target', { min: 1 });
   const verify = checkBool(o.verify, 'verify') ?? false;
   const force = checkBool(o.force, 'force') ?? false;
+  // Checked here, not only by replicate(): bad input must fail before the source is snapshotted.
+  if (o.concurrency !== undefined) checkUint(o.concurrency, 'concurrency', { min: 1, max: 256 });
   const signal = checkSignal(o.signal);
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new TypeError('onProgress must be a function');
   let targetPool: Pool;
@@ -246,6 +248,7 @@ export async function syncPool(options: SyncPoolOptions): Promise<SyncPoolResult
   if (!(o.source instanceof Pool)) throw new TypeError('source must be a Pool');
   if (!(o.target instanceof Pool)) throw new TypeError('target must be a Pool');
   const parallel = o.parallel === undefined ? 2 : checkUint(o.parallel, 'parallel', { min: 1, max: 64 });
+  if (o.concurrency !== undefined) checkUint(o.concurrency, 'concurrency', { min: 1, max: 256 });
   const signal = checkSignal(o.signal);
   if (o.onImage !== undefined && typeof o.onImage !== 'function') throw new TypeError('onImage must be a function');
   const all = await o.source.listImages();

@@ -36,7 +36,8 @@ Napi::Value Connect(const Napi::CallbackInfo& info) {
     std::shared_ptr<Cluster> cluster;
   };
   OpContext ctx;
-  ctx.op = "connect to cluster" + (args->confGiven ? " (conf " + args->conf + ")" : std::string());
+  // Name the user so EACCES/EPERM say whose rights or key failed (never the key itself).
+  ctx.op = "connect to cluster as " + args->user + (args->confGiven ? " (conf " + args->conf + ")" : std::string());
   return RunBlocking<R>(
       env, ctx,
       [args](R& r) {

@@ -43,6 +43,8 @@ Napi::Error ErrnoError(Napi::Env env, int rc, const OpContext& ctx) {
   if (!target.empty()) msg += " '" + target + "'";
   msg += " failed: ";
   msg += strerror(err);
+  // Full pools, pools over quota and hung OSDs all surface as a timeout: say so.
+  if (err == ETIMEDOUT) msg += " (no reply within the operation timeout: OSD down or hung, or pool full/over quota)";
   Napi::Error e = Napi::Error::New(env, msg);
   e.Set("code", Napi::String::New(env, code));
   e.Set("errno", Napi::Number::New(env, -err));

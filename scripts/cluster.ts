@@ -744,6 +744,16 @@ export async function startMirrorDaemon(dir: string, name: string): Promise<numb
   return d.pid;
 }
 
+/**
+ * Sends `signal` to one daemon of cluster `name` (verified to be ours); for fault tests, e.g.
+ * SIGSTOP/SIGCONT of the OSD to simulate a hung one. Returns false if it is not running.
+ */
+export function signalDaemon(dir: string, name: string, daemon: keyof ClusterPids, signal: NodeJS.Signals): boolean {
+  const c = readState(resolve(dir))?.clusters[name];
+  if (!c) throw new Error(`no cluster ${name} in ${dir}`);
+  return signalVerified([{ pid: c.pids[daemon] ?? 0, conf: c.conf }], signal).length === 1;
+}
+
 /** Stops the rbd-mirror daemon of cluster `name` (if running) and forgets its pid. */
 export async function stopMirrorDaemon(dir: string, name: string): Promise<void> {
   dir = resolve(dir);

@@ -130,6 +130,7 @@ function runCli(cmd: string, args: string[], opts: CliOptions = {}): Promise<Buf
   return new Promise((resolve, reject) => {
     const env = { ...process.env };
     delete env.CEPH_ARGS;
+    delete env.LD_PRELOAD; // the CLI oracles run uninstrumented under test:asan
     const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
@@ -178,6 +179,7 @@ export function rbdExportMd5(c: TestCluster, spec: string, opts: { timeoutMs?: n
   return new Promise((resolve, reject) => {
     const env = { ...process.env };
     delete env.CEPH_ARGS;
+    delete env.LD_PRELOAD; // the CLI oracles run uninstrumented under test:asan
     const args = [...clusterArgs(c), '--no-progress', 'export', fullSpec, '-'];
     const child = spawn('rbd', args, { stdio: ['ignore', 'pipe', 'pipe'], env });
     const hash = createHash('md5');
