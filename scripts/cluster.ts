@@ -356,6 +356,10 @@ log file = ${d}/log/$name.log
 osd objectstore = memstore
 memstore device bytes = ${c.osdBytes}
 memstore page set = false
+# memstore reports class hdd, whose 5 s trim sleep lets removed snapshots
+# pile up in RAM until the OSD is full.
+osd snap trim sleep = 0
+osd snap trim sleep hdd = 0
 osd op num shards = 2
 osd op num threads per shard = 2
 osd scrub during recovery = false

@@ -13,7 +13,12 @@ const run = (cmd, args) => execFileSync(cmd, args, { cwd: root, stdio: 'inherit'
 
 await ensureSystemDeps();
 
-if (!existsSync(path.join(root, 'node_modules', 'vitest')) || !existsSync(path.join(root, 'node_modules', 'node-addon-api'))) {
+// npm records what it installed in node_modules/.package-lock.json: reinstall
+// when it is missing or older than the manifest or the lock file.
+const installed = path.join(root, 'node_modules', '.package-lock.json');
+const mtime = (f) => (existsSync(f) ? statSync(f).mtimeMs : 0);
+const wanted = Math.max(mtime(path.join(root, 'package.json')), mtime(path.join(root, 'package-lock.json')));
+if (!existsSync(installed) || mtime(installed) < wanted) {
   console.error('[ensure] installing npm dependencies');
   // --ignore-scripts: the addon is built below, once.
   run('npm', [existsSync(path.join(root, 'package-lock.json')) ? 'ci' : 'install', '--ignore-scripts', '--no-audit', '--no-fund']);
