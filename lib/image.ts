@@ -77,6 +77,11 @@ export class Image {
     return this.handle!;
   }
 
+  /** @internal Runs `hook` when close() begins (see Lifecycle.onClose). */
+  onClose(hook: () => void): () => void {
+    return this.life.onClose(hook);
+  }
+
   /** @internal Runs a native call tracked for close(). */
   track<T>(start: () => Promise<T>): Promise<T> {
     return this.life.run(start);

@@ -6,6 +6,7 @@ export class Lifecycle {
   private readonly inflight = new Set<Promise<unknown>>();
   private closing: Promise<void> | undefined;
   private readonly children = new Set<{ close(): Promise<void> }>();
+  private readonly closeHooks = new Set<() => void>();
 
   constructor(private readonly what: () => string) {}
 
@@ -40,6 +41,16 @@ export class Lifecycle {
     this.children.delete(child);
   }
 
+  /**
+   * Runs `hook` when close() begins, before waiting for in-flight work: long
+   * jobs (a copy) stop early instead of holding close() for their whole run.
+   * Returns a function that removes the hook.
+   */
+  onClose(hook: () => void): () => void {
+    this.closeHooks.add(hook);
+    return () => this.closeHooks.delete(hook);
+  }
+
   get inflightCount(): number {
     return this.inflight.size;
   }
@@ -47,6 +58,14 @@ export class Lifecycle {
   /** Marks closed, closes children, waits for in-flight ops, then runs `release` once. */
   close(release: () => Promise<void>): Promise<void> {
     if (!this.closing) {
+      for (const hook of this.closeHooks) {
+        try {
+          hook();
+        } catch {
+          // a hook only requests a stop; close() goes on regardless
+        }
+      }
+      this.closeHooks.clear();
       this.closing = (async () => {
         // Loop: an open that was in flight when close() began adopts its child afterwards,
         // which must be closed too (else it stays open and keeps the parent's handle alive).

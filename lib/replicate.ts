@@ -335,22 +335,27 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
       );
       const onAbort = () => n.copyCancel(job);
       signal?.addEventListener('abort', onAbort, { once: true });
+      // Closing either image (or its pool/connection) stops the copy, leaving the target resumable.
+      const unhookSource = srcSnapImage!.onClose(onAbort);
+      const unhookTarget = target.onClose(onAbort);
       try {
         return await srcSnapImage!.track(() => target.track(() => promise));
       } finally {
         signal?.removeEventListener('abort', onAbort);
+        unhookSource();
+        unhookTarget();
       }
     };
 
     const r = await runJob('copy', startOffset);
     if (TRACE) trace(`job: ${JSON.stringify(r)}`);
     total.r += r.bytesRead; total.w += r.bytesWritten; total.z += r.bytesZeroed; total.x += r.extents;
-    if (r.aborted) throw abortError(signal, target);
+    if (r.aborted) throw stopError(signal, target, srcSnapImage);
 
     if (verify) {
       if (o._beforeVerify) await o._beforeVerify(target);
       const v = await runJob('verify', 0);
-      if (v.aborted) throw abortError(signal, target);
+      if (v.aborted) throw stopError(signal, target, srcSnapImage);
       if (v.mismatchOffset >= 0) {
         throw codedError('ERR_VERIFY_MISMATCH', `data differs between source '${source.pool.spec}/${source.name}@${toSnap}' and target '${target.pool.spec}/${target.name}' at offset ${v.mismatchOffset}`, { offset: v.mismatchOffset });
       }
@@ -378,6 +383,14 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     if (busyKey) busy.delete(busyKey);
     if (ownTarget) await target.close().catch(() => undefined);
   }
+}
+
+/** Why a job stopped early: a closed handle, or the caller's signal. */
+function stopError(signal: AbortSignal | undefined, target: Image, source: Image): Error {
+  if (target.closed || source.closed) {
+    return codedError('ERR_CLOSED', `replicate into '${target.pool.spec}/${target.name}' stopped: an image or its connection was closed (re-run to resume)`);
+  }
+  return abortError(signal, target);
 }
 
 function abortError(signal: AbortSignal | undefined, target: Image): Error {
