@@ -882,7 +882,14 @@ export async function removeSnapshotSchedule(
   await rados.command('mgr', cmd);
 }
 
-/** Schedules at a level (all levels below it too with `recursive`), sorted by level spec. */
+/** '30m' | '6h' | '1d' (the mgr's interval syntax) in minutes; unknown forms sort last. */
+function intervalMinutes(interval: string): number {
+  const m = /^(\d+)([mhd])$/.exec(interval);
+  if (!m) return Number.MAX_SAFE_INTEGER;
+  return Number(m[1]) * { m: 1, h: 60, d: 1440 }[m[2] as 'm' | 'h' | 'd'];
+}
+
+/** Schedules at a level (all levels below it too with `recursive`), sorted by level spec, then interval. */
 export async function listSnapshotSchedules(
   rados: Rados,
   options: ScheduleLevel & { recursive?: boolean } = {},
@@ -896,7 +903,10 @@ export async function listSnapshotSchedules(
   const levels: SnapshotScheduleLevel[] = Object.values(out ?? {}).map((l) => ({
     levelSpec: l.name,
     ...splitLevel(l.name),
-    schedules: l.schedule.map((s) => ({ interval: s.interval, startTime: s.start_time || null })),
+    // The mgr keeps schedules in a set: order them (shortest interval first) so results are stable.
+    schedules: l.schedule
+      .map((s) => ({ interval: s.interval, startTime: s.start_time || null }))
+      .sort((x, y) => intervalMinutes(x.interval) - intervalMinutes(y.interval) || (x.startTime ?? '').localeCompare(y.startTime ?? '')),
   }));
   const wanted = recursive || spec === '' ? levels : levels.filter((l) => l.levelSpec === spec);
   return wanted.sort((a, b) => (a.levelSpec < b.levelSpec ? -1 : a.levelSpec > b.levelSpec ? 1 : 0));

@@ -8,6 +8,8 @@
 #include <rbd/librbd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -193,6 +195,30 @@ std::string ArgString(const Napi::CallbackInfo& info, size_t i, const char* name
 // undefined/null → empty optional semantics: returns false when absent.
 bool ArgOptString(const Napi::CallbackInfo& info, size_t i, std::string* out);
 Napi::Value U64(Napi::Env env, uint64_t v);
+
+// librbd's string getters answer -ERANGE and set *len to the size needed:
+// call fill(buf, &len) until the buffer is big enough.
+template <typename F>
+int GetString(size_t len, std::string* out, F fill) {
+  std::vector<char> buf;
+  int rc = -ERANGE;
+  for (int tries = 0; tries < 8 && rc == -ERANGE; tries++) {
+    buf.assign(len > 0 ? len : 1, 0);
+    rc = fill(buf.data(), &len);
+  }
+  if (rc < 0) return rc;
+  out->assign(buf.data(), strnlen(buf.data(), buf.size()));
+  return 0;
+}
+
+// diff_iterate2 over [off, off+len): appends the extents to *out, sorted by
+// offset (callbacks may come from librados threads, in any order).
+struct DiffExtent {
+  uint64_t off, len;
+  bool exists;
+};
+int DiffExtents(rbd_image_t image, const char* fromSnap, uint64_t off, uint64_t len, bool includeParent,
+                bool wholeObject, std::vector<DiffExtent>* out);
 
 void InitErrors(Napi::Env env, Napi::Object exports);
 void InitAio(Napi::Env env, Napi::Object exports);

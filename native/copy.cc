@@ -27,10 +27,7 @@ const char kZeroPage[kBlock] = {0};
 constexpr int kReadFlags = LIBRADOS_OP_FLAG_FADVISE_SEQUENTIAL | LIBRADOS_OP_FLAG_FADVISE_NOCACHE;
 constexpr int kWriteFlags = LIBRADOS_OP_FLAG_FADVISE_NOCACHE;
 
-struct Ext {
-  uint64_t off, len;
-  bool exists;
-};
+using Ext = DiffExtent;
 
 enum Kind { kSrcRead, kDstRead, kWrite, kZero };
 
@@ -132,26 +129,8 @@ void Submit(Job* j, int slot, Kind kind, F start) {
   }
 }
 
-struct Collector {
-  std::mutex mu;
-  std::vector<Ext> v;
-};
-
-int Collect(uint64_t off, size_t len, int exists, void* arg) {
-  auto* c = static_cast<Collector*>(arg);
-  std::lock_guard<std::mutex> lk(c->mu);
-  c->v.push_back({off, len, exists != 0});
-  return 0;
-}
-
 int Diff(Job* j, uint64_t off, uint64_t len, bool whole, std::vector<Ext>* out) {
-  Collector c;
-  int rc = rbd_diff_iterate2(j->src->image, j->o.hasFrom ? j->o.from.c_str() : nullptr, off, len, 1, whole ? 1 : 0,
-                             Collect, &c);
-  if (rc < 0) return rc;
-  std::sort(c.v.begin(), c.v.end(), [](const Ext& a, const Ext& b) { return a.off < b.off; });
-  out->insert(out->end(), c.v.begin(), c.v.end());
-  return 0;
+  return DiffExtents(j->src->image, j->o.hasFrom ? j->o.from.c_str() : nullptr, off, len, true, whole, out);
 }
 
 // Is the fast-diff object map trustworthy for both ends of the diff?

@@ -10,14 +10,9 @@ namespace rbdstream {
 
 namespace {
 
-struct Extent {
-  uint64_t off, len;
-  bool exists;
-};
-
 struct Collector {
   std::mutex mu;
-  std::vector<Extent> extents;
+  std::vector<DiffExtent> extents;
 };
 
 int Collect(uint64_t off, size_t len, int exists, void* arg) {
@@ -26,6 +21,20 @@ int Collect(uint64_t off, size_t len, int exists, void* arg) {
   c->extents.push_back({off, len, exists != 0});
   return 0;
 }
+
+}  // namespace
+
+int DiffExtents(rbd_image_t image, const char* fromSnap, uint64_t off, uint64_t len, bool includeParent,
+                bool wholeObject, std::vector<DiffExtent>* out) {
+  Collector c;
+  int rc = rbd_diff_iterate2(image, fromSnap, off, len, includeParent ? 1 : 0, wholeObject ? 1 : 0, Collect, &c);
+  if (rc < 0) return rc;
+  std::sort(c.extents.begin(), c.extents.end(), [](const DiffExtent& a, const DiffExtent& b) { return a.off < b.off; });
+  out->insert(out->end(), c.extents.begin(), c.extents.end());
+  return 0;
+}
+
+namespace {
 
 // (image, fromSnap|null, offset, length, wholeObject, includeParent)
 //   → Float64Array [offset, length, exists(0|1), …], sorted by offset
@@ -38,20 +47,15 @@ Napi::Value DiffRange(const Napi::CallbackInfo& info) {
   bool wholeObject = info[4].ToBoolean();
   bool includeParent = info[5].ToBoolean();
   struct R {
-    std::vector<Extent> extents;
+    std::vector<DiffExtent> extents;
   };
   OpContext ctx = OpContext::For("diff", img.get());
   if (hasFrom) ctx.op = "diff from snapshot '" + from + "'";
   return RunBlocking<R>(
       info.Env(), ctx,
       [img, from, hasFrom, off, len, wholeObject, includeParent](R& r) {
-        Collector c;
-        int rc = rbd_diff_iterate2(img->image, hasFrom ? from.c_str() : nullptr, off, len, includeParent ? 1 : 0,
-                                   wholeObject ? 1 : 0, Collect, &c);
-        if (rc < 0) return rc;
-        r.extents = std::move(c.extents);
-        std::sort(r.extents.begin(), r.extents.end(), [](const Extent& a, const Extent& b) { return a.off < b.off; });
-        return 0;
+        return DiffExtents(img->image, hasFrom ? from.c_str() : nullptr, off, len, includeParent, wholeObject,
+                           &r.extents);
       },
       [](Napi::Env env, R& r) {
         auto arr = Napi::Float64Array::New(env, r.extents.size() * 3);

@@ -190,16 +190,8 @@ Napi::Value MetadataGet(const Napi::CallbackInfo& info) {
   return RunBlocking<R>(
       info.Env(), OpContext::For("get image metadata '" + key + "'", img.get()),
       [img, key](R& r) {
-        size_t len = 256;
-        std::vector<char> buf;
-        int rc;
-        do {
-          buf.resize(len);
-          rc = rbd_metadata_get(img->image, key.c_str(), buf.data(), &len);
-        } while (rc == -ERANGE);
-        if (rc < 0) return rc;
-        r.value.assign(buf.data(), len > 0 ? strnlen(buf.data(), len) : 0);
-        return 0;
+        return GetString(256, &r.value,
+                         [&](char* buf, size_t* len) { return rbd_metadata_get(img->image, key.c_str(), buf, len); });
       },
       [](Napi::Env env, R& r) { return Napi::String::New(env, r.value); });
 }

@@ -36,17 +36,7 @@ Napi::Value SiteNameGet(const Napi::CallbackInfo& info) {
   return RunBlocking<R>(
       info.Env(), OpContext{"get mirror site name"},
       [c](R& r) {
-        size_t len = 128;
-        std::vector<char> buf;
-        int rc;
-        for (int tries = 0; tries < 4; tries++) {
-          buf.assign(len, 0);
-          rc = rbd_mirror_site_name_get(c->rados, buf.data(), &len);
-          if (rc != -ERANGE) break;
-        }
-        if (rc < 0) return rc;
-        r.name = std::string(buf.data(), strnlen(buf.data(), buf.size()));
-        return 0;
+        return GetString(128, &r.name, [&](char* buf, size_t* len) { return rbd_mirror_site_name_get(c->rados, buf, len); });
       },
       [](Napi::Env env, R& r) { return Napi::String::New(env, r.name); });
 }
@@ -104,17 +94,8 @@ Napi::Value BootstrapCreate(const Napi::CallbackInfo& info) {
   return RunBlocking<R>(
       info.Env(), OpContext::For("create mirror bootstrap token", io.get()),
       [io](R& r) {
-        size_t len = 4096;
-        std::vector<char> buf;
-        int rc;
-        for (int tries = 0; tries < 4; tries++) {
-          buf.assign(len, 0);
-          rc = rbd_mirror_peer_bootstrap_create(io->io, buf.data(), &len);
-          if (rc != -ERANGE) break;
-        }
-        if (rc < 0) return rc;
-        r.token = std::string(buf.data(), strnlen(buf.data(), buf.size()));
-        return 0;
+        return GetString(4096, &r.token,
+                         [&](char* buf, size_t* len) { return rbd_mirror_peer_bootstrap_create(io->io, buf, len); });
       },
       [](Napi::Env env, R& r) { return Napi::String::New(env, r.token); });
 }
@@ -131,6 +112,35 @@ Napi::Value BootstrapImport(const Napi::CallbackInfo& info) {
 }
 
 // --- peers -------------------------------------------------------------------
+
+// Reads a peer's attributes (mon host, key). The raw buffers are wiped: they hold the key.
+int GetPeerAttributes(rados_ioctx_t io, const std::string& uuid, std::vector<std::pair<std::string, std::string>>* kv) {
+  size_t klen = 1024, vlen = 4096, count = 0;
+  std::vector<char> keys, values;
+  int rc = -ERANGE;
+  for (int tries = 0; tries < 8 && rc == -ERANGE; tries++) {
+    keys.assign(klen, 0);
+    values.assign(vlen, 0);
+    rc = rbd_mirror_peer_site_get_attributes(io, uuid.c_str(), keys.data(), &klen, values.data(), &vlen, &count);
+  }
+  if (rc == 0) {
+    const char* k = keys.data();
+    const char* v = values.data();
+    for (size_t i = 0; i < count; i++) {
+      kv->emplace_back(k, v);
+      k += strlen(k) + 1;
+      v += strlen(v) + 1;
+    }
+  }
+  std::fill(values.begin(), values.end(), 0);
+  return rc;
+}
+
+// Overwrites the characters of strings that held a key before they are freed.
+void Wipe(std::vector<std::pair<std::string, std::string>>* kv) {
+  for (auto& p : *kv) std::fill(p.second.begin(), p.second.end(), '\0');
+  kv->clear();
+}
 
 int SetPeerAttributes(rados_ioctx_t io, const std::string& uuid, const std::vector<std::pair<std::string, std::string>>& kv) {
   std::string keys, values;
@@ -216,33 +226,17 @@ Napi::Value PeerSet(const Napi::CallbackInfo& info) {
                                                 static_cast<rbd_mirror_peer_direction_t>(std::stoi(value)));
     if (what == "monHost" || what == "key") {
       // Read-modify-write: set_attributes replaces the whole map.
-      size_t klen = 1024, vlen = 4096, count = 0;
-      std::vector<char> keys, values;
-      int rc;
-      for (int tries = 0; tries < 4; tries++) {
-        keys.assign(klen, 0);
-        values.assign(vlen, 0);
-        rc = rbd_mirror_peer_site_get_attributes(io->io, uuid.c_str(), keys.data(), &klen, values.data(), &vlen, &count);
-        if (rc != -ERANGE) break;
-      }
       std::vector<std::pair<std::string, std::string>> kv;
-      if (rc == 0) {
-        const char* k = keys.data();
-        const char* v = values.data();
-        for (size_t i = 0; i < count; i++) {
-          kv.emplace_back(k, v);
-          k += strlen(k) + 1;
-          v += strlen(v) + 1;
-        }
-      } else if (rc != -ENOENT) {
-        return rc;
-      }
+      int rc = GetPeerAttributes(io->io, uuid, &kv);
+      if (rc < 0 && rc != -ENOENT) return rc;
       std::string attr = what == "monHost" ? RBD_MIRROR_PEER_ATTRIBUTE_NAME_MON_HOST : RBD_MIRROR_PEER_ATTRIBUTE_NAME_KEY;
       bool replaced = false;
       for (auto& p : kv)
         if (p.first == attr) p.second = value, replaced = true;
       if (!replaced) kv.emplace_back(attr, value);
-      return SetPeerAttributes(io->io, uuid, kv);
+      rc = SetPeerAttributes(io->io, uuid, kv);
+      Wipe(&kv);
+      return rc;
     }
     return -EINVAL;
   });
@@ -284,27 +278,15 @@ Napi::Value PeerList(const Napi::CallbackInfo& info) {
         }
         rbd_mirror_peer_site_list_cleanup(peers.data(), max);
         for (auto& e : r.peers) {
-          size_t klen = 1024, vlen = 4096, count = 0;
-          std::vector<char> keys, values;
-          for (int tries = 0; tries < 4; tries++) {
-            keys.assign(klen, 0);
-            values.assign(vlen, 0);
-            rc = rbd_mirror_peer_site_get_attributes(io->io, e.uuid.c_str(), keys.data(), &klen, values.data(), &vlen,
-                                                     &count);
-            if (rc != -ERANGE) break;
-          }
+          std::vector<std::pair<std::string, std::string>> kv;
+          rc = GetPeerAttributes(io->io, e.uuid, &kv);
           if (rc == -ENOENT) continue;
           if (rc < 0) return rc;
-          const char* k = keys.data();
-          const char* v = values.data();
-          for (size_t i = 0; i < count; i++) {
-            if (strcmp(k, RBD_MIRROR_PEER_ATTRIBUTE_NAME_MON_HOST) == 0) e.monHost = v;
-            if (strcmp(k, RBD_MIRROR_PEER_ATTRIBUTE_NAME_KEY) == 0) e.hasKey = *v != '\0';
-            k += strlen(k) + 1;
-            v += strlen(v) + 1;
+          for (const auto& p : kv) {
+            if (p.first == RBD_MIRROR_PEER_ATTRIBUTE_NAME_MON_HOST) e.monHost = p.second;
+            if (p.first == RBD_MIRROR_PEER_ATTRIBUTE_NAME_KEY) e.hasKey = !p.second.empty();
           }
-          // Wipe the copy holding the key.
-          std::fill(values.begin(), values.end(), 0);
+          Wipe(&kv);
         }
         return 0;
       },
