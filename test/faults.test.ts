@@ -302,21 +302,40 @@ describe('replicate under faults', () => {
   it('target OSD hung mid-copy: ETIMEDOUT within the timeout; after SIGCONT a re-run resumes, identical', async () => {
     const name = `rep-long-${Date.now()}`;
     const { r, p } = await target();
+    // A second connection watches the target's checkpoint: the OSD is stopped only once the copy
+    // has recorded progress (stopping it earlier leaves nothing to resume from, by design).
+    const watcher = await target(20_000);
     let res;
     let stoppedAt = 0;
+    let stopping: Promise<void> | undefined;
     try {
       res = await timed(replicate({
         ...opts(p, name),
+        concurrency: 1,
+        chunkSize: 256 * 1024,
         _checkpointMs: 100,
-        onProgress: (ev) => {
-          if (stoppedAt || ev.bytesDone < 8 * MiB) return;
-          stoppedAt = Date.now();
-          osd('SIGSTOP');
+        onProgress: () => {
+          stopping ??= (async () => {
+            const img = await watcher.p.openImage(name, { readOnly: true });
+            try {
+              for (;;) {
+                const cp = await img.getMetadata('rbd-stream.checkpoint');
+                if (cp !== undefined && JSON.parse(cp).doneOffset > 0) break;
+                await sleep(5);
+              }
+            } finally {
+              await img.close();
+            }
+            stoppedAt = Date.now();
+            osd('SIGSTOP');
+          })();
         },
       }));
     } finally {
+      await stopping?.catch(() => undefined);
       if (stoppedAt) osd('SIGCONT');
       await r.close();
+      await watcher.r.close();
     }
     expect(stoppedAt, 'the copy ended before the OSD could be stopped').toBeGreaterThan(0);
     expect(res.error?.code, String(res.error)).toBe('ETIMEDOUT');

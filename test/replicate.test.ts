@@ -278,13 +278,26 @@ describe('replicate: behaviour', () => {
 
   it('refuses a concurrent replicate into the same target (EBUSY)', async () => {
     const dst = uniq('rp-busy', B);
-    const p1 = replicate({ source: src, toSnapshot: 's1', target: { pool: pb, name: dst, create: {} }, concurrency: 1, chunkSize: 64 * KiB });
-    // Second starts once the first has opened the target.
-    await new Promise((r) => setTimeout(r, 300));
+    // The first replicate is held inside its run (after the copy, before verify: target locked,
+    // no snapshot yet) until the second has been refused — no guessed delays.
+    let holding!: () => void;
+    const firstHolds = new Promise<void>((r) => (holding = r));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const p1 = replicate({
+      source: src, toSnapshot: 's1', target: { pool: pb, name: dst, create: {} }, verify: true,
+      _beforeVerify: async () => {
+        holding();
+        await gate;
+      },
+    });
+    p1.catch(() => holding());
+    await firstHolds;
     const t = await pb.openImage(dst);
     try {
       await expectCode(replicate({ source: src, toSnapshot: 's2', target: t }), 'EBUSY');
     } finally {
+      release();
       await t.close();
     }
     await p1;
