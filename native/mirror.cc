@@ -113,6 +113,18 @@ Napi::Value BootstrapImport(const Napi::CallbackInfo& info) {
 
 // --- peers -------------------------------------------------------------------
 
+// Lists peer sites into *peers (*count entries, to be freed with rbd_mirror_peer_site_list_cleanup).
+int ListPeerSites(rados_ioctx_t io, std::vector<rbd_mirror_peer_site_t>* peers, int* count) {
+  int max = 16;
+  int rc = -ERANGE;
+  while (rc == -ERANGE) {
+    peers->assign(max, rbd_mirror_peer_site_t{});
+    rc = rbd_mirror_peer_site_list(io, peers->data(), &max);
+  }
+  *count = max;
+  return rc;
+}
+
 // Reads a peer's attributes (mon host, key). The raw buffers are wiped: they hold the key.
 int GetPeerAttributes(rados_ioctx_t io, const std::string& uuid, std::vector<std::pair<std::string, std::string>>* kv) {
   size_t klen = 1024, vlen = 4096, count = 0;
@@ -193,14 +205,9 @@ Napi::Value PeerRemove(const Napi::CallbackInfo& info) {
   OpContext ctx = OpContext::For("remove mirror peer " + uuid, io.get());
   return RunBlocking<Empty>(info.Env(), ctx, [io, uuid](Empty&) {
     // librbd answers 0 for an unknown uuid; check first so callers get ENOENT.
-    int max = 16;
+    int max = 0;
     std::vector<rbd_mirror_peer_site_t> peers;
-    int rc;
-    for (;;) {
-      peers.assign(max, rbd_mirror_peer_site_t{});
-      rc = rbd_mirror_peer_site_list(io->io, peers.data(), &max);
-      if (rc != -ERANGE) break;
-    }
+    int rc = ListPeerSites(io->io, &peers, &max);
     if (rc < 0) return rc;
     bool found = false;
     for (int i = 0; i < max; i++) found = found || uuid == Str(peers[i].uuid);
@@ -257,14 +264,9 @@ Napi::Value PeerList(const Napi::CallbackInfo& info) {
   return RunBlocking<R>(
       info.Env(), OpContext::For("list mirror peers", io.get()),
       [io](R& r) {
-        int max = 16;
+        int max = 0;
         std::vector<rbd_mirror_peer_site_t> peers;
-        int rc;
-        for (;;) {
-          peers.assign(max, rbd_mirror_peer_site_t{});
-          rc = rbd_mirror_peer_site_list(io->io, peers.data(), &max);
-          if (rc != -ERANGE) break;
-        }
+        int rc = ListPeerSites(io->io, &peers, &max);
         if (rc < 0) return rc;
         for (int i = 0; i < max; i++) {
           PeerEntry e;
