@@ -111,7 +111,9 @@ interface StateFile extends ClusterSet {
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const DEFAULT_DIR = join(REPO, '.clusters');
 export const DEFAULT_NAMES = ['a', 'b'];
-export const DEFAULT_OSD_MIB = 3072;
+// Memstore holds data in RAM only as it is written: a roomy capacity costs nothing until used, and a
+// full OSD blocks writes (a clean-clone run once filled cluster b near the end of the suite at 3 GiB).
+export const DEFAULT_OSD_MIB = 8192;
 
 const DAEMON_BINARIES = new Set(['ceph-mon', 'ceph-mgr', 'ceph-osd', 'rbd-mirror']);
 /** Every ceph/rbd CLI call is bounded by this process timeout (ms) unless told otherwise. */
