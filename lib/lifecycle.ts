@@ -3,7 +3,13 @@
 import { closedError } from './errors.js';
 
 export class Lifecycle {
-  private readonly inflight = new Set<Promise<unknown>>();
+  // A count, not a set of promises: this sits on every read/write, and one shared settle
+  // callback costs far less per op than a closure and a set entry.
+  private inflight = 0;
+  private drained: (() => void) | undefined;
+  private readonly settled = () => {
+    if (--this.inflight === 0 && this.drained) this.drained();
+  };
   private closing: Promise<void> | undefined;
   private readonly children = new Set<{ close(): Promise<void> }>();
   private readonly closeHooks = new Set<() => void>();
@@ -27,9 +33,8 @@ export class Lifecycle {
     } catch (e) {
       return Promise.reject(e);
     }
-    this.inflight.add(p);
-    const done = () => this.inflight.delete(p);
-    p.then(done, done);
+    this.inflight++;
+    p.then(this.settled, this.settled);
     return p;
   }
 
@@ -52,7 +57,7 @@ export class Lifecycle {
   }
 
   get inflightCount(): number {
-    return this.inflight.size;
+    return this.inflight;
   }
 
   /** Marks closed, closes children, waits for in-flight ops, then runs `release` once. */
@@ -73,8 +78,11 @@ export class Lifecycle {
           const kids = [...this.children];
           await Promise.allSettled(kids.map((c) => c.close()));
           for (const k of kids) this.children.delete(k);
-          if (this.inflight.size === 0 && this.children.size === 0) break;
-          await Promise.allSettled([...this.inflight]);
+          if (this.inflight === 0 && this.children.size === 0) break;
+          if (this.inflight > 0) {
+            await new Promise<void>((resolve) => { this.drained = resolve; });
+            this.drained = undefined;
+          }
         }
         await release();
       })();

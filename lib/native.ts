@@ -69,7 +69,9 @@ export interface NativeBinding {
     name: string,
     o: { readOnly?: boolean; snapName?: string; snapId?: number; byId?: boolean },
   ): Promise<ImageHandle>;
-  read(i: ImageHandle, offset: number, length: number): Promise<Buffer>;
+  /** Reads target.length bytes into target; resolves to target (a copy if short) or, with count, the bytes read. */
+  read(i: ImageHandle, offset: number, target: Buffer, count: false): Promise<Buffer>;
+  read(i: ImageHandle, offset: number, target: Buffer, count: true): Promise<number>;
   write(i: ImageHandle, data: Buffer, offset: number): Promise<number>;
   mutate(i: ImageHandle, kind: 'discard' | 'zero' | 'flush', offset?: number, length?: number): Promise<number>;
   stat(i: ImageHandle): Promise<NativeStat>;

@@ -19,6 +19,7 @@ struct ImageAio : AioOp {
   OpContext ctx;
   size_t expected = 0;
   bool isRead = false;
+  bool resolveCount = false;  // read: resolve with the byte count, not the buffer
 
   ImageAio(Napi::Env env, Napi::Value handle, OpContext c)
       : deferred(Napi::Promise::Deferred::New(env)), handleRef(Napi::Persistent(handle)), ctx(std::move(c)) {}
@@ -29,8 +30,12 @@ struct ImageAio : AioOp {
       return;
     }
     if (isRead) {
-      auto buf = bufferRef.Value().As<Napi::Buffer<uint8_t>>();
       // A read that ends past the image end comes back short.
+      if (resolveCount) {
+        deferred.Resolve(Napi::Number::New(env, static_cast<double>(rc)));
+        return;
+      }
+      auto buf = bufferRef.Value().As<Napi::Buffer<uint8_t>>();
       if (static_cast<size_t>(rc) < expected) {
         deferred.Resolve(Napi::Buffer<uint8_t>::Copy(env, buf.Data(), static_cast<size_t>(rc)));
         return;
@@ -56,21 +61,27 @@ Napi::Value Submit(Napi::Env env, ImageAio* op, F call) {
   return p;
 }
 
+// (handle, offset, target Buffer, resolveCount): reads target.length bytes into
+// target. JS allocates the target (small reads come from a shared slab, which
+// is much cheaper than a Buffer per read made here).
 Napi::Value Read(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto img = Unwrap<Image>(info[0], "image");
   uint64_t off = ArgU64(info, 1, "offset");
-  uint64_t len = ArgU64(info, 2, "length");
+  if (!info[2].IsBuffer()) throw Napi::TypeError::New(env, "target must be a Buffer");
+  auto buf = info[2].As<Napi::Buffer<uint8_t>>();
+  bool resolveCount = info[3].ToBoolean();
+  size_t len = buf.Length();
   if (len == 0) {
     // librbd asserts on a zero-length read (Striper::assemble_result gets a null buffer).
     auto d = Napi::Promise::Deferred::New(env);
-    d.Resolve(Napi::Buffer<uint8_t>::New(env, 0));
+    d.Resolve(resolveCount ? Napi::Number::New(env, 0).As<Napi::Value>() : buf.As<Napi::Value>());
     return d.Promise();
   }
-  auto buf = Napi::Buffer<uint8_t>::New(env, len);
   auto* op = new ImageAio(env, info[0], OpContext::For("read", img.get()));
-  op->bufferRef = Napi::Persistent(buf.As<Napi::Value>());
+  op->bufferRef = Napi::Persistent(info[2]);
   op->isRead = true;
+  op->resolveCount = resolveCount;
   op->expected = len;
   uint8_t* data = buf.Data();
   rbd_image_t image = img->image;

@@ -175,10 +175,11 @@ describe('argument validation', () => {
   });
 
   it('the native layer guards its own boundary too (wrong handle types, bad numbers)', async () => {
-    expect(() => native.read({} as never, 0, 1)).toThrow(TypeError);
+    expect(() => native.read({} as never, 0, Buffer.alloc(1), false)).toThrow(TypeError);
     expect(() => native.fsid(img.h as never)).toThrow(/expected a native connection handle/);
-    expect(() => native.read(img.h, -1, 1)).toThrow(RangeError);
-    expect(() => native.read(img.h, 0, 2 ** 53)).toThrow(RangeError);
+    expect(() => native.read(img.h, -1, Buffer.alloc(1), false)).toThrow(RangeError);
+    expect(() => native.read(img.h, 2 ** 53, Buffer.alloc(1), false)).toThrow(RangeError);
+    expect(() => native.read(img.h, 0, 4096 as never, false)).toThrow(TypeError);
     expect(() => native.write(img.h, 'x' as never, 0)).toThrow(TypeError);
     expect(() => native.metadataSet(img.h, 'a\0b', 'v')).toThrow(TypeError);
   });

@@ -183,6 +183,34 @@ describe('Image', () => {
     await ro.close();
   });
 
+  it('small reads share slabs without overlapping; readInto fills a caller buffer', async () => {
+    const name = imgs.name('img-small');
+    const data = rnd(2 * MiB);
+    await rbdCli(A, ['--no-progress', 'import', '-', `${A.pool}/${name}`], { input: data });
+    const img = await pool.openImage(name, { readOnly: true });
+    // 600 concurrent reads of odd and slab-sized lengths: each must hold exactly its own bytes.
+    const reqs = Array.from({ length: 600 }, (_, i) => ({ off: (i * 7919 * 13) % (2 * MiB - 20 * KiB), len: [1, 1000, 4096, 4097, 16 * KiB, 16 * KiB + 1][i % 6] }));
+    const got = await Promise.all(reqs.map((q) => img.read(q.off, q.len)));
+    got.forEach((b, i) => expect(b.equals(data.subarray(reqs[i].off, reqs[i].off + reqs[i].len)), `read ${i}`).toBe(true));
+    // readInto: a Buffer, a Uint8Array view at an offset, and a read crossing the end (short count).
+    const target = Buffer.alloc(64 * KiB, 0xee);
+    expect(await img.readInto(target, 4096)).toBe(64 * KiB);
+    expect(target.equals(data.subarray(4096, 4096 + 64 * KiB))).toBe(true);
+    const backing = new Uint8Array(10_000).fill(7);
+    const view = backing.subarray(1000, 9000);
+    expect(await img.readInto(view, 100)).toBe(8000);
+    expect(Buffer.from(view).equals(data.subarray(100, 8100))).toBe(true);
+    expect(backing[999]).toBe(7);
+    expect(backing[9000]).toBe(7);
+    expect(await img.readInto(Buffer.alloc(4096), 2 * MiB - 100)).toBe(100);
+    expect(await img.readInto(Buffer.alloc(0), 0)).toBe(0);
+    await expect(img.readInto(Buffer.alloc(10), 2 * MiB)).rejects.toMatchObject({ code: 'EINVAL' });
+    expect(() => img.readInto('x' as never, 0)).toThrow(TypeError);
+    expect(() => img.readInto(Buffer.alloc(1), -1)).toThrow(RangeError);
+    await img.close();
+    await expect(img.readInto(Buffer.alloc(1), 0)).rejects.toMatchObject({ code: 'ERR_CLOSED' });
+  });
+
   it('many concurrent writes and reads at once (QD 64) keep data intact', async () => {
     const name = await imgs.create(pool, 'img-qd', 4 * MiB);
     const img = await pool.openImage(name);
