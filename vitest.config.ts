@@ -4,6 +4,8 @@ export default defineConfig({
   test: {
     pool: 'forks',
     globalSetup: './test/global-setup.ts',
+    // The default output, plus the clusters' health after each file (see test/health.ts).
+    reporters: ['default', './test/health.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     include: ['test/**/*.test.ts'],

@@ -89,6 +89,9 @@ export interface ClusterStatus {
   pgs?: number;
   pgsActive?: number;
   mgrAvailable?: boolean;
+  /** Raw bytes stored (memstore: RAM held by object data). */
+  usedBytes?: number;
+  objects?: number;
   daemons: Record<string, DaemonStatus>;
   error?: string;
 }
@@ -264,7 +267,7 @@ function spawnDaemon(cdir: string, conf: string, label: string, bin: string, arg
   }
 }
 
-function tail(path: string, lines = 15): string {
+export function tail(path: string, lines = 15): string {
   try {
     return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
   } catch {
@@ -515,7 +518,7 @@ interface CephStatusJson {
   fsid?: string;
   health?: { status?: string; checks?: Record<string, unknown> };
   osdmap?: { num_osds?: number; num_up_osds?: number; num_in_osds?: number; osdmap?: CephStatusJson['osdmap'] };
-  pgmap?: { num_pgs?: number; pgs_by_state?: { state_name: string; count: number }[] };
+  pgmap?: { num_pgs?: number; pgs_by_state?: { state_name: string; count: number }[]; bytes_used?: number; num_objects?: number };
   mgrmap?: { available?: boolean };
 }
 
@@ -539,6 +542,8 @@ function summarize(s: CephStatusJson) {
     pgs,
     pgsActive,
     mgrAvailable: s.mgrmap?.available ?? false,
+    usedBytes: s.pgmap?.bytes_used ?? 0,
+    objects: s.pgmap?.num_objects ?? 0,
   };
 }
 

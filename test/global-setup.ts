@@ -5,10 +5,51 @@
  * on SIGINT/SIGTERM/SIGHUP of the runner and on process exit (also while still starting),
  * and — if the runner is SIGKILLed — by a detached watchdog.
  */
-import { rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { down, downSync, spawnWatchdog } from '../scripts/cluster.js';
+import { cephCmd, down, downSync, spawnWatchdog, status, tail } from '../scripts/cluster.js';
 import { exportClusterEnv, resolveClusters } from './clusters.js';
+import { describeCluster, type HealthRecord } from './health.js';
+
+/**
+ * The clusters' health after each test file (recorded by test/health.ts), printed as changes only;
+ * if a cluster ends unhealthy, also its health detail and the tails of its daemon logs. Printed at
+ * the very end of the run, where a truncated CI log still shows it.
+ */
+async function healthReport(dir: string): Promise<string> {
+  const out: string[] = [];
+  const path = join(dir, 'health.jsonl');
+  const recs: HealthRecord[] = existsSync(path)
+    ? readFileSync(path, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as HealthRecord)
+    : [];
+  const last: Record<string, string> = {};
+  const peak: Record<string, { bytes: number; file: string }> = {};
+  for (const r of recs) {
+    for (const [name, c] of Object.entries(r.clusters)) {
+      if (!peak[name] || c.usedBytes > peak[name].bytes) peak[name] = { bytes: c.usedBytes, file: r.file };
+      const key = `${c.ok}`;
+      if (last[name] !== key) out.push(`  after ${r.file}: ${name} ${c.ok ? 'ok' : 'NOT OK'}: ${c.summary}`);
+      last[name] = key;
+    }
+  }
+  for (const [name, p] of Object.entries(peak)) {
+    out.push(`  most data held: ${name} ${(p.bytes / 2 ** 20).toFixed(0)} MiB (after ${p.file})`);
+  }
+  const st = await status(dir);
+  for (const [name, c] of Object.entries(st.clusters)) {
+    const d = describeCluster(c);
+    out.push(`  at the end: ${name} ${d.ok ? 'ok' : 'NOT OK'}: ${d.summary}`);
+    if (d.ok) continue;
+    const detail = await cephCmd(c.conf, ['health', 'detail'], 15_000).then((r) => r.stdout, (e) => String(e));
+    out.push(`  $ ceph health detail (${name})`, detail.trim().split('\n').slice(0, 20).join('\n'));
+    for (const f of ['osd.0.log', 'osd.0.out', 'mon.a.log']) {
+      const t = tail(join(dir, name, 'log', f), 25);
+      if (t) out.push(`  --- ${name}/log/${f} (tail)`, t);
+    }
+  }
+  return `[clusters] health after each test file (changes only):\n${out.join('\n')}\n`;
+}
 
 const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
@@ -57,6 +98,7 @@ export default async function setup({ provide }: Pick<TestProject, 'provide'>) {
       `${[clusters.a, clusters.b].filter(Boolean).map((c) => c!.conf).join(', ')}\n`);
     return async () => {};
   }
+  process.env.RBD_STREAM_SET_DIR = dir; // for the health reporter (test/health.ts)
   process.stderr.write(`[clusters] started a, b in ${dir} (${((Date.now() - t0) / 1000).toFixed(1)} s)\n`);
 
   return async () => {
@@ -64,6 +106,7 @@ export default async function setup({ provide }: Pick<TestProject, 'provide'>) {
     if (stopped || !dir) return;
     stopped = true;
     const t1 = Date.now();
+    process.stderr.write(await healthReport(dir).catch((e) => `[clusters] health report failed: ${e}\n`));
     await down(dir);
     rmSync(dir, { recursive: true, force: true });
     process.stderr.write(`[clusters] stopped ${dir} (${((Date.now() - t1) / 1000).toFixed(1)} s)\n`);
