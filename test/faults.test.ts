@@ -36,6 +36,9 @@ beforeAll(async () => {
   // PG read leases are ~0.8 × the heartbeat grace (20 s): a longer pause of the only OSD can leave
   // its PGs 'waiting for readable' after SIGCONT. A longer grace keeps our pauses well inside it.
   await cephCli(fx, ['config', 'set', 'global', 'osd_heartbeat_grace', '120']);
+  // A SIGKILLed client's exclusive lock can be broken once its watch expires: 10 s instead of the
+  // default 30 s keeps the kill-and-resume scenarios short (this cluster only).
+  await cephCli(fx, ['config', 'set', 'global', 'osd_client_watch_timeout', '10']);
 }, 180_000);
 
 afterAll(async () => {

@@ -107,10 +107,24 @@ async function writeRandom(img: Image, offsets: number[], len: number) {
 
 const md5 = (c: TestCluster, name: string) => rbdExportMd5(c, `${POOL}/${name}`);
 
+// rbd-mirror polls on 30 s timers by default (new peers, failed image replayers, deletions),
+// which made this file wait more than it tested. Shorter intervals for the suite's daemons,
+// set before they start and removed afterwards (the mirror benchmark keeps the defaults).
+const DAEMON_TUNING: [string, string][] = [
+  ['rbd_mirror_pool_replayers_refresh_interval', '2'],
+  ['rbd_mirror_image_state_check_interval', '2'],
+  ['rbd_mirror_delete_retry_interval', '2'],
+  ['rbd_mirror_journal_poll_age', '1'],
+  ['rbd_mirror_leader_heartbeat_interval', '1'],
+];
+
 beforeAll(async () => {
   if (!clusters.b) throw new Error('mirror tests need two clusters (RBD_STREAM_CONF_B)');
   A = clusters.a;
   B = clusters.b;
+  for (const c of [A, B]) {
+    for (const [k, v] of DAEMON_TUNING) await cephCli(c, ['config', 'set', 'client', k, v]);
+  }
   if (clusters.started && clusters.dir) {
     const st = await setStatus(clusters.dir);
     for (const n of ['a', 'b']) {
@@ -145,6 +159,9 @@ afterAll(async () => {
   await Promise.all([ra?.close(), rb?.close()]);
   if (A) await Promise.all([removePool(A, POOL), removePool(A, SCRATCH), B && removePool(B, POOL)]);
   for (const n of startedDaemons) await stopMirrorDaemon(clusters.dir!, n).catch(() => {});
+  for (const c of [A, B]) {
+    if (c) for (const [k] of DAEMON_TUNING) await cephCli(c, ['config', 'rm', 'client', k]).catch(() => {});
+  }
 }, 120_000);
 
 describe('pool and site', () => {
