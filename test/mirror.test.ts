@@ -75,6 +75,7 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutM
       const v = await fn();
       if (v !== undefined) return v;
     } catch (e) {
+      if ((e as { fatal?: boolean }).fatal) throw e; // not worth waiting for
       last = e;
     }
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
@@ -407,7 +408,17 @@ describe('snapshot mode', () => {
     await promoteImage(b, { force: true });
     expect((await getMirrorInfo(a)).primary).toBe(true);
     expect((await getMirrorInfo(b)).primary).toBe(true);
-    await writeRandom(b, [2 * MiB, 9 * MiB], 128 * 1024);
+    // Until B's rbd-mirror notices the promotion and stops replaying, it holds B's exclusive lock
+    // and denies it to writers: librbd answers EROFS. Only that is retried.
+    await until('B writable after the forced promote', async () => {
+      try {
+        await writeRandom(b, [2 * MiB, 9 * MiB], 128 * 1024);
+        return true;
+      } catch (e) {
+        if ((e as { code?: string }).code === 'EROFS') return undefined;
+        throw Object.assign(e as Error, { fatal: true });
+      }
+    }, 60_000);
     await createMirrorSnapshot(b);
     await writeRandom(a, [4 * MiB], 4096); // divergent write on the old primary
     const wantB = await md5(B, 'snap1');
