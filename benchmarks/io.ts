@@ -137,18 +137,20 @@ async function main() {
       params: { queueDepth: QD, reps: REPS, imageBytes: IMAGE, readTotalBytes: READ_TOTAL, writeTotalBytes: WRITE_TOTAL },
       randRead4k: {
         unit: 'IOPS', nodeMedian: Math.round(read.node), rbdBenchMedian: Math.round(read.rbd),
-        ratio: +(read.node / read.rbd).toFixed(3), node: nr.map(Math.round), rbdBench: rr.map(Math.round),
+        ratio: +(read.node / read.rbd).toFixed(3), pairedRatioMedian: +median(nr.map((x, i) => x / rr[i])).toFixed(3),
+        node: nr.map(Math.round), rbdBench: rr.map(Math.round),
         rbdBenchArgs: readArgs.join(' '),
       },
       seqWrite4m: {
         unit: 'MB/s', nodeMedian: +write.node.toFixed(1), rbdBenchMedian: +write.rbd.toFixed(1),
-        ratio: +(write.node / write.rbd).toFixed(3), node: nw.map((x) => +x.toFixed(1)), rbdBench: rw.map((x) => +x.toFixed(1)),
+        ratio: +(write.node / write.rbd).toFixed(3), pairedRatioMedian: +median(nw.map((x, i) => x / rw[i])).toFixed(3),
+        node: nw.map((x) => +x.toFixed(1)), rbdBench: rw.map((x) => +x.toFixed(1)),
         rbdBenchArgs: writeArgs.join(' '),
       },
       target: 0.8,
     });
-    console.log(`4 KiB random read, QD ${QD}: node ${read.node.toFixed(0)} IOPS, rbd bench ${read.rbd.toFixed(0)} IOPS, ratio ${(read.node / read.rbd).toFixed(2)}`);
-    console.log(`4 MiB sequential write, QD ${QD}: node ${write.node.toFixed(1)} MB/s, rbd bench ${write.rbd.toFixed(1)} MB/s, ratio ${(write.node / write.rbd).toFixed(2)}`);
+    console.log(`4 KiB random read, QD ${QD}: node ${read.node.toFixed(0)} IOPS, rbd bench ${read.rbd.toFixed(0)} IOPS, ratio ${(read.node / read.rbd).toFixed(2)} (median of per-repetition ratios ${median(nr.map((x, i) => x / rr[i])).toFixed(2)})`);
+    console.log(`4 MiB sequential write, QD ${QD}: node ${write.node.toFixed(1)} MB/s, rbd bench ${write.rbd.toFixed(1)} MB/s, ratio ${(write.node / write.rbd).toFixed(2)} (median of per-repetition ratios ${median(nw.map((x, i) => x / rw[i])).toFixed(2)})`);
     const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
     mkdirSync(dir, { recursive: true });
     writeFileSync(path.join(dir, 'io.json'), JSON.stringify(results, null, 2) + '\n');
