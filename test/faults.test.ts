@@ -30,7 +30,7 @@ let watchdog: number | undefined;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'rbd-stream-faults-'));
   watchdog = spawnWatchdog(dir, process.pid); // tears the set down even if this worker is killed
-  const set = await up({ dir, names: ['fx'], osdMiB: 512 });
+  const set = await up({ dir, names: ['fx'], osdMiB: 512, fastMon: true });
   const c = set.clusters.fx;
   fx = { name: 'fx', conf: c.conf, keyring: c.keyring, user: c.user, pool: 'rbd', fsid: c.fsid };
   // PG read leases are ~0.8 × the heartbeat grace (20 s): a longer pause of the only OSD can leave

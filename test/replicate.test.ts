@@ -71,6 +71,21 @@ beforeAll(async () => {
   pb = await rb.openPool(B.pool);
 });
 
+/** Removes an image and its snapshots; ENOENT (already gone) is fine. */
+async function removeWithSnapshots(pool: Pool, name: string): Promise<void> {
+  try {
+    const img = await pool.openImage(name);
+    try {
+      for (const s of await img.listSnapshots()) await img.removeSnapshot({ id: s.id }, { force: true });
+    } finally {
+      await img.close();
+    }
+    await pool.removeImage(name);
+  } catch (e) {
+    if ((e as { code?: string }).code !== 'ENOENT') console.warn(`cleanup of ${name}: ${String(e)}`);
+  }
+}
+
 afterAll(async () => {
   // Remove what we created (snapshots first), a few at a time, through the library.
   const pools = new Map([[A, pa], [B, pb]]);
@@ -78,18 +93,7 @@ afterAll(async () => {
   await Promise.all(Array.from({ length: 8 }, async () => {
     for (let x = todo.shift(); x; x = todo.shift()) {
       const pool = pools.get(x.c);
-      if (!pool) continue;
-      try {
-        const img = await pool.openImage(x.name);
-        try {
-          for (const s of await img.listSnapshots()) await img.removeSnapshot({ id: s.id }, { force: true });
-        } finally {
-          await img.close();
-        }
-        await pool.removeImage(x.name);
-      } catch (e) {
-        if ((e as { code?: string }).code !== 'ENOENT') console.warn(`cleanup of ${x.name}: ${String(e)}`);
-      }
+      if (pool) await removeWithSnapshots(pool, x.name);
     }
   }));
   await ra?.close();
@@ -152,6 +156,9 @@ describe('replicate: randomized snapshot chains a → b', () => {
     } finally {
       await src.close();
     }
+    // Passed: free the chain's data now (memstore holds it in RAM; ten chains of eight snapshots
+    // add up). A failed chain is left for afterAll, after its message is out.
+    await Promise.all([removeWithSnapshots(pa, srcName), removeWithSnapshots(pb, dstName)]);
   }
 
   it(`${SEEDS} seeds × ${STEPS} snapshots: target@sK exports identical to source@sK`, async () => {
