@@ -2,7 +2,7 @@
  * replicate() vs `rbd export-diff … - | rbd import-diff - …` (same clusters) and vs the target's
  * `rbd bench` write ceiling, on two local clusters (a → b).
  *
- *   npx tsx benchmarks/replicate.ts [--reps 3] [--scale 1] [--rss-gib 4] [--no-rss] [--concurrency 16] [--chunk-mib 1] [--enumeration auto|fine|whole]
+ *   npx tsx benchmarks/replicate.ts [--reps 3] [--scale 1] [--rss-gib 4] [--no-rss] [--concurrency 16] [--chunk-mib 1] [--enumeration auto|fine|whole] [--fast-mon]
  *
  * Uses the clusters named by RBD_STREAM_CONF_A/B, or starts its own set (OSDs with --osd-mib, default
  * 6000 so the 4 GiB RSS case fits) and stops it at the end. --scale shrinks every workload (0.25 → 256 MiB
@@ -13,6 +13,9 @@
  * writes; (3) incremental of 256 MiB of random 64 KiB writes; (4) full copy of a 5 % allocated image.
  * Source data is written with `rbd bench` (non-zero pattern). Also: peak RSS while copying --rss-gib GiB,
  * and event-loop lag p99 (perf_hooks.monitorEventLoopDelay) during every rbd-stream copy.
+ *
+ * --fast-mon starts the clusters with a 50 ms mon propose interval (scripts/cluster.ts): both tools end
+ * every copy by creating a snapshot on the target, which otherwise costs ~0.9 s of mon commit each.
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -35,6 +38,7 @@ const { values: args } = parseArgs({
     concurrency: { type: 'string', default: '16' },
     'chunk-mib': { type: 'string', default: '1' },
     enumeration: { type: 'string', default: 'auto' },
+    'fast-mon': { type: 'boolean', default: false },
   },
 });
 const REPS = Number(args.reps);
@@ -80,7 +84,7 @@ interface Sample { stream: number; cli: number; lagP99: number; bytesWritten: nu
 
 async function main() {
   let setDir: string | undefined;
-  const clusters = await resolveClusters({ osdMiB: Number(args['osd-mib']), log, onDir: (d) => (setDir = d) });
+  const clusters = await resolveClusters({ osdMiB: Number(args['osd-mib']), fastMon: args['fast-mon'], log, onDir: (d) => (setDir = d) });
   const A = clusters.a;
   const B = clusters.b!;
   const cleanupSet = async () => {
@@ -109,7 +113,7 @@ async function main() {
   };
 
   const results: Record<string, unknown> = {
-    date: new Date().toISOString(), reps: REPS, scale: SCALE, imageBytes: IMAGE, concurrency: CONC, chunkSize: CHUNK, enumeration: ENUM,
+    date: new Date().toISOString(), fastMon: args['fast-mon'], reps: REPS, scale: SCALE, imageBytes: IMAGE, concurrency: CONC, chunkSize: CHUNK, enumeration: ENUM,
   };
   const rows: string[][] = [];
 
