@@ -209,16 +209,19 @@ async function main(): Promise<number> {
     const ok = want === ours && want === theirs;
     say(ok ? '  identical' : '  MISMATCH');
 
-    // 5. Throughput table.
-    say('\n  step          copied       rbd-stream sync            export-diff | import-diff   speed-up');
+    // 5. Throughput table: like for like, the copy (replicate: data + target snapshot) against the CLI pipe
+    // (export-diff | import-diff, which also ends by creating the target snapshot), both from the same
+    // existing source snapshot; the whole sync round is shown next to it.
+    say('\n  step          copied       rbd-stream copy            export-diff | import-diff   speed-up   whole sync round');
     for (const r of rows) {
-      const ourRate = r.bytes / Math.max(r.ours.seconds, 1e-3);
+      const copy = Math.max(r.ours.copySeconds, 1e-3);
+      const ourRate = r.bytes / copy;
       const cliRate = r.bytes / Math.max(r.cli, 1e-3);
-      say(`  ${r.step.padEnd(12)}  ${formatBytes(r.bytes).padEnd(11)}  ${`${r.ours.seconds.toFixed(2)} s  ${formatBytes(ourRate)}/s`.padEnd(25)}  ` +
-        `${`${r.cli.toFixed(2)} s  ${formatBytes(cliRate)}/s`.padEnd(26)}  ×${(r.cli / Math.max(r.ours.seconds, 1e-3)).toFixed(1)}`);
+      say(`  ${r.step.padEnd(12)}  ${formatBytes(r.bytes).padEnd(11)}  ${`${copy.toFixed(2)} s  ${formatBytes(ourRate)}/s`.padEnd(25)}  ` +
+        `${`${r.cli.toFixed(2)} s  ${formatBytes(cliRate)}/s`.padEnd(26)}  ${`×${(r.cli / copy).toFixed(1)}`.padEnd(9)}  ${r.ours.seconds.toFixed(2)} s`);
     }
-    say(`\n  (rates: bytes copied by rbd-stream / elapsed; rbd-stream time is the whole sync round: snapshot, identity checks,`);
-    say(`   copy (full ${rows[0].ours.copySeconds.toFixed(2)} s, incremental ${rows[1].ours.copySeconds.toFixed(2)} s) and pruning; ${sameCluster ? 'same cluster' : 'two clusters'})`);
+    say('\n  (rates: bytes copied / elapsed. The whole round also creates the source snapshot, checks identities and');
+    say(`   prunes old snapshots; each snapshot commit waits for the mon, ~0.9 s on these clusters; ${sameCluster ? 'same cluster' : 'two clusters'})`);
     return ok ? 0 : 1;
   } finally {
     for (const f of cleanups) await f().catch(() => {});
