@@ -36,12 +36,17 @@ export default class HealthReporter implements Reporter {
     const dir = process.env.RBD_STREAM_SET_DIR;
     if (!dir) return;
     const file = basename(m.moduleId);
-    const st = await status(dir);
-    const rec: HealthRecord = { file, at: new Date().toISOString(), clusters: {} };
-    for (const [name, c] of Object.entries(st.clusters)) rec.clusters[name] = describeCluster(c);
-    appendFileSync(join(dir, 'health.jsonl'), `${JSON.stringify(rec)}\n`);
-    for (const [name, c] of Object.entries(rec.clusters)) {
-      if (!c.ok) process.stderr.write(`[health] after ${file}: cluster ${name}: ${c.summary}\n`);
+    try {
+      const st = await status(dir);
+      const rec: HealthRecord = { file, at: new Date().toISOString(), clusters: {} };
+      for (const [name, c] of Object.entries(st.clusters)) rec.clusters[name] = describeCluster(c);
+      appendFileSync(join(dir, 'health.jsonl'), `${JSON.stringify(rec)}\n`);
+      for (const [name, c] of Object.entries(rec.clusters)) {
+        if (!c.ok) process.stderr.write(`[health] after ${file}: cluster ${name}: ${c.summary}\n`);
+      }
+    } catch (e) {
+      // Diagnostics only: never fail the run over them.
+      process.stderr.write(`[health] after ${file}: check failed: ${(e as Error).message}\n`);
     }
   }
 }
