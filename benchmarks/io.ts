@@ -128,8 +128,8 @@ async function main() {
           `write node ${nw.at(-1)!.toFixed(1)} rbd ${rw.at(-1)!.toFixed(1)} MB/s\n`,
       );
     }
-    const read = { node: median(nr), rbd: median(rr) };
-    const write = { node: median(nw), rbd: median(rw) };
+    const read = { node: median(nr), rbd: median(rr), paired: median(nr.map((x, i) => x / rr[i])) };
+    const write = { node: median(nw), rbd: median(rw), paired: median(nw.map((x, i) => x / rw[i])) };
     Object.assign(results, {
       date: new Date().toISOString(),
       librbd: librbdVersion,
@@ -137,20 +137,20 @@ async function main() {
       params: { queueDepth: QD, reps: REPS, imageBytes: IMAGE, readTotalBytes: READ_TOTAL, writeTotalBytes: WRITE_TOTAL },
       randRead4k: {
         unit: 'IOPS', nodeMedian: Math.round(read.node), rbdBenchMedian: Math.round(read.rbd),
-        ratio: +(read.node / read.rbd).toFixed(3), pairedRatioMedian: +median(nr.map((x, i) => x / rr[i])).toFixed(3),
+        ratio: +(read.node / read.rbd).toFixed(3), pairedRatioMedian: +read.paired.toFixed(3),
         node: nr.map(Math.round), rbdBench: rr.map(Math.round),
         rbdBenchArgs: readArgs.join(' '),
       },
       seqWrite4m: {
         unit: 'MB/s', nodeMedian: +write.node.toFixed(1), rbdBenchMedian: +write.rbd.toFixed(1),
-        ratio: +(write.node / write.rbd).toFixed(3), pairedRatioMedian: +median(nw.map((x, i) => x / rw[i])).toFixed(3),
+        ratio: +(write.node / write.rbd).toFixed(3), pairedRatioMedian: +write.paired.toFixed(3),
         node: nw.map((x) => +x.toFixed(1)), rbdBench: rw.map((x) => +x.toFixed(1)),
         rbdBenchArgs: writeArgs.join(' '),
       },
       target: 0.8,
     });
-    console.log(`4 KiB random read, QD ${QD}: node ${read.node.toFixed(0)} IOPS, rbd bench ${read.rbd.toFixed(0)} IOPS, ratio ${(read.node / read.rbd).toFixed(2)} (median of per-repetition ratios ${median(nr.map((x, i) => x / rr[i])).toFixed(2)})`);
-    console.log(`4 MiB sequential write, QD ${QD}: node ${write.node.toFixed(1)} MB/s, rbd bench ${write.rbd.toFixed(1)} MB/s, ratio ${(write.node / write.rbd).toFixed(2)} (median of per-repetition ratios ${median(nw.map((x, i) => x / rw[i])).toFixed(2)})`);
+    console.log(`4 KiB random read, QD ${QD}: node ${read.node.toFixed(0)} IOPS, rbd bench ${read.rbd.toFixed(0)} IOPS, ratio ${(read.node / read.rbd).toFixed(2)} (median of per-repetition ratios ${read.paired.toFixed(2)})`);
+    console.log(`4 MiB sequential write, QD ${QD}: node ${write.node.toFixed(1)} MB/s, rbd bench ${write.rbd.toFixed(1)} MB/s, ratio ${(write.node / write.rbd).toFixed(2)} (median of per-repetition ratios ${write.paired.toFixed(2)})`);
     const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
     mkdirSync(dir, { recursive: true });
     writeFileSync(path.join(dir, 'io.json'), JSON.stringify(results, null, 2) + '\n');

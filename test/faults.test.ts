@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { Rados, isRbdError, replicate, type Image, type Pool } from '../lib/index.js';
-import { down, signalDaemon, spawnWatchdog, up } from '../scripts/cluster.js';
+import { down, signalDaemon, spawnWatchdog, status, up } from '../scripts/cluster.js';
 import { cephCli, getClusters, rbdCli, rbdExportMd5, type TestCluster } from './clusters.js';
 
 const TIMEOUT_MS = 3000;
@@ -56,7 +56,13 @@ afterAll(async () => {
 
 // Every scenario starts from a running, answering OSD (a scenario that failed may have left
 // it stopped); on failure, what the OSD was stuck on is printed to help tell why.
-beforeEach(async () => {
+beforeEach(() => resumeOsd(), 90_000);
+
+/**
+ * SIGCONT, then wait until the OSD answers everything again. Used before each scenario and
+ * wherever a scenario re-runs work after a long stop.
+ */
+async function resumeOsd(): Promise<void> {
   signalDaemon(dir!, 'fx', 'osd', 'SIGCONT');
   // Ops of an earlier scenario can stay parked in the OSD after SIGCONT ('waiting for readable':
   // the PG's read lease lapsed during the pause) and block later ops on the same objects. They
@@ -77,15 +83,11 @@ beforeEach(async () => {
     await sleep(500);
   }
   throw new Error('osd.0 still holds ops or inactive PGs after re-peering');
-}, 90_000);
+}
 
 async function pgsActive(): Promise<boolean> {
-  const s = JSON.parse(await cephCli(fx, ['pg', 'stat', '--format', 'json'], { timeoutMs: 30_000 })) as
-    { num_pgs?: number; pg_summary?: { num_pgs?: number; num_pg_by_state?: { name: string; num: number }[] } };
-  const sum = s.pg_summary ?? s;
-  const byState = (sum as { num_pg_by_state?: { name: string; num: number }[] }).num_pg_by_state ?? [];
-  const active = byState.filter((x) => x.name.split('+').includes('active')).reduce((a, x) => a + x.num, 0);
-  return active === (sum.num_pgs ?? -1);
+  const fxStatus = (await status(dir!)).clusters.fx;
+  return fxStatus.reachable && fxStatus.pgs === fxStatus.pgsActive;
 }
 afterEach(async (ctx) => {
   if (ctx.task.result?.state !== 'fail') return;
@@ -154,7 +156,7 @@ describe('hung OSD (SIGSTOP/SIGCONT)', () => {
       try {
         res = await timed(Promise.all([img.write(data, 0), img.read(0, 4096)]));
       } finally {
-        osd('SIGCONT');
+        await resumeOsd(); // the re-run below must not meet ops parked by the pause
       }
       expect(res.error, 'must fail while the OSD is stopped').toBeInstanceOf(Error);
       expect(isRbdError(res.error)).toBe(true);
@@ -354,7 +356,7 @@ describe('replicate under faults', () => {
       settledAt = Date.now();
     } finally {
       await stopping?.catch(() => undefined);
-      if (stoppedAt) osd('SIGCONT');
+      if (stoppedAt) await resumeOsd(); // the re-run below must not meet ops parked by the pause
       await r.close();
       await watcher.r.close();
     }
@@ -548,6 +550,7 @@ describe('replicate under faults', () => {
       osd('SIGCONT');
       if (child.exitCode === null) child.kill('SIGKILL');
       await exited;
+      await resumeOsd(); // the re-run below must not meet ops parked by the pauses
     }
     expect(checkpoint, `sync ended before it could be killed: ${err}`).toBeDefined();
     expect(checkpoint!.doneOffset).toBeLessThan(SRC_SIZE);
