@@ -122,14 +122,21 @@ export function formatBytes(n: number): string {
   return `${i === 0 ? v : v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2)} ${units[i]}`;
 }
 
-/** A byte progress bar on stderr (TTY only): value/total, rate and ETA. No-op otherwise. */
+type ProgressMode = 'bar' | 'json' | 'off';
+
+/**
+ * Byte progress on stderr: a bar (TTY only: value/total, rate, ETA), or JSON lines for
+ * supervisors (`--progress-json`: {"progress":{"image","bytesDone","bytesTotal","rate"}},
+ * at most 10 a second), or nothing.
+ */
 class ProgressBar {
   private bar: cliProgress.SingleBar | undefined;
   private t0 = Date.now();
   private started = false;
+  private lastJson = 0;
 
-  constructor(enabled: boolean, private readonly label: string) {
-    if (!enabled) return;
+  constructor(private readonly mode: ProgressMode, private readonly label: string) {
+    if (mode !== 'bar') return;
     this.bar = new cliProgress.SingleBar(
       {
         format: `${label} [{bar}] {percentage}% | {done} / {all} | {rate}/s | ETA {eta_formatted}`,
@@ -144,12 +151,16 @@ class ProgressBar {
   }
 
   update(value: number, total: number): void {
+    const rate = value / Math.max(0.001, (Date.now() - this.t0) / 1000);
+    if (this.mode === 'json') {
+      const now = Date.now();
+      if (now - this.lastJson < 100 && value < total) return;
+      this.lastJson = now;
+      process.stderr.write(`${JSON.stringify({ progress: { image: this.label, bytesDone: value, bytesTotal: total, rate: Math.round(rate) } })}\n`);
+      return;
+    }
     if (!this.bar) return;
-    const payload = {
-      done: formatBytes(value),
-      all: formatBytes(total),
-      rate: formatBytes(value / Math.max(0.001, (Date.now() - this.t0) / 1000)),
-    };
+    const payload = { done: formatBytes(value), all: formatBytes(total), rate: formatBytes(rate) };
     if (!this.started) {
       this.started = true;
       this.bar.start(Math.max(total, 1), value, payload);
@@ -168,10 +179,12 @@ class ProgressBar {
 interface GlobalOpts {
   json?: boolean;
   progress?: boolean;
+  progressJson?: boolean;
 }
 
-function progressEnabled(g: GlobalOpts): boolean {
-  return Boolean(process.stderr.isTTY) && !g.json && g.progress !== false;
+function progressMode(g: GlobalOpts): ProgressMode {
+  if (g.progressJson) return 'json';
+  return process.stderr.isTTY && !g.json && g.progress !== false ? 'bar' : 'off';
 }
 
 /** Where machine output goes: stdout, unless stdout carries a stream. */
@@ -270,6 +283,7 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .option('--json', 'machine-readable output (one JSON document)')
     .option('--no-progress', 'no progress bar (it is only shown on a TTY anyway)')
+    .option('--progress-json', 'progress as JSON lines on stderr, TTY or not (for supervisors)')
     .showHelpAfterError()
     .exitOverride();
   program.addHelpText('after', `
@@ -296,7 +310,7 @@ Exit codes: 0 ok, 1 failed, 2 usage, 3 sync-pool partial failure, 4 refused by a
       const rd = df ? await session.connect(df) : rs;
       const image = await (await openPool(rs, s.pool, s.namespace)).openImage(s.image);
       const target = await openPool(rd, d.pool, d.namespace);
-      const bar = new ProgressBar(progressEnabled(g), s.image);
+      const bar = new ProgressBar(progressMode(g), s.image);
       try {
         const r = await syncImage({
           source: image,
@@ -386,7 +400,7 @@ Exit codes: 0 ok, 1 failed, 2 usage, 3 sync-pool partial failure, 4 refused by a
       const s = parseImageSpec(spec, 'required');
       const r = await session.connect(sourceFlags(o));
       const image = await (await openPool(r, s.pool, s.namespace)).openImage(s.image, { readOnly: true });
-      const bar = new ProgressBar(progressEnabled(g), s.image);
+      const bar = new ProgressBar(progressMode(g), s.image);
       const t0 = performance.now();
       let streamBytes = 0;
       let last = { dataBytes: 0, zeroBytes: 0, size: 0 };
@@ -431,7 +445,7 @@ Exit codes: 0 ok, 1 failed, 2 usage, 3 sync-pool partial failure, 4 refused by a
       const s = parseImageSpec(spec, 'forbidden');
       const r = await session.connect(sourceFlags(o));
       const image = await (await openPool(r, s.pool, s.namespace)).openImage(s.image);
-      const bar = new ProgressBar(progressEnabled(g), s.image);
+      const bar = new ProgressBar(progressMode(g), s.image);
       try {
         const res = await importDiff(inputStream(path), image, {
           force: Boolean(o.force),

@@ -126,12 +126,13 @@ interface NativeCopy {
   ): { job: unknown; promise: Promise<NativeCopyResult> };
   copyCancel(job: unknown): void;
   lockAcquire(img: ImageHandle): Promise<void>;
-  lockRelease(img: ImageHandle): Promise<void>;
 }
 const n = native as unknown as NativeCopy;
 
-// Targets with a replicate in progress in this process (other processes: librbd's exclusive lock).
-const busy = new Set<string>();
+// Targets with a replicate in this process (other processes: librbd's exclusive lock). A run
+// that failed on an unreachable target rejects at once and closes its handles afterwards
+// (`closing`); a re-run into that target waits for it rather than being refused.
+const busy = new Map<string, { closing?: Promise<void> }>();
 
 const isImage = (v: unknown): v is Image => v instanceof Image;
 const TRACE = process.env.RBD_STREAM_TRACE_REPLICATE === '1';
@@ -187,7 +188,6 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
 
   // Target: open (or create) it.
   let target: Image;
-  let ownTarget = false;
   let created = false;
   if (targetSpec) {
     const { pool, name, create } = targetSpec;
@@ -206,7 +206,6 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
       }
     }
     target = await pool.openImage(name);
-    ownTarget = true;
   } else {
     // Our own handle of the caller's image: taking the exclusive lock through the API
     // (rbd_lock_acquire) switches a handle to manual lock management for good, and the
@@ -214,22 +213,24 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     const given = o.target as Image;
     given.h; // ERR_CLOSED if the caller's image is closed
     target = await given.pool.openImage(given.name);
-    ownTarget = true;
   }
 
   let srcSnapImage: Image | undefined;
   let extra: Float64Array | undefined;
   let busyKey: string | undefined;
-  let locked = false;
+  let failure: unknown;
   try {
     const tst = await target.stat();
-    busyKey = `${await target.pool.rados.fsid()}/${target.pool.id}/${target.pool.namespace}/${tst.id}`;
-    if (busy.has(busyKey)) throw codedError('EBUSY', `another replicate into '${target.spec}' is in progress`, { errno: -16 });
-    busy.add(busyKey);
+    const key = `${await target.pool.rados.fsid()}/${target.pool.id}/${target.pool.namespace}/${tst.id}`;
+    for (let entry = busy.get(key); entry; entry = busy.get(key)) {
+      if (!entry.closing) throw codedError('EBUSY', `another replicate into '${target.spec}' is in progress`, { errno: -16 });
+      await entry.closing;
+    }
+    busy.set(key, {});
+    busyKey = key;
     if (tst.features.includes('exclusive-lock')) {
       try {
         await target.track(() => n.lockAcquire(target.h));
-        locked = true;
       } catch (e) {
         const code = (e as { code?: string }).code;
         if (code === 'EROFS' || code === 'EBUSY') {
@@ -377,11 +378,18 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
       resumed,
       snapshot: toId,
     };
+  } catch (e) {
+    failure = e;
+    throw e;
   } finally {
-    if (srcSnapImage) await srcSnapImage.close().catch(() => undefined);
-    if (locked) await target.track(() => n.lockRelease(target.h)).catch(() => undefined);
-    if (busyKey) busy.delete(busyKey);
-    if (ownTarget) await target.close().catch(() => undefined);
+    // close() also releases the exclusive lock taken above.
+    const closing = Promise.allSettled([srcSnapImage?.close(), target.close()]).then(() => {
+      if (busyKey) busy.delete(busyKey);
+    });
+    // On an unreachable target each close step waits out the op timeout: report the
+    // failure now. The connection's close() still waits for these handles.
+    if ((failure as { code?: unknown } | undefined)?.code === 'ETIMEDOUT' && busyKey) busy.set(busyKey, { closing });
+    else await closing;
   }
 }
 

@@ -83,6 +83,7 @@ struct Job {
   int64_t mismatch = -1;
   bool aborted = false;
   int err = 0;
+  bool errOnTarget = false;
   OpContext errCtx;
   explicit Job(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
 };
@@ -210,16 +211,21 @@ bool IsZero(const char* p) { return std::memcmp(p, kZeroPage, kBlock) == 0; }
 void Fail(Job* j, int rc, const std::string& op, bool onSrc, uint64_t off) {
   if (j->err) return;
   j->err = rc;
+  j->errOnTarget = !onSrc;
   j->errCtx = OpContext::For(op + " at offset " + std::to_string(off), onSrc ? j->src.get() : j->dst.get());
 }
 
-void WriteCheckpoint(Job* j) {
-  if (j->o.checkpointPrefix.empty()) return;
+// Returns the flush's error: a target that cannot flush has lost acknowledged writes
+// (librbd's write-around cache acks before the OSD does), so the copy must fail.
+int WriteCheckpoint(Job* j) {
+  if (j->o.checkpointPrefix.empty()) return 0;
   uint64_t done = j->doneOffset;
   // Flush first: the checkpoint must never claim data that is not durable.
-  if (rbd_flush(j->dst->image) < 0) return;
+  int rc = rbd_flush(j->dst->image);
+  if (rc < 0) return rc;
   std::string v = j->o.checkpointPrefix + std::to_string(done) + "}";
   rbd_metadata_set(j->dst->image, "rbd-stream.checkpoint", v.c_str());
+  return 0;
 }
 
 struct Progress {
@@ -446,7 +452,8 @@ void Pipeline(Job* j) {
       EmitProgress(j);
     }
     if (!o.verify && !o.checkpointPrefix.empty() && now - lastCheckpoint >= std::chrono::milliseconds(o.checkpointMs)) {
-      WriteCheckpoint(j);
+      int rc = WriteCheckpoint(j);
+      if (rc < 0) Fail(j, rc, "replicate: flush target", false, j->doneOffset);
       lastCheckpoint = Clock::now();
     }
   }
@@ -471,8 +478,10 @@ void Run(Job* j) {
     EmitProgress(j);
   }
   j->copyMs = std::chrono::duration<double, std::milli>(Clock::now() - t1).count();
-  // Interrupted copy: leave a durable checkpoint so a re-run resumes here.
-  if (!j->o.verify && (j->err || j->aborted)) WriteCheckpoint(j);
+  // Interrupted copy: leave a durable checkpoint so a re-run resumes here. Not after a
+  // target failure: the flush and metadata write would each wait out the op timeout on
+  // an unreachable target, delaying the error; the last periodic checkpoint stays valid.
+  if (!j->o.verify && (j->aborted || (j->err && !j->errOnTarget))) WriteCheckpoint(j);
 }
 
 Napi::Value U(Napi::Env env, uint64_t v) { return Napi::Number::New(env, double(v)); }
@@ -576,19 +585,12 @@ Napi::Value LockAcquire(const Napi::CallbackInfo& info) {
                             [img](Empty&) { return rbd_lock_acquire(img->image, RBD_LOCK_MODE_EXCLUSIVE); });
 }
 
-Napi::Value LockRelease(const Napi::CallbackInfo& info) {
-  auto img = Unwrap<Image>(info[0], "image");
-  return RunBlocking<Empty>(info.Env(), OpContext::For("release exclusive lock", img.get()),
-                            [img](Empty&) { return rbd_lock_release(img->image); });
-}
-
 }  // namespace
 
 void InitCopy(Napi::Env env, Napi::Object exports) {
   exports.Set("copyStart", Napi::Function::New(env, CopyStart));
   exports.Set("copyCancel", Napi::Function::New(env, CopyCancel));
   exports.Set("lockAcquire", Napi::Function::New(env, LockAcquire));
-  exports.Set("lockRelease", Napi::Function::New(env, LockRelease));
 }
 
 }  // namespace rbdstream

@@ -1,5 +1,6 @@
 // rbd-stream CLI end to end, as child processes: exit codes, --json shapes, piping with the real rbd CLI.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createInterface } from 'node:readline';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -192,16 +193,23 @@ describe('rbd-stream CLI', () => {
     await rbdCli(a, ['create', '--size', '256M', `${a.pool}/${name}`]);
     await rbdCli(a, ['bench', '--io-type', 'write', '--io-size', '4M', '--io-total', '256M', `${a.pool}/${name}`], { timeoutMs: 120_000 });
     const args = ['--json', 'sync', ...src(a), ...dst(b), `${a.pool}/${name}`];
-    const child = spawn(process.execPath, [...CLI, ...args], { cwd: ROOT, env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    // One chunk in flight: the copy takes long enough (~1 s) to be interrupted in the middle.
+    const child = spawn(process.execPath, [...CLI, '--progress-json', ...args, '--concurrency', '1'], { cwd: ROOT, env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     const done = collectChild(child);
-    // Interrupt once the copy has begun (the target image exists).
-    for (let i = 0; i < 200; i++) {
-      if ((await rbdCli(b, ['ls', b.pool])).split('\n').includes(name)) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    child.kill('SIGINT');
+    // Interrupt at the first progress line that shows the copy under way and far from done.
+    let interruptedAt: { bytesDone: number; bytesTotal: number } | undefined;
+    const lines = createInterface({ input: child.stderr! });
+    lines.on('line', (line) => {
+      if (interruptedAt || !line.startsWith('{"progress"')) return;
+      const p = JSON.parse(line).progress as { bytesDone: number; bytesTotal: number; image: string };
+      expect(p.image).toBe(name);
+      if (p.bytesDone > 0 && p.bytesDone < p.bytesTotal / 2) {
+        interruptedAt = p;
+        child.kill('SIGINT');
+      }
+    });
     const r1 = await done;
-    if (r1.code === 0) return expect.fail('the copy finished before SIGINT arrived; nothing was interrupted');
+    expect(interruptedAt, `no progress line showed the copy under way: ${r1.stderr}`).toBeDefined();
     expect(r1.code, r1.stderr).toBe(130);
     expect(JSON.parse(r1.stdout).error.code).toBe('ABORT_ERR');
     const srcSnaps = JSON.parse(await rbdCli(a, ['snap', 'ls', '--format', 'json', `${a.pool}/${name}`])) as { name: string }[];

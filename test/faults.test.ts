@@ -363,9 +363,12 @@ describe('replicate under faults', () => {
     expect(stoppedAt, 'the copy ended before the OSD could be stopped').toBeGreaterThan(0);
     expect(res.error?.code, String(res.error)).toBe('ETIMEDOUT');
     expect(res.error!.message).toMatch(/timed out/);
-    // From the stop to the rejection: the failing write, then the checkpoint and the lock release
-    // on the way out each wait up to the timeout (a run once took 27 s when close() was counted too).
-    expect(settledAt - stoppedAt).toBeLessThan(BOUND_MS + 10_000);
+    // From the stop to the rejection: librbd's write-around cache acks writes at once, and the
+    // next flush fails after its chained ops (object map update, write) each wait out the op
+    // timeout (measured 6–9 s). Nothing else touches the hung target before the rejection;
+    // the handles close afterwards (before: checkpoint, lock release and close made it 27 s).
+    console.log(`[faults] hung target: rejected ${settledAt - stoppedAt} ms after the stop: ${res.error?.message}`);
+    expect(settledAt - stoppedAt).toBeLessThan(BOUND_MS);
     const again = await target(20_000);
     try {
       const r2 = await replicate({ ...opts(again.p, name) });
