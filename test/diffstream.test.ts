@@ -110,6 +110,40 @@ afterAll(async () => {
 });
 
 describe('exportDiff', () => {
+  it('a clone exports parent-backed data like `rbd export-diff` (full and incremental); the import matches', async () => {
+    const child = `${tag}-clone`;
+    const dst = `${tag}-clone-dst`;
+    await rbdCli(a, ['clone', `${a.pool}/${SRC}@s2`, `${a.pool}/${child}`]);
+    try {
+      const c = await pa.openImage(child);
+      try {
+        await c.write(pattern(128 * 1024, 5), 2 * MiB + 4096); // copy-up of a parent object
+        await c.discard(9 * MiB, MiB); // hides parent data
+        await c.createSnapshot('c1');
+        await c.write(pattern(64 * 1024, 6), 12 * MiB);
+        await c.createSnapshot('c2');
+        const full = await collect(exportDiff(c, { snapshot: 'c1' }));
+        expect(full.equals(await rbdCli(a, ['export-diff', '--no-progress', `${a.pool}/${child}@c1`, '-'], { buffer: true }))).toBe(true);
+        const inc = await collect(exportDiff(c, { fromSnapshot: 'c1', snapshot: 'c2' }));
+        expect(inc.equals(await rbdCli(a, ['export-diff', '--no-progress', '--from-snap', 'c1', `${a.pool}/${child}@c2`, '-'], { buffer: true }))).toBe(true);
+        await pb.createImage(dst, MiB);
+        cleanup.push(() => rmImage(b, dst));
+        const t = await pb.openImage(dst);
+        try {
+          await importDiff(Readable.from([full]), t);
+          await importDiff(Readable.from([inc]), t);
+        } finally {
+          await t.close();
+        }
+        for (const snap of ['c1', 'c2']) expect(await rbdExportMd5(b, `${b.pool}/${dst}@${snap}`)).toBe(await rbdExportMd5(a, `${a.pool}/${child}@${snap}`));
+      } finally {
+        await c.close();
+      }
+    } finally {
+      await rmImage(a, child);
+    }
+  });
+
   it('v1 streams are byte-identical to `rbd export-diff` (full and incremental)', async () => {
     const full = await collect(exportDiff(src, { snapshot: 's1' }));
     const cliFull = await rbdCli(a, ['export-diff', '--no-progress', `${a.pool}/${SRC}@s1`, '-'], { buffer: true });

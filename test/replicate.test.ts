@@ -493,3 +493,52 @@ describe('replicate: sparse', () => {
     }
   }, 120_000);
 });
+
+describe('replicate: clone source', () => {
+  it('a clone (parent-backed, grown, overwritten, discarded) copies full and incremental into a standalone image', async () => {
+    const parent = `rc-parent-${process.pid}-${Date.now().toString(36)}`;
+    const child = `${parent}-child`;
+    const dst = uniq('rc-dst', B);
+    await pa.createImage(parent, 8 * MiB);
+    try {
+      const p = await pa.openImage(parent);
+      try {
+        await fillImage(p, 8 * MiB, 31);
+        await p.createSnapshot('base');
+        await p.protectSnapshot('base');
+      } finally {
+        await p.close();
+      }
+      await rbdCli(A, ['clone', `${A.pool}/${parent}@base`, `${A.pool}/${child}`]);
+      const c = await pa.openImage(child);
+      try {
+        await c.resize(12 * MiB); // grown past the parent: its overlap stays 8 MiB
+        await c.write(randomData(prng(32), 256 * KiB), 1 * MiB); // over parent data (copy-up)
+        await c.write(randomData(prng(33), 64 * KiB), 10 * MiB); // past the parent
+        await c.discard(4 * MiB, 1 * MiB); // hides parent data
+        await c.createSnapshot('c1');
+        await replicate({ source: c, toSnapshot: 'c1', target: { pool: pb, name: dst, create: {} } });
+        expect(await md5(B, `${dst}@c1`)).toBe(await md5(A, `${child}@c1`));
+        await c.write(randomData(prng(34), 128 * KiB), 6 * MiB); // copy-up of another parent object
+        await c.createSnapshot('c2');
+        const r2 = await replicate({ source: c, fromSnapshot: 'c1', toSnapshot: 'c2', target: { pool: pb, name: dst }, verify: true });
+        expect(r2.bytesWritten).toBeGreaterThan(0);
+        expect(r2.bytesWritten).toBeLessThanOrEqual(4 * MiB); // one object
+        expect(await md5(B, `${dst}@c2`)).toBe(await md5(A, `${child}@c2`));
+        // The target has the data itself, not a parent.
+        expect(JSON.parse(await rbdCli(B, ['info', '--format', 'json', `${B.pool}/${dst}`])).parent).toBeUndefined();
+      } finally {
+        await c.close();
+      }
+    } finally {
+      await removeWithSnapshots(pa, child);
+      const p = await pa.openImage(parent);
+      try {
+        await p.unprotectSnapshot('base').catch(() => undefined);
+      } finally {
+        await p.close();
+      }
+      await removeWithSnapshots(pa, parent);
+    }
+  }, 120_000);
+});
