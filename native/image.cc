@@ -16,17 +16,22 @@ struct ImageAio : AioOp {
   Napi::Promise::Deferred deferred;
   Napi::Reference<Napi::Value> handleRef;
   Napi::Reference<Napi::Value> bufferRef;
-  OpContext ctx;
+  // The error context is built only on failure (strings per op cost the data path);
+  // handleRef keeps the image alive meanwhile.
+  const Image* img;
+  const char* opName;
   size_t expected = 0;
   bool isRead = false;
   bool resolveCount = false;  // read: resolve with the byte count, not the buffer
 
-  ImageAio(Napi::Env env, Napi::Value handle, OpContext c)
-      : deferred(Napi::Promise::Deferred::New(env)), handleRef(Napi::Persistent(handle)), ctx(std::move(c)) {}
+  ImageAio(Napi::Env env, Napi::Value handle, const Image* image, const char* op)
+      : deferred(Napi::Promise::Deferred::New(env)), handleRef(Napi::Persistent(handle)), img(image), opName(op) {}
+
+  Napi::Value Failure(Napi::Env env, int rc) const { return ErrnoError(env, rc, OpContext::For(opName, img)).Value(); }
 
   void Complete(Napi::Env env, ssize_t rc) override {
     if (rc < 0) {
-      deferred.Reject(ErrnoError(env, static_cast<int>(rc), ctx).Value());
+      deferred.Reject(Failure(env, static_cast<int>(rc)));
       return;
     }
     if (isRead) {
@@ -55,7 +60,7 @@ Napi::Value Submit(Napi::Env env, ImageAio* op, F call) {
   rbd_completion_t c = AioBegin(env, op);
   int rc = call(c);
   if (rc < 0) {
-    op->deferred.Reject(ErrnoError(env, rc, op->ctx).Value());
+    op->deferred.Reject(op->Failure(env, rc));
     AioAbort(env, op);
   }
   return p;
@@ -78,7 +83,7 @@ Napi::Value Read(const Napi::CallbackInfo& info) {
     d.Resolve(resolveCount ? Napi::Number::New(env, 0).As<Napi::Value>() : buf.As<Napi::Value>());
     return d.Promise();
   }
-  auto* op = new ImageAio(env, info[0], OpContext::For("read", img.get()));
+  auto* op = new ImageAio(env, info[0], img.get(), "read");
   op->bufferRef = Napi::Persistent(info[2]);
   op->isRead = true;
   op->resolveCount = resolveCount;
@@ -94,7 +99,7 @@ Napi::Value Write(const Napi::CallbackInfo& info) {
   if (!info[1].IsBuffer()) throw Napi::TypeError::New(env, "data must be a Buffer");
   auto buf = info[1].As<Napi::Buffer<uint8_t>>();
   uint64_t off = ArgU64(info, 2, "offset");
-  auto* op = new ImageAio(env, info[0], OpContext::For("write", img.get()));
+  auto* op = new ImageAio(env, info[0], img.get(), "write");
   op->bufferRef = Napi::Persistent(info[1]);
   op->expected = buf.Length();
   rbd_image_t image = img->image;
@@ -114,13 +119,13 @@ Napi::Value Mutate(const Napi::CallbackInfo& info) {
   std::string kind = ArgString(info, 1, "kind");
   rbd_image_t image = img->image;
   if (kind == "flush") {
-    auto* op = new ImageAio(env, info[0], OpContext::For("flush", img.get()));
+    auto* op = new ImageAio(env, info[0], img.get(), "flush");
     return Submit(env, op, [&](rbd_completion_t c) { return rbd_aio_flush(image, c); });
   }
   uint64_t off = ArgU64(info, 2, "offset");
   uint64_t len = ArgU64(info, 3, "length");
   bool zero = kind == "zero";
-  auto* op = new ImageAio(env, info[0], OpContext::For(zero ? "write zeroes" : "discard", img.get()));
+  auto* op = new ImageAio(env, info[0], img.get(), zero ? "write zeroes" : "discard");
   return Submit(env, op, [&](rbd_completion_t c) {
     return zero ? rbd_aio_write_zeroes(image, off, len, c, 0, 0) : rbd_aio_discard(image, off, len, c);
   });

@@ -76,7 +76,7 @@ export function exportClusterEnv(r: ResolvedClusters, env: NodeJS.ProcessEnv = p
  * otherwise two new clusters in a fresh temp dir (mirror daemons only if `mirror`).
  */
 export async function resolveClusters(opts: {
-  mirror?: boolean; osdMiB?: number; fastMon?: boolean; log?: (s: string) => void;
+  mirror?: boolean; osdMiB?: number; fastMon?: boolean; osdOpThreads?: number; log?: (s: string) => void;
   /** Called with the new set dir before any daemon starts (to arm cleanup handlers). */
   onDir?: (dir: string) => void;
 } = {}): Promise<ResolvedClusters> {
@@ -85,7 +85,7 @@ export async function resolveClusters(opts: {
 
   const dir = mkdtempSync(join(tmpdir(), 'rbd-stream-clusters-'));
   opts.onDir?.(dir);
-  const set = await up({ dir, names: ['a', 'b'], mirror: opts.mirror ?? false, osdMiB: opts.osdMiB, fastMon: opts.fastMon, log: opts.log });
+  const set = await up({ dir, names: ['a', 'b'], mirror: opts.mirror ?? false, osdMiB: opts.osdMiB, fastMon: opts.fastMon, osdOpThreads: opts.osdOpThreads, log: opts.log });
   const conv = (n: 'a' | 'b'): TestCluster => {
     const c = set.clusters[n];
     return {
