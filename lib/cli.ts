@@ -302,6 +302,7 @@ Exit codes: 0 ok, 1 failed, 2 usage, 3 sync-pool partial failure, 4 refused by a
     .option('--verify', 'checksum the copied extents on both sides afterwards')
     .option('--force', 'overwrite a target that has no common snapshot or was modified')
     .option('--concurrency <n>', 'chunks in flight', intArg('concurrency', 1))
+    .option('--write-gap <bytes>', 'write nearby changes as one op, rewriting up to this many unchanged bytes (default 0)', intArg('write-gap'))
     .action(run(async (session, g, src: string, dst: string | undefined, o: Record<string, unknown>) => {
       const s = parseImageSpec(src, 'forbidden');
       const d = parseImageSpec(dst ?? src, 'forbidden');
@@ -320,6 +321,7 @@ Exit codes: 0 ok, 1 failed, 2 usage, 3 sync-pool partial failure, 4 refused by a
           verify: Boolean(o.verify),
           force: Boolean(o.force),
           concurrency: o.concurrency as number | undefined,
+          writeGap: o.writeGap as number | undefined,
           signal: controller.signal,
           onProgress: (p) => bar.update(p.bytesDone, p.bytesTotal),
         });
@@ -354,6 +356,7 @@ Exit codes: 0 ok, 1 failed, 2 usage, 3 sync-pool partial failure, 4 refused by a
     .option('--verify', 'checksum the copied extents on both sides afterwards')
     .option('--force', 'overwrite targets that have no common snapshot or were modified')
     .option('--concurrency <n>', 'chunks in flight per image', intArg('concurrency', 1))
+    .option('--write-gap <bytes>', 'write nearby changes as one op, rewriting up to this many unchanged bytes (default 0)', intArg('write-gap'))
     .action(run(async (session, g, src: string, dst: string | undefined, o: Record<string, unknown>) => {
       const s = parsePoolSpec(src);
       const d = parsePoolSpec(dst ?? src);
@@ -375,6 +378,7 @@ Exit codes: 0 ok, 1 failed, 2 usage, 3 sync-pool partial failure, 4 refused by a
         verify: Boolean(o.verify),
         force: Boolean(o.force),
         concurrency: o.concurrency as number | undefined,
+        writeGap: o.writeGap as number | undefined,
         signal: controller.signal,
         onImage: g.json ? undefined : (x) => process.stdout.write(line(x)),
       });

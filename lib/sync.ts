@@ -29,6 +29,8 @@ export interface SyncImageOptions {
    */
   force?: boolean;
   concurrency?: number;
+  /** See ReplicateOptions.writeGap (default 0: exact writes). */
+  writeGap?: number;
   signal?: AbortSignal;
   onProgress?: (p: SyncProgress) => void;
 }
@@ -85,7 +87,7 @@ async function prefixed(image: Image, prefix: string): Promise<SnapshotInfo[]> {
  */
 export async function syncImage(options: SyncImageOptions): Promise<SyncResult> {
   const o = checkOptions<SyncImageOptions>(options, 'syncImage options', [
-    'source', 'target', 'prefix', 'keep', 'verify', 'force', 'concurrency', 'signal', 'onProgress',
+    'source', 'target', 'prefix', 'keep', 'verify', 'force', 'concurrency', 'writeGap', 'signal', 'onProgress',
   ]);
   if (!(o.source instanceof Image)) throw new TypeError(`source must be an open Image, got ${describe(o.source)}`);
   const source = o.source;
@@ -97,6 +99,7 @@ export async function syncImage(options: SyncImageOptions): Promise<SyncResult> 
   const force = checkBool(o.force, 'force') ?? false;
   // Checked here, not only by replicate(): bad input must fail before the source is snapshotted.
   if (o.concurrency !== undefined) checkUint(o.concurrency, 'concurrency', { min: 1, max: 256 });
+  if (o.writeGap !== undefined) checkUint(o.writeGap, 'writeGap', { max: 64 << 20 });
   const signal = checkSignal(o.signal);
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new TypeError('onProgress must be a function');
   let targetPool: Pool;
@@ -175,6 +178,7 @@ export async function syncImage(options: SyncImageOptions): Promise<SyncResult> 
       force,
       signal,
       concurrency: o.concurrency,
+      writeGap: o.writeGap,
       onProgress: o.onProgress ? (p) => o.onProgress!({ ...p, image: sourceSpec, phase: 'copy' }) : undefined,
     });
 
@@ -243,12 +247,13 @@ export interface SyncPoolResult {
 /** syncImage for every (matching) image of a pool, `parallel` at a time; one failure stops nothing else. */
 export async function syncPool(options: SyncPoolOptions): Promise<SyncPoolResult> {
   const o = checkOptions<SyncPoolOptions>(options, 'syncPool options', [
-    'source', 'target', 'images', 'parallel', 'prefix', 'keep', 'verify', 'force', 'concurrency', 'signal', 'onProgress', 'onImage',
+    'source', 'target', 'images', 'parallel', 'prefix', 'keep', 'verify', 'force', 'concurrency', 'writeGap', 'signal', 'onProgress', 'onImage',
   ]);
   if (!(o.source instanceof Pool)) throw new TypeError('source must be a Pool');
   if (!(o.target instanceof Pool)) throw new TypeError('target must be a Pool');
   const parallel = o.parallel === undefined ? 2 : checkUint(o.parallel, 'parallel', { min: 1, max: 64 });
   if (o.concurrency !== undefined) checkUint(o.concurrency, 'concurrency', { min: 1, max: 256 });
+  if (o.writeGap !== undefined) checkUint(o.writeGap, 'writeGap', { max: 64 << 20 });
   const signal = checkSignal(o.signal);
   if (o.onImage !== undefined && typeof o.onImage !== 'function') throw new TypeError('onImage must be a function');
   const all = await o.source.listImages();
@@ -284,6 +289,7 @@ export async function syncPool(options: SyncPoolOptions): Promise<SyncPoolResult
           verify: o.verify,
           force: o.force,
           concurrency: o.concurrency,
+          writeGap: o.writeGap,
           signal,
           onProgress: o.onProgress,
         });

@@ -60,6 +60,9 @@ struct Options {
   // Small changed extents separated by at most this many unchanged bytes share one source read
   // (writes stay exact): an op costs about as much as reading this much more. 0: never.
   uint64_t readGap = 128 * 1024;
+  // Small changed extents separated by at most this many unchanged bytes (none of them a zero
+  // block) are written as one op, the gap rewritten with the identical source data. 0: exact writes.
+  uint64_t writeGap = 0;
   // Ranges to copy besides the diff (force: undo the target's own changes).
   std::vector<Ext> extra;
 };
@@ -330,9 +333,28 @@ void Pipeline(Job* j) {
   };
 
   // After a source read: per data part, zero runs (aligned 4 KiB blocks) → write_zeroes, the rest → writes.
+  auto gapHasZeroBlock = [&](const Slot& s, uint64_t from, uint64_t to) {
+    for (uint64_t b = (from + kBlock - 1) / kBlock * kBlock; b + kBlock <= to; b += kBlock) {
+      if (IsZero(s.buf.data() + (b - s.off))) return true;
+    }
+    return false;
+  };
   auto writeOut = [&](int si) {
     Slot& s = slots[si];
-    for (const auto& part : s.parts) writePart(si, part.first, part.first + part.second);
+    uint64_t runA = 0, runB = 0;
+    bool have = false;
+    for (const auto& part : s.parts) {
+      uint64_t a = part.first, b = part.first + part.second;
+      if (have && a >= runB && a - runB <= o.writeGap && !gapHasZeroBlock(s, runB, a)) {
+        runB = b;
+        continue;
+      }
+      if (have) writePart(si, runA, runB);
+      runA = a;
+      runB = b;
+      have = true;
+    }
+    if (have) writePart(si, runA, runB);
   };
   writePart = [&](int si, uint64_t pbeg, uint64_t end) {
     Slot& s = slots[si];
@@ -513,6 +535,7 @@ Napi::Value CopyStart(const Napi::CallbackInfo& info) {
   opt.fillGaps = o.Get("fillGaps").ToBoolean();
   opt.enumeration = int(num("enumeration"));
   if (o.Has("readGap") && o.Get("readGap").IsNumber()) opt.readGap = num("readGap");
+  if (o.Has("writeGap") && o.Get("writeGap").IsNumber()) opt.writeGap = num("writeGap");
   opt.checkpointPrefix = o.Get("checkpointPrefix").ToString().Utf8Value();
   opt.checkpointMs = int(std::max<uint64_t>(10, num("checkpointMs")));
   Napi::Value extra = o.Get("extra");

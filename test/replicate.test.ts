@@ -375,6 +375,42 @@ describe('replicate: dense small changes (shared source reads, exact writes)', (
   }, 60_000);
 });
 
+describe('replicate: writeGap', () => {
+  it('bridges unchanged non-zero gaps between nearby changes, never zero gaps; both targets identical', async () => {
+    const srcName = uniq('rw-src', A);
+    const exact = uniq('rw-exact', B);
+    const bridged = uniq('rw-gap', B);
+    const SIZE = 8 * MiB;
+    await pa.createImage(srcName, SIZE);
+    const src = await pa.openImage(srcName);
+    try {
+      await fillImage(src, SIZE, 11);
+      await src.writeZeroes(4 * MiB, 64 * KiB); // a zero region: its gaps are never bridged
+      await src.createSnapshot('a');
+      for (const name of [exact, bridged]) await replicate({ source: src, toSnapshot: 'a', target: { pool: pb, name, create: {} } });
+      const rnd = prng(12);
+      for (const off of [1 * MiB, 1 * MiB + 32 * KiB, 4 * MiB, 4 * MiB + 32 * KiB]) await src.write(randomData(rnd, 4 * KiB), off);
+      await src.createSnapshot('b');
+      const r0 = await replicate({ source: src, fromSnapshot: 'a', toSnapshot: 'b', target: { pool: pb, name: exact } });
+      const r1 = await replicate({ source: src, fromSnapshot: 'a', toSnapshot: 'b', target: { pool: pb, name: bridged }, writeGap: 64 * KiB });
+      expect(r0.bytesWritten).toBe(16 * KiB);
+      // 1 MiB pair: one 36 KiB write (28 KiB of unchanged data rewritten); 4 MiB pair: gap all zero, two writes.
+      expect(r1.bytesWritten).toBe(36 * KiB + 8 * KiB);
+      const want = await md5(A, `${srcName}@b`);
+      expect(await md5(B, `${exact}@b`)).toBe(want);
+      expect(await md5(B, `${bridged}@b`)).toBe(want);
+      // The target's own diff shows what was written: the exact target only the changes.
+      const changed = async (name: string) =>
+        (JSON.parse(await rbdCli(B, ['diff', '--format', 'json', '--from-snap', 'a', `${B.pool}/${name}@b`])) as { length: number }[])
+          .reduce((n, e) => n + e.length, 0);
+      expect(await changed(exact)).toBe(16 * KiB);
+      expect(await changed(bridged)).toBe(44 * KiB);
+    } finally {
+      await src.close();
+    }
+  }, 60_000);
+});
+
 describe('replicate: interruption and resume', () => {
   const SIZE = 48 * MiB;
   let src: Image;
