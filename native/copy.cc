@@ -25,7 +25,10 @@ using Clock = std::chrono::steady_clock;
 constexpr uint64_t kBlock = 4096;  // zero-run granularity (aligned)
 const char kZeroPage[kBlock] = {0};
 constexpr int kReadFlags = LIBRADOS_OP_FLAG_FADVISE_SEQUENTIAL | LIBRADOS_OP_FLAG_FADVISE_NOCACHE;
-constexpr int kWriteFlags = LIBRADOS_OP_FLAG_FADVISE_NOCACHE;
+// FUA: librbd's write-around cache (on by default once a flush was seen) would ack writes
+// before the OSD does, adding its own 24 MiB in flight beyond `concurrency` and deferring any
+// error to the next flush, after every queued write has waited out the op timeout in turn.
+constexpr int kWriteFlags = LIBRADOS_OP_FLAG_FADVISE_NOCACHE | LIBRADOS_OP_FLAG_FADVISE_FUA;
 
 using Ext = DiffExtent;
 
@@ -324,7 +327,7 @@ void Pipeline(Job* j) {
       }
       j->bytesZeroed += s.len;
       s.pending++;
-      Submit(j, si, kZero, [&](rbd_completion_t c) { return rbd_aio_write_zeroes(dst, s.off, s.len, c, 0, 0); });
+      Submit(j, si, kZero, [&](rbd_completion_t c) { return rbd_aio_write_zeroes(dst, s.off, s.len, c, 0, kWriteFlags); });
       return;
     }
     if (s.buf.size() < s.len) s.buf.resize(o.chunk);
@@ -366,7 +369,7 @@ void Pipeline(Job* j) {
         if (o.targetZeroed) return;
         j->bytesZeroed += b - a;
         s.pending++;
-        Submit(j, si, kZero, [&](rbd_completion_t c) { return rbd_aio_write_zeroes(dst, a, b - a, c, 0, 0); });
+        Submit(j, si, kZero, [&](rbd_completion_t c) { return rbd_aio_write_zeroes(dst, a, b - a, c, 0, kWriteFlags); });
       } else {
         const char* p = s.buf.data() + (a - s.off);
         j->bytesWritten += b - a;

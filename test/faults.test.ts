@@ -363,10 +363,10 @@ describe('replicate under faults', () => {
     expect(stoppedAt, 'the copy ended before the OSD could be stopped').toBeGreaterThan(0);
     expect(res.error?.code, String(res.error)).toBe('ETIMEDOUT');
     expect(res.error!.message).toMatch(/timed out/);
-    // From the stop to the rejection: librbd's write-around cache acks writes at once, and the
-    // next flush fails after its chained ops (object map update, write) each wait out the op
-    // timeout (measured 6–9 s). Nothing else touches the hung target before the rejection;
-    // the handles close afterwards (before: checkpoint, lock release and close made it 27 s).
+    // From the stop to the rejection: the in-flight writes (FUA, past librbd's write-around
+    // cache) fail after their chained ops (object map update, write) wait out the op timeout:
+    // measured 6.0 s. Nothing else touches the hung target before the rejection; the handles
+    // close afterwards (before: a deferred flush error, checkpoint, lock release and close, 27 s).
     console.log(`[faults] hung target: rejected ${settledAt - stoppedAt} ms after the stop: ${res.error?.message}`);
     expect(settledAt - stoppedAt).toBeLessThan(BOUND_MS);
     const again = await target(20_000);
