@@ -221,8 +221,9 @@ void Fail(Job* j, int rc, const std::string& op, bool onSrc, uint64_t off) {
   j->errCtx = OpContext::For(op + " at offset " + std::to_string(off), onSrc ? j->src.get() : j->dst.get());
 }
 
-// Returns the flush's error: a target that cannot flush has lost acknowledged writes
-// (librbd's write-around cache acks before the OSD does), so the copy must fail.
+// Returns the flush's or the metadata write's error: either means the target is failing
+// (an unreachable one would otherwise make every later write and checkpoint wait out the
+// op timeout in turn before the copy gives up).
 int WriteCheckpoint(Job* j) {
   if (j->o.checkpointPrefix.empty()) return 0;
   uint64_t done = j->doneOffset;
@@ -230,8 +231,7 @@ int WriteCheckpoint(Job* j) {
   int rc = rbd_flush(j->dst->image);
   if (rc < 0) return rc;
   std::string v = j->o.checkpointPrefix + std::to_string(done) + "}";
-  rbd_metadata_set(j->dst->image, "rbd-stream.checkpoint", v.c_str());
-  return 0;
+  return rbd_metadata_set(j->dst->image, "rbd-stream.checkpoint", v.c_str());
 }
 
 struct Progress {
@@ -478,7 +478,7 @@ void Pipeline(Job* j) {
     }
     if (!o.verify && !o.checkpointPrefix.empty() && now - lastCheckpoint >= std::chrono::milliseconds(o.checkpointMs)) {
       int rc = WriteCheckpoint(j);
-      if (rc < 0) Fail(j, rc, "replicate: flush target", false, j->doneOffset);
+      if (rc < 0) Fail(j, rc, "replicate: checkpoint on target", false, j->doneOffset);
       lastCheckpoint = Clock::now();
     }
   }
