@@ -67,19 +67,7 @@ export class Pool {
   async createImage(name: string, size: number, options: CreateImageOptions = {}): Promise<void> {
     checkImageName(name);
     checkUint(size, 'size');
-    const o = checkOptions<CreateImageOptions>(options, 'createImage options', [
-      'features',
-      'order',
-      'dataPool',
-      'stripeUnit',
-      'stripeCount',
-    ]);
-    const n: Parameters<typeof native.createImage>[3] = {};
-    if (o.features !== undefined) n.features = featureBits(o.features);
-    if (o.order !== undefined) n.order = checkUint(o.order, 'order', { min: 12, max: 25 });
-    if (o.dataPool !== undefined) n.dataPool = checkImageName(o.dataPool, 'dataPool');
-    if (o.stripeUnit !== undefined) n.stripeUnit = checkUint(o.stripeUnit, 'stripeUnit', { min: 1 });
-    if (o.stripeCount !== undefined) n.stripeCount = checkUint(o.stripeCount, 'stripeCount', { min: 1 });
+    const n = createImageArgs(options, 'createImage options');
     await this.life.run(() => native.createImage(this.h, name, size, n));
   }
 
@@ -143,4 +131,16 @@ export class Pool {
       await native.closePool(h);
     });
   }
+}
+
+/** Validates image creation options (TypeError/RangeError) into the native call's form. */
+export function createImageArgs(options: CreateImageOptions, what: string): Parameters<typeof native.createImage>[3] {
+  const o = checkOptions<CreateImageOptions>(options, what, ['features', 'order', 'dataPool', 'stripeUnit', 'stripeCount']);
+  const n: Parameters<typeof native.createImage>[3] = {};
+  if (o.features !== undefined) n.features = featureBits(o.features);
+  if (o.order !== undefined) n.order = checkUint(o.order, 'order', { min: 12, max: 25 });
+  if (o.dataPool !== undefined) n.dataPool = checkImageName(o.dataPool, 'dataPool');
+  if (o.stripeUnit !== undefined) n.stripeUnit = checkUint(o.stripeUnit, 'stripeUnit', { min: 1 });
+  if (o.stripeCount !== undefined) n.stripeCount = checkUint(o.stripeCount, 'stripeCount', { min: 1 });
+  return n;
 }

@@ -19,15 +19,19 @@
 import { native, type ImageHandle } from './native.js';
 import { checkBool, checkOptions, checkSignal, checkSnapName, checkUint, checkImageName, codedError, describe } from './errors.js';
 import { Image } from './image.js';
-import { Pool, type CreateImageOptions } from './pool.js';
+import { Pool, createImageArgs, type CreateImageOptions } from './pool.js';
 import { identityKey, readIdentity, recordIdentity, sameSource, sourceIdentity, type SnapshotIdentity } from './identity.js';
 import type { FeatureName } from './features.js';
 
 export interface ReplicateTargetSpec {
   pool: Pool;
   name: string;
-  /** Create the image (size of toSnapshot) when it does not exist. Full copies only. */
-  create?: { features?: FeatureName[]; order?: number };
+  /**
+   * Create the image (size of toSnapshot) when it does not exist. Full copies only. The layout
+   * defaults to the source's (object size, and its striping when that fits the object size);
+   * features default to the target cluster's, as `rbd create` would choose them.
+   */
+  create?: { features?: FeatureName[]; order?: number; stripeUnit?: number; stripeCount?: number; dataPool?: string };
 }
 
 export interface ReplicateProgress {
@@ -182,7 +186,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     const t = checkOptions<ReplicateTargetSpec>(o.target, 'target', ['pool', 'name', 'create']);
     if (!(t.pool instanceof Pool)) throw new TypeError('target.pool must be a Pool (or pass an open Image as target)');
     checkImageName(t.name, 'target.name');
-    if (t.create !== undefined) checkOptions<CreateImageOptions>(t.create, 'target.create', ['features', 'order']);
+    if (t.create !== undefined) createImageArgs(t.create, 'target.create');
     targetSpec = t as ReplicateTargetSpec;
   } else if (o.target.readOnly) {
     throw new TypeError('target image must be open for writing at its head');
@@ -209,7 +213,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
       }
       if (!create) throw codedError('ENOENT', `target image '${pool.spec}/${name}' does not exist (pass target.create)`, { errno: -2 });
       try {
-        await pool.createImage(name, size, { features: create.features, order: create.order });
+        await pool.createImage(name, size, await createLayout(source, create));
         created = true;
       } catch (e) {
         // Created meanwhile (a concurrent replicate): open it; the busy/lock check below decides.
@@ -406,6 +410,19 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
 }
 
 /** Why a job stopped early: a closed handle, or the caller's signal. */
+// The source's layout unless the caller chose one: its order, then its striping where that
+// divides the object size (`rbd import` of a v2 export keeps both the same way).
+async function createLayout(source: Image, create: NonNullable<ReplicateTargetSpec['create']>): Promise<CreateImageOptions> {
+  const st = await source.stat();
+  const layout: CreateImageOptions = { ...create, order: create.order ?? st.order };
+  const fancy = st.stripeCount > 1 || st.stripeUnit !== st.objectSize;
+  if (fancy && create.stripeUnit === undefined && create.stripeCount === undefined && 2 ** layout.order! % st.stripeUnit === 0) {
+    layout.stripeUnit = st.stripeUnit;
+    layout.stripeCount = st.stripeCount;
+  }
+  return layout;
+}
+
 function stopError(signal: AbortSignal | undefined, target: Image, source: Image): Error {
   if (target.closed || source.closed) {
     return codedError('ERR_CLOSED', `replicate into '${target.pool.spec}/${target.name}' stopped: an image or its connection was closed (re-run to resume)`);

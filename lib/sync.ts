@@ -168,12 +168,12 @@ export async function syncImage(options: SyncImageOptions): Promise<SyncResult> 
       snapshot = name;
     }
 
-    const stat = await source.stat();
+    const { features } = await source.stat();
     const r = await replicate({
       source,
       fromSnapshot: base,
       toSnapshot: snapshot,
-      target: target ?? { pool: targetPool, name: targetName, create: { features: stat.features, order: stat.order } },
+      target: target ?? { pool: targetPool, name: targetName, create: { features } }, // layout: the source's (replicate)
       verify,
       force,
       signal,

@@ -578,3 +578,46 @@ describe('replicate: clone source', () => {
     }
   }, 120_000);
 });
+
+describe('replicate: layout of a created target', () => {
+  const info = async (c: TestCluster, name: string) =>
+    JSON.parse(await rbdCli(c, ['info', '--format', 'json', `${c.pool}/${name}`])) as {
+      order: number; stripe_unit?: number; stripe_count?: number; features: string[];
+    };
+
+  it("inherits the source's object size and striping unless target.create sets them", async () => {
+    const src = uniq('rl-src', A);
+    // 1 MiB objects striped 64 KiB × 4: object N does not hold image range [N MiB, N+1 MiB).
+    await rbdCli(A, ['create', '--size', '24M', '--object-size', '1M', '--stripe-unit', '64K', '--stripe-count', '4', `${A.pool}/${src}`]);
+    const img = await pa.openImage(src);
+    try {
+      const rnd = prng(41);
+      for (let i = 0; i < 40; i++) {
+        const len = 1 + Math.floor(rnd() * 200 * KiB);
+        await img.write(randomData(rnd, Math.ceil(len / 4) * 4).subarray(0, len), Math.floor(rnd() * (24 * MiB - len)));
+      }
+      await img.createSnapshot('s1');
+      const same = uniq('rl-same', B);
+      await replicate({ source: img, toSnapshot: 's1', target: { pool: pb, name: same, create: {} }, verify: true });
+      expect(await info(B, same)).toMatchObject({ order: 20, stripe_unit: 64 * KiB, stripe_count: 4 });
+      expect(await md5(B, `${same}@s1`)).toBe(await md5(A, `${src}@s1`));
+      // An object size the source's stripe unit does not divide: no striping inherited.
+      const small = uniq('rl-small', B);
+      await replicate({ source: img, toSnapshot: 's1', target: { pool: pb, name: small, create: { order: 15 } } });
+      const s = await info(B, small);
+      expect(s.order).toBe(15);
+      expect(s.stripe_count ?? 1).toBe(1);
+      expect(await md5(B, `${small}@s1`)).toBe(await md5(A, `${src}@s1`));
+      // Explicit striping and features win.
+      const own = uniq('rl-own', B);
+      await replicate({
+        source: img, toSnapshot: 's1',
+        target: { pool: pb, name: own, create: { order: 22, stripeUnit: 1 * MiB, stripeCount: 2, features: ['layering', 'striping'] } },
+      });
+      expect(await info(B, own)).toMatchObject({ order: 22, stripe_unit: 1 * MiB, stripe_count: 2, features: ['layering', 'striping'] });
+      expect(await md5(B, `${own}@s1`)).toBe(await md5(A, `${src}@s1`));
+    } finally {
+      await img.close();
+    }
+  }, 120_000);
+});
