@@ -409,7 +409,6 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
   }
 }
 
-/** Why a job stopped early: a closed handle, or the caller's signal. */
 // The source's layout unless the caller chose one: its order, then its striping where that
 // divides the object size (`rbd import` of a v2 export keeps both the same way).
 async function createLayout(source: Image, create: NonNullable<ReplicateTargetSpec['create']>): Promise<CreateImageOptions> {
@@ -423,6 +422,7 @@ async function createLayout(source: Image, create: NonNullable<ReplicateTargetSp
   return layout;
 }
 
+/** Why a job stopped early: a closed handle, or the caller's signal. */
 function stopError(signal: AbortSignal | undefined, target: Image, source: Image): Error {
   if (target.closed || source.closed) {
     return codedError('ERR_CLOSED', `replicate into '${target.pool.spec}/${target.name}' stopped: an image or its connection was closed (re-run to resume)`);

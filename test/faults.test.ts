@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { Rados, isRbdError, replicate, type Image, type Pool } from '../lib/index.js';
-import { down, signalDaemon, spawnWatchdog, status, up } from '../scripts/cluster.js';
+import { down, restartOsd, signalDaemon, spawnWatchdog, status, up } from '../scripts/cluster.js';
 import { cephCli, getClusters, rbdCli, rbdExportMd5, type TestCluster } from './clusters.js';
 
 const TIMEOUT_MS = 3000;
@@ -379,6 +379,105 @@ describe('replicate under faults', () => {
     }
     expect(await rbdExportMd5(fx, `${name}@base`)).toBe(srcMd5);
   }, 150_000);
+
+  // A real kill: memstore would come back empty, so this target is a second one-OSD cluster on
+  // BlueStore (a sparse file), whose OSD restarts with its data.
+  describe('target OSD killed (SIGKILL) and restarted, BlueStore', () => {
+    let kdir: string | undefined;
+    let kwatchdog: number | undefined;
+    let fk: TestCluster;
+    beforeAll(async () => {
+      kdir = mkdtempSync(join(tmpdir(), 'rbd-stream-kill-'));
+      kwatchdog = spawnWatchdog(kdir, process.pid);
+      const c = (await up({ dir: kdir, names: ['fk'], osdMiB: 1024, fastMon: true, objectstore: 'bluestore' })).clusters.fk;
+      fk = { name: 'fk', conf: c.conf, keyring: c.keyring, user: c.user, pool: 'rbd', fsid: c.fsid };
+      // As on fx: a lock left by a client that could not release it (its OSD was gone) can be
+      // broken once the watch expires, 10 s here instead of 30 s.
+      await cephCli(fk, ['config', 'set', 'global', 'osd_client_watch_timeout', '10']);
+    }, 180_000);
+    afterAll(async () => {
+      if (!kdir) return;
+      try {
+        await down(kdir);
+      } finally {
+        rmSync(kdir, { recursive: true, force: true });
+        if (kwatchdog) try { process.kill(kwatchdog); } catch { /* already gone */ }
+      }
+    }, 120_000);
+    const killOsd = () => expect(signalDaemon(kdir!, 'fk', 'osd', 'SIGKILL')).toBe(true);
+    const connectFk = async (timeoutMs: number) => {
+      const r = await Rados.connect({ conf: fk.conf, keyring: fk.keyring, user: fk.user, timeoutMs });
+      return { r, p: await r.openPool(fk.pool) };
+    };
+
+    it('restarted within the timeout: the copy completes (ops resent to the new OSD), identical', async () => {
+      const name = `kill-short-${Date.now()}`;
+      const { r, p } = await connectFk(30_000);
+      let killedAt = 0;
+      let restart: Promise<number> | undefined;
+      try {
+        const res = await replicate({
+          ...opts(p, name),
+          chunkSize: 256 * 1024,
+          onProgress: (ev) => {
+            if (restart || ev.bytesDone < 4 * MiB || ev.bytesDone >= ev.bytesTotal) return;
+            killedAt = Date.now();
+            killOsd();
+            restart = sleep(1000).then(() => restartOsd(kdir!, 'fk'));
+          },
+        });
+        expect(res.bytesRead).toBeGreaterThan(0);
+      } finally {
+        await restart?.catch(() => undefined);
+        await r.close();
+      }
+      expect(killedAt, 'the copy ended before the OSD could be killed').toBeGreaterThan(0);
+      console.log(`[faults] killed target OSD: the copy completed ${Date.now() - killedAt} ms after the kill`);
+      expect(await rbdExportMd5(fk, `${name}@base`)).toBe(srcMd5);
+    }, 120_000);
+
+    it('not back within the timeout: ETIMEDOUT within the bound; after the restart a re-run resumes, identical', async () => {
+      const name = `kill-long-${Date.now()}`;
+      const { r, p } = await connectFk(TIMEOUT_MS);
+      let killedAt = 0;
+      let settledAt = 0;
+      let res;
+      try {
+        res = await timed(replicate({
+          ...opts(p, name),
+          concurrency: 1,
+          chunkSize: 256 * 1024,
+          _checkpointMs: 100,
+          onProgress: (ev) => {
+            // Past the first checkpoints (every 100 ms here), so a re-run has something to resume from.
+            if (killedAt || ev.bytesDone < 8 * MiB || ev.bytesDone >= ev.bytesTotal) return;
+            killedAt = Date.now();
+            killOsd();
+          },
+        }));
+        settledAt = Date.now();
+      } finally {
+        if (killedAt) await restartOsd(kdir!, 'fk');
+        await r.close();
+      }
+      expect(killedAt, 'the copy ended before the OSD could be killed').toBeGreaterThan(0);
+      expect(res.error?.code, String(res.error)).toBe('ETIMEDOUT');
+      expect(res.error!.message).toMatch(/timed out.*OSD down or hung/);
+      console.log(`[faults] killed target OSD: rejected ${settledAt - killedAt} ms after the kill: ${res.error?.message}`);
+      expect(settledAt - killedAt).toBeLessThan(BOUND_MS);
+      const again = await connectFk(30_000);
+      const t0 = Date.now();
+      try {
+        const r2 = await replicate({ ...opts(again.p, name) });
+        console.log(`[faults] killed target OSD: the re-run took ${Date.now() - t0} ms (resumed: ${r2.resumed})`);
+        expect(r2.resumed).toBe(true);
+        expect(r2.bytesRead).toBeLessThan(SRC_SIZE);
+      } finally {
+        await again.r.close();
+      }
+      expect(await rbdExportMd5(fk, `${name}@base`)).toBe(srcMd5);
+    }, 150_000);
+  });
 
   it('target pool over quota: a clear error within the timeout; after the quota is lifted a re-run completes', async () => {
     const pool = `rquota${Date.now().toString(36)}`;
