@@ -137,7 +137,13 @@ interface NativeCopy {
       writeGap?: number;
     },
     onProgress: (done: number, total: number, extents: number) => void,
-  ): { job: unknown; promise: Promise<NativeCopyResult> };
+  ): {
+    job: unknown;
+    /** Settles at the end, or as soon as an op on the target fails (the job then drains on). */
+    promise: Promise<NativeCopyResult>;
+    /** Resolves once the job has ended and released both images. */
+    ended: Promise<void>;
+  };
   copyCancel(job: unknown): void;
   lockAcquire(img: ImageHandle): Promise<void>;
 }
@@ -231,6 +237,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
   }
 
   let srcSnapImage: Image | undefined;
+  let jobEnded: Promise<void> | undefined;
   let extra: Float64Array | undefined;
   let busyKey: string | undefined;
   let failure: unknown;
@@ -328,7 +335,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
         const secs = (now - t0) / 1000;
         o.onProgress({ bytesDone: done, bytesTotal, extentsDone: extents, rate: secs > 0 ? done / secs : 0 });
       };
-      const { job, promise } = n.copyStart(
+      const { job, promise, ended } = n.copyStart(
         srcSnapImage!.h,
         target.h,
         {
@@ -350,6 +357,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
         },
         onProgress,
       );
+      jobEnded = ended;
       const onAbort = () => n.copyCancel(job);
       signal?.addEventListener('abort', onAbort, { once: true });
       // Closing either image (or its pool/connection) stops the copy, leaving the target resumable.
@@ -398,8 +406,9 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     failure = e;
     throw e;
   } finally {
-    // close() also releases the exclusive lock taken above.
-    const closing = Promise.allSettled([srcSnapImage?.close(), target.close()]).then(() => {
+    // close() also releases the exclusive lock taken above (once a job that failed early has
+    // drained: it holds the images until then).
+    const closing = Promise.allSettled([jobEnded, srcSnapImage?.close(), target.close()]).then(() => {
       if (busyKey) busy.delete(busyKey);
     });
     // On an unreachable target each close step waits out the op timeout: report the

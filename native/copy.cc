@@ -90,15 +90,51 @@ struct Job {
   bool aborted = false;
   int err = 0;
   bool errOnTarget = false;
+  std::atomic<bool> rejectedEarly{false};
+  bool settled = false;  // JS thread only: the promise is settled
+  Napi::Promise::Deferred ended;  // resolves once the thread is done (its images released)
   OpContext errCtx;
-  explicit Job(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+  explicit Job(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)), ended(Napi::Promise::Deferred::New(env)) {}
 };
 
 struct Comp {
   Job* job;
   int slot;
   Kind kind;
+  uint64_t off;
 };
+
+const char* OpName(Kind k) {
+  switch (k) {
+    case kSrcRead: return "replicate: read source";
+    case kDstRead: return "replicate: read target";
+    case kZero: return "replicate: write_zeroes target";
+    default: return "replicate: write target";
+  }
+}
+
+struct EarlyFailure {
+  Job* job;
+  int rc;
+  OpContext ctx;
+};
+
+// A target op failed: reject the copy now rather than when the job ends. On an unreachable
+// target the ops still in flight can take several more op timeouts to fail (librbd retries
+// them behind its lock); the job thread keeps the images, and so the connection, open until
+// they are done, and `ended` tells when.
+void RejectEarly(Job* j, int rc, const std::string& op, uint64_t off) {
+  if (j->rejectedEarly.exchange(true)) return;
+  auto* f = new EarlyFailure{j, rc, OpContext::For(op + " at offset " + std::to_string(off), j->dst.get())};
+  if (j->tsfn.NonBlockingCall(f, [](Napi::Env env, Napi::Function, EarlyFailure* f) {
+        if (env != nullptr && !f->job->settled) {
+          f->job->settled = true;
+          f->job->deferred.Reject(ErrnoError(env, f->rc, f->ctx).Value());
+        }
+        delete f;
+      }) != napi_ok)
+    delete f;
+}
 
 void Push(Job* j, Event e) {
   std::lock_guard<std::mutex> lk(j->mu);
@@ -113,14 +149,15 @@ void OnComplete(rbd_completion_t c, void* arg) {
   rbd_aio_release(c);
   Job* j = cp->job;
   Event e{cp->slot, cp->kind, rc};
+  if (rc < 0 && cp->kind != kSrcRead) RejectEarly(j, int(rc), OpName(cp->kind), cp->off);
   delete cp;
   Push(j, e);
 }
 
 // Starts one aio op; a synchronous failure is delivered as a completion.
 template <typename F>
-void Submit(Job* j, int slot, Kind kind, F start) {
-  auto* cp = new Comp{j, slot, kind};
+void Submit(Job* j, int slot, Kind kind, uint64_t off, F start) {
+  auto* cp = new Comp{j, slot, kind, off};
   rbd_completion_t c = nullptr;
   int rc = rbd_aio_create_completion(cp, OnComplete, &c);
   if (rc < 0) {
@@ -219,6 +256,7 @@ void Fail(Job* j, int rc, const std::string& op, bool onSrc, uint64_t off) {
   j->err = rc;
   j->errOnTarget = !onSrc;
   j->errCtx = OpContext::For(op + " at offset " + std::to_string(off), onSrc ? j->src.get() : j->dst.get());
+  if (!onSrc) RejectEarly(j, rc, op, off);
 }
 
 // Returns the flush's or the metadata write's error: either means the target is failing
@@ -312,11 +350,11 @@ void Pipeline(Job* j) {
     if (o.verify) {
       if (s.buf2.size() < s.len) s.buf2.resize(o.chunk);
       s.pending++;
-      Submit(j, si, kDstRead, [&](rbd_completion_t c) { return rbd_aio_read2(dst, s.off, s.len, s.buf2.data(), c, kReadFlags); });
+      Submit(j, si, kDstRead, s.off, [&](rbd_completion_t c) { return rbd_aio_read2(dst, s.off, s.len, s.buf2.data(), c, kReadFlags); });
       if (s.exists) {
         if (s.buf.size() < s.len) s.buf.resize(o.chunk);
         s.pending++;
-        Submit(j, si, kSrcRead, [&](rbd_completion_t c) { return rbd_aio_read2(src, s.off, s.len, s.buf.data(), c, kReadFlags); });
+        Submit(j, si, kSrcRead, s.off, [&](rbd_completion_t c) { return rbd_aio_read2(src, s.off, s.len, s.buf.data(), c, kReadFlags); });
       }
       return;
     }
@@ -327,12 +365,12 @@ void Pipeline(Job* j) {
       }
       j->bytesZeroed += s.len;
       s.pending++;
-      Submit(j, si, kZero, [&](rbd_completion_t c) { return rbd_aio_write_zeroes(dst, s.off, s.len, c, 0, kWriteFlags); });
+      Submit(j, si, kZero, s.off, [&](rbd_completion_t c) { return rbd_aio_write_zeroes(dst, s.off, s.len, c, 0, kWriteFlags); });
       return;
     }
     if (s.buf.size() < s.len) s.buf.resize(o.chunk);
     s.pending++;
-    Submit(j, si, kSrcRead, [&](rbd_completion_t c) { return rbd_aio_read2(src, s.off, s.len, s.buf.data(), c, kReadFlags); });
+    Submit(j, si, kSrcRead, s.off, [&](rbd_completion_t c) { return rbd_aio_read2(src, s.off, s.len, s.buf.data(), c, kReadFlags); });
   };
 
   // After a source read: per data part, zero runs (aligned 4 KiB blocks) → write_zeroes, the rest → writes.
@@ -369,12 +407,12 @@ void Pipeline(Job* j) {
         if (o.targetZeroed) return;
         j->bytesZeroed += b - a;
         s.pending++;
-        Submit(j, si, kZero, [&](rbd_completion_t c) { return rbd_aio_write_zeroes(dst, a, b - a, c, 0, kWriteFlags); });
+        Submit(j, si, kZero, a, [&](rbd_completion_t c) { return rbd_aio_write_zeroes(dst, a, b - a, c, 0, kWriteFlags); });
       } else {
         const char* p = s.buf.data() + (a - s.off);
         j->bytesWritten += b - a;
         s.pending++;
-        Submit(j, si, kWrite, [&](rbd_completion_t c) { return rbd_aio_write2(dst, a, b - a, p, c, kWriteFlags); });
+        Submit(j, si, kWrite, a, [&](rbd_completion_t c) { return rbd_aio_write2(dst, a, b - a, p, c, kWriteFlags); });
       }
     };
     while (cur < end) {
@@ -439,9 +477,7 @@ void Pipeline(Job* j) {
       s.pending--;
       if (ev.rc < 0) {
         s.failed = true;
-        Fail(j, int(ev.rc), ev.kind == kSrcRead ? "replicate: read source" : ev.kind == kDstRead ? "replicate: read target"
-                          : ev.kind == kZero ? "replicate: write_zeroes target" : "replicate: write target",
-             ev.kind == kSrcRead, s.off);
+        Fail(j, int(ev.rc), OpName(ev.kind), ev.kind == kSrcRead, s.off);
       } else if (ev.kind == kSrcRead && !o.verify) {
         j->bytesRead += s.len;
         if (!s.failed && !j->err) writeOut(ev.slot);
@@ -558,7 +594,9 @@ Napi::Value CopyStart(const Napi::CallbackInfo& info) {
         j->cancel = true;
         if (j->th.joinable()) j->th.join();
         Napi::HandleScope scope(env);
-        if (j->err) {
+        if (j->settled) {
+          // Rejected early (a target op failed); the other ops have drained now.
+        } else if (j->err) {
           j->deferred.Reject(ErrnoError(env, j->err, j->errCtx).Value());
         } else {
           Napi::Object r = Napi::Object::New(env);
@@ -575,6 +613,8 @@ Napi::Value CopyStart(const Napi::CallbackInfo& info) {
           r.Set("usedObjectMap", Napi::Boolean::New(env, j->usedObjectMap));
           j->deferred.Resolve(r);
         }
+        j->settled = true;
+        j->ended.Resolve(env.Undefined());
         delete h;
       },
       (void*)nullptr);
@@ -591,6 +631,7 @@ Napi::Value CopyStart(const Napi::CallbackInfo& info) {
   auto* box = new std::shared_ptr<Job>(job);
   ret.Set("job", Napi::External<std::shared_ptr<Job>>::New(env, box, [](Napi::Env, std::shared_ptr<Job>* b) { delete b; }));
   ret.Set("promise", job->deferred.Promise());
+  ret.Set("ended", job->ended.Promise());
   return ret;
 }
 

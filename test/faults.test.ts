@@ -1,11 +1,10 @@
-// Faults on a dedicated small cluster (never the shared suite clusters a/b, which other test
-// files use): a hung OSD, a pool over quota, close() with work in flight.
+// Faults on dedicated small clusters (never the shared suite clusters a/b, which other test
+// files use): a hung OSD, a killed and restarted OSD, a pool over quota, close() with work in flight.
 //
-// "OSD killed, then restarted": the OSD is memstore, so a killed OSD comes back empty (its
-// PGs and every object are gone), which tests nothing about rbd-stream. We SIGSTOP the OSD
-// instead — to clients that is exactly a dead OSD that is still marked up (the mon only marks a
-// lone OSD down after `mon osd report timeout`, 15 min) — and SIGCONT it as the "restart".
-// Both outcomes are checked: ops in flight complete after a short stop, and fail with
+// Hung: SIGSTOP of the (memstore) OSD — to clients exactly a dead OSD that is still marked up (the
+// mon only marks a lone OSD down after `mon osd report timeout`, 15 min) — then SIGCONT.
+// Killed: SIGKILL, then a restart, of a BlueStore OSD (a memstore OSD would come back empty).
+// Both outcomes are checked: ops in flight complete after a short outage, and fail with
 // ETIMEDOUT within the configured timeout after a long one; a re-run then gives the same bytes.
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -363,10 +362,10 @@ describe('replicate under faults', () => {
     expect(stoppedAt, 'the copy ended before the OSD could be stopped').toBeGreaterThan(0);
     expect(res.error?.code, String(res.error)).toBe('ETIMEDOUT');
     expect(res.error!.message).toMatch(/timed out/);
-    // From the stop to the rejection: the in-flight writes (FUA, past librbd's write-around
-    // cache) fail after their chained ops (object map update, write) wait out the op timeout:
-    // measured 6.0 s. Nothing else touches the hung target before the rejection; the handles
-    // close afterwards (before: a deferred flush error, checkpoint, lock release and close, 27 s).
+    // From the stop to the rejection: the first target op to fail (FUA writes, past librbd's
+    // write-around cache) rejects the copy at once, while the others drain in the background:
+    // measured 3.0 s (one op timeout), at most 6 s when an object map update came first (before:
+    // waiting for every op to drain, 6–15 s; before that a deferred flush error, 27 s).
     console.log(`[faults] hung target: rejected ${settledAt - stoppedAt} ms after the stop: ${res.error?.message}`);
     expect(settledAt - stoppedAt).toBeLessThan(BOUND_MS);
     const again = await target(20_000);
