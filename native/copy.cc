@@ -86,6 +86,10 @@ struct Job {
   uint64_t doneOffset = 0;
   double enumerateMs = 0, copyMs = 0;
   bool usedObjectMap = false;
+  // Where the target has objects at the start (image ranges, sorted): zero runs elsewhere need no
+  // write, the target reads zero there already. Unknown (every zero run is written) unless set.
+  bool knowTargetAlloc = false;
+  std::vector<Ext> targetAlloc;
   int64_t mismatch = -1;
   bool aborted = false;
   int err = 0;
@@ -188,6 +192,43 @@ bool FastDiffUsable(Job* j) {
             !(flags & RBD_FLAG_FAST_DIFF_INVALID);
   if (rbd_snap_set_by_id(im, j->o.toSnapId) < 0) return false;
   return ok;
+}
+
+// Which ranges of the target are backed by objects, from its fast-diff object map (no per-object
+// round trips). Only when that map is valid and the target has no parent (a missing object of a
+// clone reads the parent's data, not zeroes). A target this copy created has none at all.
+void LearnTargetAllocation(Job* j) {
+  if (j->o.targetZeroed) {
+    j->knowTargetAlloc = true;
+    return;
+  }
+  rbd_image_t im = j->dst->image;
+  uint64_t features = 0, flags = 0;
+  if (rbd_get_features(im, &features) < 0 || !(features & RBD_FEATURE_FAST_DIFF)) return;
+  if (rbd_get_flags(im, &flags) < 0 || (flags & (RBD_FLAG_FAST_DIFF_INVALID | RBD_FLAG_OBJECT_MAP_INVALID))) return;
+  rbd_linked_image_spec_t parent{};
+  rbd_snap_spec_t parentSnap{};
+  int rc = rbd_get_parent(im, &parent, &parentSnap);
+  if (rc != -ENOENT) {
+    if (rc == 0) {
+      rbd_linked_image_spec_cleanup(&parent);
+      rbd_snap_spec_cleanup(&parentSnap);
+    }
+    return;
+  }
+  std::vector<Ext> alloc;
+  if (DiffExtents(im, nullptr, 0, j->o.size, false, true, &alloc) < 0) return;
+  std::sort(alloc.begin(), alloc.end(), [](const Ext& a, const Ext& b) { return a.off < b.off; });
+  for (const Ext& e : alloc) {
+    if (!e.exists) continue;
+    if (!j->targetAlloc.empty() && e.off <= j->targetAlloc.back().off + j->targetAlloc.back().len) {
+      Ext& last = j->targetAlloc.back();
+      last.len = std::max(last.off + last.len, e.off + e.len) - last.off;
+    } else {
+      j->targetAlloc.push_back(e);
+    }
+  }
+  j->knowTargetAlloc = true;
 }
 
 // Fills j->exts with the extents to process in [startOffset, size), sorted.
@@ -339,6 +380,24 @@ void Pipeline(Job* j) {
     updateWatermark();
   };
 
+  // Zeroes [a, b) on the target where it has objects (all of it when that is unknown).
+  auto zeroOut = [&](int si, uint64_t a, uint64_t b) {
+    Slot& s = slots[si];
+    auto zero = [&](uint64_t x, uint64_t y) {
+      j->bytesZeroed += y - x;
+      s.pending++;
+      Submit(j, si, kZero, x, [&](rbd_completion_t c) { return rbd_aio_write_zeroes(dst, x, y - x, c, 0, kWriteFlags); });
+    };
+    if (!j->knowTargetAlloc) return zero(a, b);
+    const std::vector<Ext>& al = j->targetAlloc;
+    auto it = std::upper_bound(al.begin(), al.end(), a, [](uint64_t v, const Ext& e) { return v < e.off; });
+    if (it != al.begin()) --it;
+    for (; it != al.end() && it->off < b; ++it) {
+      uint64_t x = std::max(a, it->off), y = std::min(b, it->off + it->len);
+      if (x < y) zero(x, y);
+    }
+  };
+
   std::function<void(int, uint64_t, uint64_t)> writePart;
   auto issue = [&](int si) {
     Slot& s = slots[si];
@@ -359,13 +418,8 @@ void Pipeline(Job* j) {
       return;
     }
     if (!s.exists) {
-      if (o.targetZeroed) {  // nothing to do: the target reads zero there
-        finishSlot(si);
-        return;
-      }
-      j->bytesZeroed += s.len;
-      s.pending++;
-      Submit(j, si, kZero, s.off, [&](rbd_completion_t c) { return rbd_aio_write_zeroes(dst, s.off, s.len, c, 0, kWriteFlags); });
+      zeroOut(si, s.off, s.off + s.len);
+      if (s.pending == 0) finishSlot(si);  // nothing to do: the target reads zero there
       return;
     }
     if (s.buf.size() < s.len) s.buf.resize(o.chunk);
@@ -404,10 +458,7 @@ void Pipeline(Job* j) {
     auto emit = [&](uint64_t a, uint64_t b, bool zero) {
       if (b <= a) return;
       if (zero) {
-        if (o.targetZeroed) return;
-        j->bytesZeroed += b - a;
-        s.pending++;
-        Submit(j, si, kZero, a, [&](rbd_completion_t c) { return rbd_aio_write_zeroes(dst, a, b - a, c, 0, kWriteFlags); });
+        zeroOut(si, a, b);
       } else {
         const char* p = s.buf.data() + (a - s.off);
         j->bytesWritten += b - a;
@@ -535,6 +586,7 @@ void Run(Job* j) {
     j->aborted = true;
     j->doneOffset = j->o.startOffset;
   } else {
+    if (!j->o.verify) LearnTargetAllocation(j);
     Pipeline(j);
     EmitProgress(j);
   }

@@ -4,7 +4,7 @@
  *
  *   npm run demo                                   # starts two local clusters, stops them at the end
  *   npm run demo -- --conf A.conf --dest-conf B.conf [--id u --keyring k --pool p --dest-id … --dest-keyring … --dest-pool …]
- *                   [--size-mib 256] [--data-mib 96] [--small-writes 2000]
+ *                   [--size-mib 1024] [--data-mib 512] [--small-writes 2000]
  *
  * With confs given it only creates, uses and removes its own images (rbd-stream-demo-<pid>-*).
  */
@@ -31,8 +31,8 @@ const { values: args } = parseArgs({
     'dest-id': { type: 'string' },
     'dest-keyring': { type: 'string' },
     'dest-pool': { type: 'string' },
-    'size-mib': { type: 'string', default: '256' },
-    'data-mib': { type: 'string', default: '96' },
+    'size-mib': { type: 'string', default: '1024' },
+    'data-mib': { type: 'string', default: '512' },
     'small-writes': { type: 'string', default: '2000' },
     help: { type: 'boolean', short: 'h' },
   },
@@ -137,7 +137,7 @@ async function main(): Promise<number> {
       setDir = mkdtempSync(join(tmpdir(), 'rbd-stream-demo-'));
       say(`starting two local clusters in ${setDir} …`);
       const t0 = Date.now();
-      const set = await up({ dir: setDir, names: ['a', 'b'], osdMiB: 2048 });
+      const set = await up({ dir: setDir, names: ['a', 'b'], osdMiB: 4096 });
       say(`  up in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
       source = { conf: set.clusters.a.conf, keyring: set.clusters.a.keyring, pool: 'rbd' };
       dest = { conf: set.clusters.b.conf, keyring: set.clusters.b.keyring, pool: 'rbd' };

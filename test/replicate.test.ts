@@ -621,3 +621,57 @@ describe('replicate: layout of a created target', () => {
     }
   }, 120_000);
 });
+
+describe('replicate: zero runs', () => {
+  it('are written only where the target has objects; a clone target (parent data below) gets all of them', async () => {
+    const src = uniq('rz-src', A);
+    const dst = uniq('rz-dst', B);
+    await pa.createImage(src, 16 * MiB);
+    const img = await pa.openImage(src);
+    try {
+      await img.write(randomData(prng(51), 8 * MiB), 0); // objects 0 and 1
+      await img.createSnapshot('s1');
+      await replicate({ source: img, toSnapshot: 's1', target: { pool: pb, name: dst, create: {} } });
+      await img.write(Buffer.alloc(4 * MiB), 12 * MiB); // zeroes into object 3: the target has no object there
+      await img.discard(1 * MiB, 1 * MiB); // inside object 0, which the target has
+      await img.createSnapshot('s2');
+      const r = await replicate({ source: img, fromSnapshot: 's1', toSnapshot: 's2', target: { pool: pb, name: dst } });
+      expect(r.bytesWritten).toBe(0);
+      expect(r.bytesZeroed).toBe(1 * MiB);
+      const want = await md5(A, `${src}@s2`);
+      expect(await md5(B, `${dst}@s2`)).toBe(want);
+
+      // A clone reads its parent where it has no objects: every zero run must be written.
+      const parent = uniq('rz-parent', B);
+      const child = uniq('rz-child', B);
+      await pb.createImage(parent, 16 * MiB);
+      const p = await pb.openImage(parent);
+      try {
+        await p.write(randomData(prng(52), 16 * MiB), 0);
+        await p.createSnapshot('base');
+        await p.protectSnapshot('base');
+      } finally {
+        await p.close();
+      }
+      await rbdCli(B, ['clone', `${B.pool}/${parent}@base`, `${B.pool}/${child}`]);
+      const r2 = await replicate({ source: img, toSnapshot: 's2', target: { pool: pb, name: child } });
+      expect(r2.bytesZeroed).toBeGreaterThanOrEqual(8 * MiB); // the holes at 8–16 MiB and 1–2 MiB at least
+      expect(await md5(B, `${child}@s2`)).toBe(want);
+      const c = await pb.openImage(child);
+      try {
+        for (const s of await c.listSnapshots()) await c.removeSnapshot(s.name);
+      } finally {
+        await c.close();
+      }
+      await pb.removeImage(child);
+      const p2 = await pb.openImage(parent);
+      try {
+        await p2.unprotectSnapshot('base');
+      } finally {
+        await p2.close();
+      }
+    } finally {
+      await img.close();
+    }
+  }, 120_000);
+});
