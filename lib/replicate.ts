@@ -21,7 +21,6 @@ import { checkBool, checkOptions, checkSignal, checkSnapName, checkUint, checkIm
 import { Image } from './image.js';
 import { Pool, createImageArgs, type CreateImageOptions } from './pool.js';
 import { identityKey, readIdentity, recordIdentity, sameSource, sourceIdentity, type SnapshotIdentity } from './identity.js';
-import type { FeatureName } from './features.js';
 
 export interface ReplicateTargetSpec {
   pool: Pool;
@@ -31,7 +30,7 @@ export interface ReplicateTargetSpec {
    * defaults to the source's (object size, and its striping when that fits the object size);
    * features default to the target cluster's, as `rbd create` would choose them.
    */
-  create?: { features?: FeatureName[]; order?: number; stripeUnit?: number; stripeCount?: number; dataPool?: string };
+  create?: CreateImageOptions;
 }
 
 export interface ReplicateProgress {
@@ -420,7 +419,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
 
 // The source's layout unless the caller chose one: its order, then its striping where that
 // divides the object size (`rbd import` of a v2 export keeps both the same way).
-async function createLayout(source: Image, create: NonNullable<ReplicateTargetSpec['create']>): Promise<CreateImageOptions> {
+async function createLayout(source: Image, create: CreateImageOptions): Promise<CreateImageOptions> {
   const st = await source.stat();
   const layout: CreateImageOptions = { ...create, order: create.order ?? st.order };
   const fancy = st.stripeCount > 1 || st.stripeUnit !== st.objectSize;
