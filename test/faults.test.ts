@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { Rados, isRbdError, replicate, type Image, type Pool } from '../lib/index.js';
-import { down, restartOsd, signalDaemon, spawnWatchdog, status, up } from '../scripts/cluster.js';
+import { down, restartOsd, signalDaemon, spawnWatchdog, status, up, type UpOptions } from '../scripts/cluster.js';
 import { cephCli, getClusters, rbdCli, rbdExportMd5, type TestCluster } from './clusters.js';
 
 const TIMEOUT_MS = 3000;
@@ -22,22 +22,44 @@ const BOUND_MS = 4 * TIMEOUT_MS + 5000;
 const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+interface OwnCluster { dir: string; watchdog: number }
+
+/**
+ * A one-OSD cluster of this file's own in a temp dir, with a watchdog that tears it down even if
+ * this worker is killed. A SIGKILLed client's exclusive lock can be broken once its watch expires:
+ * 10 s instead of the default 30 s keeps the kill-and-resume scenarios short (these clusters only).
+ */
+async function startOwnCluster(own: OwnCluster, name: string, opts: Omit<UpOptions, 'dir' | 'names'>): Promise<TestCluster> {
+  const c = (await up({ ...opts, dir: own.dir, names: [name], fastMon: true })).clusters[name];
+  const cluster: TestCluster = { name, conf: c.conf, keyring: c.keyring, user: c.user, pool: 'rbd', fsid: c.fsid };
+  await cephCli(cluster, ['config', 'set', 'global', 'osd_client_watch_timeout', '10']);
+  return cluster;
+}
+function ownClusterDir(prefix: string): OwnCluster {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, watchdog: spawnWatchdog(dir, process.pid) };
+}
+async function stopOwnCluster(own: OwnCluster | undefined): Promise<void> {
+  if (!own) return;
+  try {
+    await down(own.dir);
+  } finally {
+    rmSync(own.dir, { recursive: true, force: true });
+    try { process.kill(own.watchdog); } catch { /* already gone */ }
+  }
+}
+
+let fxOwn: OwnCluster | undefined;
 let dir: string | undefined;
 let fx: TestCluster;
-let watchdog: number | undefined;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'rbd-stream-faults-'));
-  watchdog = spawnWatchdog(dir, process.pid); // tears the set down even if this worker is killed
-  const set = await up({ dir, names: ['fx'], osdMiB: 512, fastMon: true });
-  const c = set.clusters.fx;
-  fx = { name: 'fx', conf: c.conf, keyring: c.keyring, user: c.user, pool: 'rbd', fsid: c.fsid };
+  fxOwn = ownClusterDir('rbd-stream-faults-');
+  dir = fxOwn.dir;
+  fx = await startOwnCluster(fxOwn, 'fx', { osdMiB: 512 });
   // PG read leases are ~0.8 × the heartbeat grace (20 s): a longer pause of the only OSD can leave
   // its PGs 'waiting for readable' after SIGCONT. A longer grace keeps our pauses well inside it.
   await cephCli(fx, ['config', 'set', 'global', 'osd_heartbeat_grace', '120']);
-  // A SIGKILLed client's exclusive lock can be broken once its watch expires: 10 s instead of the
-  // default 30 s keeps the kill-and-resume scenarios short (this cluster only).
-  await cephCli(fx, ['config', 'set', 'global', 'osd_client_watch_timeout', '10']);
 }, 180_000);
 
 afterAll(async () => {
@@ -45,12 +67,7 @@ afterAll(async () => {
   try {
     signalDaemon(dir, 'fx', 'osd', 'SIGCONT');
   } catch { /* set never came up */ }
-  try {
-    await down(dir);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-    if (watchdog) try { process.kill(watchdog); } catch { /* already gone */ }
-  }
+  await stopOwnCluster(fxOwn);
 }, 120_000);
 
 // Every scenario starts from a running, answering OSD (a scenario that failed may have left
@@ -382,27 +399,15 @@ describe('replicate under faults', () => {
   // A real kill: memstore would come back empty, so this target is a second one-OSD cluster on
   // BlueStore (a sparse file), whose OSD restarts with its data.
   describe('target OSD killed (SIGKILL) and restarted, BlueStore', () => {
+    let fkOwn: OwnCluster | undefined;
     let kdir: string | undefined;
-    let kwatchdog: number | undefined;
     let fk: TestCluster;
     beforeAll(async () => {
-      kdir = mkdtempSync(join(tmpdir(), 'rbd-stream-kill-'));
-      kwatchdog = spawnWatchdog(kdir, process.pid);
-      const c = (await up({ dir: kdir, names: ['fk'], osdMiB: 1024, fastMon: true, objectstore: 'bluestore' })).clusters.fk;
-      fk = { name: 'fk', conf: c.conf, keyring: c.keyring, user: c.user, pool: 'rbd', fsid: c.fsid };
-      // As on fx: a lock left by a client that could not release it (its OSD was gone) can be
-      // broken once the watch expires, 10 s here instead of 30 s.
-      await cephCli(fk, ['config', 'set', 'global', 'osd_client_watch_timeout', '10']);
+      fkOwn = ownClusterDir('rbd-stream-kill-');
+      kdir = fkOwn.dir;
+      fk = await startOwnCluster(fkOwn, 'fk', { osdMiB: 1024, objectstore: 'bluestore' });
     }, 180_000);
-    afterAll(async () => {
-      if (!kdir) return;
-      try {
-        await down(kdir);
-      } finally {
-        rmSync(kdir, { recursive: true, force: true });
-        if (kwatchdog) try { process.kill(kwatchdog); } catch { /* already gone */ }
-      }
-    }, 120_000);
+    afterAll(() => stopOwnCluster(fkOwn), 120_000);
     const killOsd = () => expect(signalDaemon(kdir!, 'fk', 'osd', 'SIGKILL')).toBe(true);
     const connectFk = async (timeoutMs: number) => {
       const r = await Rados.connect({ conf: fk.conf, keyring: fk.keyring, user: fk.user, timeoutMs });
