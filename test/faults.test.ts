@@ -304,13 +304,47 @@ describe('replicate under faults', () => {
     }
   });
 
-  const target = async (timeoutMs = TIMEOUT_MS) => {
-    const r = await Rados.connect({ conf: fx.conf, keyring: fx.keyring, user: fx.user, timeoutMs });
-    return { r, p: await r.openPool(fx.pool) };
+  const connectPool = async (c: TestCluster, timeoutMs: number) => {
+    const r = await Rados.connect({ conf: c.conf, keyring: c.keyring, user: c.user, timeoutMs });
+    return { r, p: await r.openPool(c.pool) };
   };
+  const target = (timeoutMs = TIMEOUT_MS) => connectPool(fx, timeoutMs);
   const opts = (p: Pool, name: string) => ({
     source: src, toSnapshot: 'base', target: { pool: p, name, create: {} }, concurrency: 2, chunkSize: 1 * MiB,
   });
+  /**
+   * Resolves once the copy into `name` has recorded a checkpoint past offset 0, read through a
+   * second connection: a fault injected earlier leaves nothing to resume from, by design.
+   */
+  const checkpointRecorded = async (c: TestCluster, name: string) => {
+    const watcher = await connectPool(c, 20_000);
+    try {
+      const img = await watcher.p.openImage(name, { readOnly: true });
+      try {
+        for (;;) {
+          const cp = await img.getMetadata('rbd-stream.checkpoint');
+          if (cp !== undefined && JSON.parse(cp).doneOffset > 0) return;
+          await sleep(5);
+        }
+      } finally {
+        await img.close();
+      }
+    } finally {
+      await watcher.r.close();
+    }
+  };
+  /** After a failed copy: a re-run on a new connection resumes from the checkpoint and gives the snapshot's bytes. */
+  const rerunResumesIdentical = async (c: TestCluster, name: string) => {
+    const again = await connectPool(c, 30_000);
+    try {
+      const r2 = await replicate({ ...opts(again.p, name) });
+      expect(r2.resumed).toBe(true);
+      expect(r2.bytesRead).toBeLessThan(SRC_SIZE);
+    } finally {
+      await again.r.close();
+    }
+    expect(await rbdExportMd5(c, `${name}@base`)).toBe(srcMd5);
+  };
 
   it('target OSD hung mid-copy, briefly: the copy completes after SIGCONT, identical', async () => {
     const name = `rep-short-${Date.now()}`;
@@ -339,9 +373,6 @@ describe('replicate under faults', () => {
   it('target OSD hung mid-copy: ETIMEDOUT within the timeout; after SIGCONT a re-run resumes, identical', async () => {
     const name = `rep-long-${Date.now()}`;
     const { r, p } = await target();
-    // A second connection watches the target's checkpoint: the OSD is stopped only once the copy
-    // has recorded progress (stopping it earlier leaves nothing to resume from, by design).
-    const watcher = await target(20_000);
     let res;
     let stoppedAt = 0;
     let settledAt = 0;
@@ -353,20 +384,10 @@ describe('replicate under faults', () => {
         chunkSize: 256 * 1024,
         _checkpointMs: 100,
         onProgress: () => {
-          stopping ??= (async () => {
-            const img = await watcher.p.openImage(name, { readOnly: true });
-            try {
-              for (;;) {
-                const cp = await img.getMetadata('rbd-stream.checkpoint');
-                if (cp !== undefined && JSON.parse(cp).doneOffset > 0) break;
-                await sleep(5);
-              }
-            } finally {
-              await img.close();
-            }
+          stopping ??= checkpointRecorded(fx, name).then(() => {
             stoppedAt = Date.now();
             osd('SIGSTOP');
-          })();
+          });
         },
       }));
       settledAt = Date.now();
@@ -374,7 +395,6 @@ describe('replicate under faults', () => {
       await stopping?.catch(() => undefined);
       if (stoppedAt) await resumeOsd(); // the re-run below must not meet ops parked by the pause
       await r.close();
-      await watcher.r.close();
     }
     expect(stoppedAt, 'the copy ended before the OSD could be stopped').toBeGreaterThan(0);
     expect(res.error?.code, String(res.error)).toBe('ETIMEDOUT');
@@ -385,15 +405,7 @@ describe('replicate under faults', () => {
     // waiting for every op to drain, 6–15 s; before that a deferred flush error, 27 s).
     console.log(`[faults] hung target: rejected ${settledAt - stoppedAt} ms after the stop: ${res.error?.message}`);
     expect(settledAt - stoppedAt).toBeLessThan(BOUND_MS);
-    const again = await target(20_000);
-    try {
-      const r2 = await replicate({ ...opts(again.p, name) });
-      expect(r2.resumed).toBe(true);
-      expect(r2.bytesRead).toBeLessThan(SRC_SIZE);
-    } finally {
-      await again.r.close();
-    }
-    expect(await rbdExportMd5(fx, `${name}@base`)).toBe(srcMd5);
+    await rerunResumesIdentical(fx, name);
   }, 150_000);
 
   // A real kill: memstore would come back empty, so this target is a second one-OSD cluster on
@@ -409,10 +421,7 @@ describe('replicate under faults', () => {
     }, 180_000);
     afterAll(() => stopOwnCluster(fkOwn), 120_000);
     const killOsd = () => expect(signalDaemon(kdir!, 'fk', 'osd', 'SIGKILL')).toBe(true);
-    const connectFk = async (timeoutMs: number) => {
-      const r = await Rados.connect({ conf: fk.conf, keyring: fk.keyring, user: fk.user, timeoutMs });
-      return { r, p: await r.openPool(fk.pool) };
-    };
+    const connectFk = (timeoutMs: number) => connectPool(fk, timeoutMs);
 
     it('restarted within the timeout: the copy completes (ops resent to the new OSD), identical', async () => {
       const name = `kill-short-${Date.now()}`;
@@ -445,6 +454,7 @@ describe('replicate under faults', () => {
       const { r, p } = await connectFk(TIMEOUT_MS);
       let killedAt = 0;
       let settledAt = 0;
+      let killing: Promise<void> | undefined;
       let res;
       try {
         res = await timed(replicate({
@@ -452,15 +462,16 @@ describe('replicate under faults', () => {
           concurrency: 1,
           chunkSize: 256 * 1024,
           _checkpointMs: 100,
-          onProgress: (ev) => {
-            // Past the first checkpoints (every 100 ms here), so a re-run has something to resume from.
-            if (killedAt || ev.bytesDone < 8 * MiB || ev.bytesDone >= ev.bytesTotal) return;
-            killedAt = Date.now();
-            killOsd();
+          onProgress: () => {
+            killing ??= checkpointRecorded(fk, name).then(() => {
+              killedAt = Date.now();
+              killOsd();
+            });
           },
         }));
         settledAt = Date.now();
       } finally {
+        await killing?.catch(() => undefined);
         if (killedAt) await restartOsd(kdir!, 'fk');
         await r.close();
       }
@@ -469,17 +480,7 @@ describe('replicate under faults', () => {
       expect(res.error!.message).toMatch(/timed out.*OSD down or hung/);
       console.log(`[faults] killed target OSD: rejected ${settledAt - killedAt} ms after the kill: ${res.error?.message}`);
       expect(settledAt - killedAt).toBeLessThan(BOUND_MS);
-      const again = await connectFk(30_000);
-      const t0 = Date.now();
-      try {
-        const r2 = await replicate({ ...opts(again.p, name) });
-        console.log(`[faults] killed target OSD: the re-run took ${Date.now() - t0} ms (resumed: ${r2.resumed})`);
-        expect(r2.resumed).toBe(true);
-        expect(r2.bytesRead).toBeLessThan(SRC_SIZE);
-      } finally {
-        await again.r.close();
-      }
-      expect(await rbdExportMd5(fk, `${name}@base`)).toBe(srcMd5);
+      await rerunResumesIdentical(fk, name);
     }, 150_000);
   });
 
