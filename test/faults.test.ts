@@ -333,6 +333,29 @@ describe('replicate under faults', () => {
       await watcher.r.close();
     }
   };
+  /**
+   * A slow copy into `name` (one 256 KiB chunk at a time, a checkpoint every 100 ms) with `fault`
+   * injected once a checkpoint past 0 is recorded. `faultAt` is 0 if it never was.
+   */
+  const copyFaultedAfterCheckpoint = async (c: TestCluster, p: Pool, name: string, fault: () => void) => {
+    let faultAt = 0;
+    let injecting: Promise<void> | undefined;
+    const res = await timed(replicate({
+      ...opts(p, name),
+      concurrency: 1,
+      chunkSize: 256 * 1024,
+      _checkpointMs: 100,
+      onProgress: () => {
+        injecting ??= checkpointRecorded(c, name).then(() => {
+          faultAt = Date.now();
+          fault();
+        });
+      },
+    }));
+    const settledAt = Date.now();
+    await injecting?.catch(() => undefined);
+    return { res, faultAt, settledAt };
+  };
   /** After a failed copy: a re-run on a new connection resumes from the checkpoint and gives the snapshot's bytes. */
   const rerunResumesIdentical = async (c: TestCluster, name: string) => {
     const again = await connectPool(c, 30_000);
@@ -373,29 +396,14 @@ describe('replicate under faults', () => {
   it('target OSD hung mid-copy: ETIMEDOUT within the timeout; after SIGCONT a re-run resumes, identical', async () => {
     const name = `rep-long-${Date.now()}`;
     const { r, p } = await target();
-    let res;
-    let stoppedAt = 0;
-    let settledAt = 0;
-    let stopping: Promise<void> | undefined;
+    let run: Awaited<ReturnType<typeof copyFaultedAfterCheckpoint>> | undefined;
     try {
-      res = await timed(replicate({
-        ...opts(p, name),
-        concurrency: 1,
-        chunkSize: 256 * 1024,
-        _checkpointMs: 100,
-        onProgress: () => {
-          stopping ??= checkpointRecorded(fx, name).then(() => {
-            stoppedAt = Date.now();
-            osd('SIGSTOP');
-          });
-        },
-      }));
-      settledAt = Date.now();
+      run = await copyFaultedAfterCheckpoint(fx, p, name, () => osd('SIGSTOP'));
     } finally {
-      await stopping?.catch(() => undefined);
-      if (stoppedAt) await resumeOsd(); // the re-run below must not meet ops parked by the pause
+      if (run?.faultAt) await resumeOsd(); // the re-run below must not meet ops parked by the pause
       await r.close();
     }
+    const { res, faultAt: stoppedAt, settledAt } = run;
     expect(stoppedAt, 'the copy ended before the OSD could be stopped').toBeGreaterThan(0);
     expect(res.error?.code, String(res.error)).toBe('ETIMEDOUT');
     expect(res.error!.message).toMatch(/timed out/);
@@ -452,29 +460,14 @@ describe('replicate under faults', () => {
     it('not back within the timeout: ETIMEDOUT within the bound; after the restart a re-run resumes, identical', async () => {
       const name = `kill-long-${Date.now()}`;
       const { r, p } = await connectFk(TIMEOUT_MS);
-      let killedAt = 0;
-      let settledAt = 0;
-      let killing: Promise<void> | undefined;
-      let res;
+      let run: Awaited<ReturnType<typeof copyFaultedAfterCheckpoint>> | undefined;
       try {
-        res = await timed(replicate({
-          ...opts(p, name),
-          concurrency: 1,
-          chunkSize: 256 * 1024,
-          _checkpointMs: 100,
-          onProgress: () => {
-            killing ??= checkpointRecorded(fk, name).then(() => {
-              killedAt = Date.now();
-              killOsd();
-            });
-          },
-        }));
-        settledAt = Date.now();
+        run = await copyFaultedAfterCheckpoint(fk, p, name, killOsd);
       } finally {
-        await killing?.catch(() => undefined);
-        if (killedAt) await restartOsd(kdir!, 'fk');
+        if (run?.faultAt) await restartOsd(kdir!, 'fk');
         await r.close();
       }
+      const { res, faultAt: killedAt, settledAt } = run;
       expect(killedAt, 'the copy ended before the OSD could be killed').toBeGreaterThan(0);
       expect(res.error?.code, String(res.error)).toBe('ETIMEDOUT');
       expect(res.error!.message).toMatch(/timed out.*OSD down or hung/);
