@@ -3,9 +3,9 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     pool: 'forks',
-    globalSetup: './test/global-setup.ts',
+    globalSetup: './test/support/global-setup.ts',
     // The default output, plus the clusters' health after each file (see test/health.ts).
-    reporters: ['default', './test/health.ts'],
+    reporters: ['default', './test/support/health.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     include: ['test/**/*.test.ts'],

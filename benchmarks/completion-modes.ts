@@ -12,8 +12,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Rados } from '../lib/index.js';
-import { resolveClusters } from '../test/clusters.js';
-import { down } from '../scripts/cluster.js';
+import { resolveClusters } from '../test/support/clusters.js';
+import { down } from '../tools/cluster/index.js';
 
 const env = (k: string, d: number) => (process.env[k] ? Number(process.env[k]) : d);
 const REPS = env('BENCH_REPS', 5);

@@ -16,8 +16,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Rados, librbdVersion, type Image } from '../lib/index.js';
-import { clusterArgs, resolveClusters, type TestCluster } from '../test/clusters.js';
-import { down } from '../scripts/cluster.js';
+import { clusterArgs, resolveClusters, type TestCluster } from '../test/support/clusters.js';
+import { down } from '../tools/cluster/index.js';
 
 const env = (k: string, d: number) => (process.env[k] ? Number(process.env[k]) : d);
 const REPS = env('BENCH_REPS', 5);

@@ -30,8 +30,8 @@ import {
   type Image,
   type Pool,
 } from '../lib/index.js';
-import { cephCli, rbdCli, rbdExportMd5, resolveClusters, type TestCluster } from '../test/clusters.js';
-import { down } from '../scripts/cluster.js';
+import { cephCli, rbdCli, rbdExportMd5, resolveClusters, type TestCluster } from '../test/support/clusters.js';
+import { down } from '../tools/cluster/index.js';
 
 const MiB = 1 << 20;
 const { values: args } = parseArgs({

@@ -24,8 +24,8 @@ import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Rados, replicate, type Pool } from '../lib/index.js';
-import { cephCli, clusterArgs, resolveClusters, rbdCli, type TestCluster } from '../test/clusters.js';
-import { down } from '../scripts/cluster.js';
+import { cephCli, clusterArgs, resolveClusters, rbdCli, type TestCluster } from '../test/support/clusters.js';
+import { down } from '../tools/cluster/index.js';
 
 const MiB = 1 << 20;
 const { values: args } = parseArgs({

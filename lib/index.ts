@@ -1,11 +1,11 @@
-export { Rados, DEFAULT_TIMEOUT_MS, type ConnectOptions } from './rados.js';
-export { Pool, type CreateImageOptions, type OpenImageOptions } from './pool.js';
-export { Image, type ImageStat } from './image.js';
-export type { Extent, DiffOptions } from './diff.js';
-export type { SnapshotInfo, SnapshotNamespace, SnapshotRef, MirrorSnapshotInfo } from './snapshot.js';
-export { FEATURE_BITS, featureBits, featureNames, type FeatureName } from './features.js';
-export { isRbdError, type RbdError } from './errors.js';
-import { native } from './native.js';
+export { Rados, DEFAULT_TIMEOUT_MS, type ConnectOptions } from './core/rados.js';
+export { Pool, type CreateImageOptions, type OpenImageOptions } from './core/pool.js';
+export { Image, type ImageStat } from './core/image.js';
+export type { Extent, DiffOptions } from './core/diff.js';
+export type { SnapshotInfo, SnapshotNamespace, SnapshotRef, MirrorSnapshotInfo } from './core/snapshot.js';
+export { FEATURE_BITS, featureBits, featureNames, type FeatureName } from './core/features.js';
+export { isRbdError, type RbdError } from './core/errors.js';
+import { native } from './binding/index.js';
 /** Version of the librbd the addon is linked against. */
 export const librbdVersion: string = native.librbdVersion;
 export {
@@ -19,9 +19,9 @@ export {
   type MirrorSiteStatus, type MirrorImageStatus, type MirrorImageInfo, type MirroredImage, type MirrorDaemonInfo,
   type MirrorPoolStatus, type ScheduleLevel, type SnapshotScheduleItem, type SnapshotScheduleLevel, type ScheduledImage,
   type WaitOptions, type SyncState, type FailoverStep, type FailoverProgress, type FailoverOptions, type FailbackOptions,
-} from './mirror.js';
-export { replicate, type ReplicateOptions, type ReplicateResult, type ReplicateProgress, type ReplicateTargetSpec } from './replicate.js';
-export { sourceIdentity, recordIdentity, readIdentity, sameSource, type SnapshotIdentity } from './identity.js';
-export { exportDiff, importDiff, type ExportDiffOptions, type ExportProgress, type ImportDiffOptions, type ImportDiffResult, type ImportProgress } from './diffstream.js';
-export { inspectDiff, parseDiff, type DiffSummary, type DiffEvent, type DiffVersion } from './diffformat.js';
-export { syncImage, syncPool, syncSnapshotName, type SyncImageOptions, type SyncResult, type SyncPoolOptions, type SyncPoolResult, type SyncPoolImageResult, type SyncProgress, type SyncKeep } from './sync.js';
+} from './mirror/mirror.js';
+export { replicate, type ReplicateOptions, type ReplicateResult, type ReplicateProgress, type ReplicateTargetSpec } from './transfer/replicate/run.js';
+export { sourceIdentity, recordIdentity, readIdentity, sameSource, type SnapshotIdentity } from './transfer/identity.js';
+export { exportDiff, importDiff, type ExportDiffOptions, type ExportProgress, type ImportDiffOptions, type ImportDiffResult, type ImportProgress } from './transfer/diff-stream.js';
+export { inspectDiff, parseDiff, type DiffSummary, type DiffEvent, type DiffVersion } from './transfer/diff-format.js';
+export { syncImage, syncPool, syncSnapshotName, type SyncImageOptions, type SyncResult, type SyncPoolOptions, type SyncPoolResult, type SyncPoolImageResult, type SyncProgress, type SyncKeep } from './transfer/sync.js';

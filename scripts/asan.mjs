@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // npm run test:asan [-- <test files>]: builds the addon with AddressSanitizer into build-asan/
 // (the normal build/ is untouched) and runs test files against it with libasan preloaded.
-// Default files: test/bad-input.test.ts and test/security.test.ts (every entry point, closed
+// Default files: test/integration/bad-input.test.ts and test/integration/security.test.ts (every entry point, closed
 // handles, errors, child processes). Node itself is not instrumented, so leak detection is off
 // (Node never frees some allocations by design); heap overflows, use-after-free and
 // double frees in the addon abort the run with an ASan report.
@@ -18,6 +18,7 @@ mkdirSync(dir, { recursive: true });
 const gyp = JSON.parse(readFileSync(join(root, 'binding.gyp'), 'utf8'));
 const t = gyp.targets[0];
 t.sources = t.sources.map((s) => join('..', s));
+t.include_dirs = t.include_dirs.map((d) => (d.startsWith('<') ? d : join('..', d)));
 t.cflags_cc = [...t.cflags_cc.filter((f) => !/^-O/.test(f)), '-O1', '-g', '-fsanitize=address', '-fno-omit-frame-pointer'];
 t.ldflags = [...(t.ldflags ?? []), '-fsanitize=address'];
 writeFileSync(join(dir, 'binding.gyp'), JSON.stringify(gyp, null, 2));
@@ -36,7 +37,7 @@ const env = {
   RBD_STREAM_ADDON: join(dir, 'build', 'Release', 'rbd_stream.node'),
 };
 const vitest = join(root, 'node_modules', '.bin', 'vitest');
-const run = spawnSync(vitest, ['run', ...(files.length ? files : ['test/bad-input.test.ts', 'test/security.test.ts'])], {
+const run = spawnSync(vitest, ['run', ...(files.length ? files : ['test/integration/bad-input.test.ts', 'test/integration/security.test.ts'])], {
   cwd: root, stdio: 'inherit', env,
 });
 process.exit(run.status ?? 1);

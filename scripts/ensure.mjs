@@ -25,7 +25,7 @@ if (!existsSync(installed) || mtime(installed) < wanted) {
 }
 
 const addon = path.join(root, 'build', 'Release', 'rbd_stream.node');
-const sources = [path.join(root, 'binding.gyp'), ...readdirSync(path.join(root, 'native')).map((f) => path.join(root, 'native', f))];
+const sources = [path.join(root, 'binding.gyp'), ...readdirSync(path.join(root, 'native'), { recursive: true }).map((f) => path.join(root, 'native', String(f)))];
 const newest = Math.max(...sources.map((f) => statSync(f).mtimeMs));
 if (!existsSync(addon) || statSync(addon).mtimeMs < newest) {
   console.error('[ensure] building the native addon');

@@ -1,0 +1,43 @@
+// Snapshot types and conversions.
+import type { NativeSnap } from '../binding/index.js';
+
+export type SnapshotNamespace = 'user' | 'group' | 'trash' | 'mirror';
+
+export interface MirrorSnapshotInfo {
+  state: 'primary' | 'primary-demoted' | 'non-primary' | 'non-primary-demoted';
+  /** Non-primary: whether the copy from the primary finished. */
+  complete: boolean;
+  primaryMirrorUuid: string;
+  primarySnapId: number;
+  lastCopiedObjectNumber: number;
+  peerUuids: string[];
+}
+
+export interface SnapshotInfo {
+  id: number;
+  name: string;
+  size: number;
+  timestamp: Date;
+  namespace: SnapshotNamespace;
+  protected: boolean;
+  mirror?: MirrorSnapshotInfo;
+  /** Trash namespace: the name the snapshot had before it was trashed. */
+  trashOriginalName?: string;
+}
+
+/** A snapshot by user name, or by id (any namespace). */
+export type SnapshotRef = string | { id: number };
+
+export function toSnapshotInfo(s: NativeSnap): SnapshotInfo {
+  const info: SnapshotInfo = {
+    id: s.id,
+    name: s.name,
+    size: s.size,
+    timestamp: new Date(s.timestamp),
+    namespace: s.namespace,
+    protected: s.protected,
+  };
+  if (s.mirror) info.mirror = s.mirror;
+  if (s.trashOriginalName !== undefined) info.trashOriginalName = s.trashOriginalName;
+  return info;
+}

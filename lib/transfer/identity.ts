@@ -1,0 +1,83 @@
+// Snapshot identity: which cluster/pool/image/snapshot a replicated snapshot
+// came from. Recorded on the target (image metadata) for every snapshot
+// replicate() creates, so an incremental copy can prove its base is the same
+// snapshot of the same source image — never just a same-named one.
+import type { Image } from '../core/image.js';
+import { checkSnapName, codedError } from '../core/errors.js';
+
+export interface SnapshotIdentity {
+  v: 1;
+  /** Source cluster fsid. */
+  fsid: string;
+  pool: string;
+  poolId: number;
+  namespace: string;
+  image: string;
+  imageId: string;
+  snapId: number;
+  snapName: string;
+}
+
+/** Metadata key holding the identity of the target's snapshot `snapName`. */
+export const IDENTITY_KEY_PREFIX = 'rbd-stream.snap.';
+export const identityKey = (snapName: string): string => `${IDENTITY_KEY_PREFIX}${snapName}`;
+
+/** The identity of `snapName` on the source image (ENOENT when it has no such user snapshot). */
+export async function sourceIdentity(image: Image, snapName: string): Promise<SnapshotIdentity> {
+  checkSnapName(snapName);
+  const [fsid, st, snap] = await Promise.all([image.pool.rados.fsid(), image.stat(), image.getSnapshot(snapName)]);
+  if (!snap) {
+    throw codedError('ENOENT', `snapshot '${snapName}' not found on source image '${image.pool.spec}/${image.name}'`, {
+      errno: -2,
+      snapshot: snapName,
+      image: image.name,
+      pool: image.pool.name,
+    });
+  }
+  return {
+    v: 1,
+    fsid,
+    pool: image.pool.name,
+    poolId: image.pool.id,
+    namespace: image.pool.namespace,
+    image: image.name,
+    imageId: st.id,
+    snapId: snap.id,
+    snapName,
+  };
+}
+
+/** Records on the target that its snapshot `snapName` is a copy of `id`. */
+export async function recordIdentity(target: Image, snapName: string, id: SnapshotIdentity): Promise<void> {
+  checkSnapName(snapName);
+  await target.setMetadata(identityKey(snapName), JSON.stringify(id));
+}
+
+/** The recorded identity of the target's snapshot `snapName`, or undefined (none, or unreadable). */
+export async function readIdentity(target: Image, snapName: string): Promise<SnapshotIdentity | undefined> {
+  checkSnapName(snapName);
+  const raw = await target.getMetadata(identityKey(snapName));
+  return raw === undefined ? undefined : parseIdentity(raw);
+}
+
+export function parseIdentity(raw: string): SnapshotIdentity | undefined {
+  try {
+    const o = JSON.parse(raw) as Partial<SnapshotIdentity>;
+    if (
+      o && o.v === 1 && typeof o.fsid === 'string' && typeof o.pool === 'string' && typeof o.poolId === 'number' &&
+      typeof o.namespace === 'string' && typeof o.image === 'string' && typeof o.imageId === 'string' &&
+      typeof o.snapId === 'number' && typeof o.snapName === 'string'
+    ) {
+      return o as SnapshotIdentity;
+    }
+  } catch {
+    // fall through: a corrupt record counts as no record
+  }
+  return undefined;
+}
+
+/** Same snapshot of the same image: fsid, pool id, namespace, image id and snapshot id all match. */
+export function sameSource(a: SnapshotIdentity | undefined, b: SnapshotIdentity | undefined): boolean {
+  if (!a || !b) return false;
+  return a.fsid === b.fsid && a.poolId === b.poolId && a.namespace === b.namespace && a.imageId === b.imageId && a.snapId === b.snapId;
+}

@@ -1,0 +1,512 @@
+/**
+ * RBD mirroring end to end: two clusters, an rbd-mirror daemon on each, peers bootstrapped both
+ * ways, on a dedicated pool (so the other test files' pool `rbd` is untouched).
+ */
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  Rados,
+  addSnapshotSchedule,
+  createMirrorSnapshot,
+  demoteImage,
+  disableMirroring,
+  enableMirroring,
+  failback,
+  failover,
+  getMirrorInfo,
+  getMirrorMode,
+  getMirrorStatus,
+  getSiteName,
+  listSnapshotSchedules,
+  mirrorPool,
+  promoteImage,
+  removeSnapshotSchedule,
+  setSiteName,
+  snapshotScheduleStatus,
+  waitForMirrorSync,
+  type FailoverProgress,
+  type Image,
+  type MirrorPool,
+  type Pool,
+} from '../../lib/index.js';
+import { startMirrorDaemon, status as setStatus, stopMirrorDaemon } from '../../tools/cluster/index.js';
+import { cephCli, getClusters, rbdCli, rbdExportMd5, type TestCluster } from '../support/clusters.js';
+
+const clusters = getClusters();
+const POOL = `rbdstream-mirror-${process.pid}`;
+const SCRATCH = `rbdstream-mirror-scratch-${process.pid}`;
+const MiB = 1 << 20;
+const SYNC_TIMEOUT = 90_000;
+
+let A: TestCluster;
+let B: TestCluster;
+let ra: Rados;
+let rb: Rados;
+let pa: Pool;
+let pb: Pool;
+let ma: MirrorPool;
+let mb: MirrorPool;
+let scratch: Pool;
+let token = '';
+const startedDaemons: string[] = [];
+const opened: Image[] = [];
+
+async function createPool(c: TestCluster, name: string) {
+  await cephCli(c, ['osd', 'pool', 'rm', name, name, '--yes-i-really-really-mean-it']).catch(() => {});
+  await cephCli(c, ['osd', 'pool', 'create', name, '8']);
+  await rbdCli(c, ['pool', 'init', name]);
+}
+
+async function removePool(c: TestCluster, name: string) {
+  await cephCli(c, ['osd', 'pool', 'rm', name, name, '--yes-i-really-really-mean-it']).catch(() => {});
+}
+
+function connect(c: TestCluster) {
+  return Rados.connect({ conf: c.conf, keyring: c.keyring, user: c.user });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = SYNC_TIMEOUT): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (e) {
+      if ((e as { fatal?: boolean }).fatal) throw e; // not worth waiting for
+      last = e;
+    }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await sleep(500);
+  }
+}
+
+async function open(pool: Pool, name: string): Promise<Image> {
+  const img = await pool.openImage(name);
+  opened.push(img);
+  return img;
+}
+
+/** Opens the image rbd-mirror creates on the peer, once it exists. */
+function openWhenReplicated(pool: Pool, name: string): Promise<Image> {
+  return until(`${pool.spec}/${name} to appear`, async () => {
+    try {
+      return await open(pool, name);
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ENOENT') return undefined;
+      throw e;
+    }
+  });
+}
+
+async function writeRandom(img: Image, offsets: number[], len: number) {
+  for (const off of offsets) await img.write(randomBytes(len), off);
+  await img.flush();
+}
+
+const md5 = (c: TestCluster, name: string) => rbdExportMd5(c, `${POOL}/${name}`);
+
+// rbd-mirror polls on 30 s timers by default (new peers, failed image replayers, deletions),
+// which made this file wait more than it tested. Shorter intervals for the suite's daemons,
+// set before they start and removed afterwards (the mirror benchmark keeps the defaults).
+const DAEMON_TUNING: [string, string][] = [
+  ['rbd_mirror_pool_replayers_refresh_interval', '2'],
+  ['rbd_mirror_image_state_check_interval', '2'],
+  ['rbd_mirror_delete_retry_interval', '2'],
+  ['rbd_mirror_journal_poll_age', '1'],
+  ['rbd_mirror_leader_heartbeat_interval', '1'],
+];
+
+beforeAll(async () => {
+  if (!clusters.b) throw new Error('mirror tests need two clusters (RBD_STREAM_CONF_B)');
+  A = clusters.a;
+  B = clusters.b;
+  for (const c of [A, B]) {
+    for (const [k, v] of DAEMON_TUNING) await cephCli(c, ['config', 'set', 'client', k, v]);
+  }
+  if (clusters.started && clusters.dir) {
+    const st = await setStatus(clusters.dir);
+    for (const n of ['a', 'b']) {
+      if (!st.clusters[n]?.daemons.mirror?.alive) {
+        await startMirrorDaemon(clusters.dir, n);
+        startedDaemons.push(n);
+      }
+    }
+  } else if (process.env.RBD_STREAM_MIRROR_DAEMONS !== '1') {
+    throw new Error(
+      'mirror tests on existing clusters need an rbd-mirror daemon on each; start them and set RBD_STREAM_MIRROR_DAEMONS=1',
+    );
+  }
+  await Promise.all([createPool(A, POOL), createPool(B, POOL), createPool(A, SCRATCH)]);
+  [ra, rb] = await Promise.all([connect(A), connect(B)]);
+  [pa, pb, scratch] = await Promise.all([ra.openPool(POOL), rb.openPool(POOL), ra.openPool(SCRATCH)]);
+  ma = mirrorPool(pa);
+  mb = mirrorPool(pb);
+  await Promise.all([ma.setMode('image'), mb.setMode('image')]);
+  await Promise.all([setSiteName(ra, 'site-a'), setSiteName(rb, 'site-b')]);
+  token = await ma.createBootstrapToken();
+  await mb.importBootstrapToken(token, { direction: 'rx-tx' });
+}, 180_000);
+
+afterAll(async () => {
+  for (const img of opened) await img.close().catch(() => {});
+  if (ra) {
+    await removeSnapshotSchedule(ra, { pool: POOL }).catch(() => {});
+    await setSiteName(ra, '').catch(() => {});
+  }
+  if (rb) await setSiteName(rb, '').catch(() => {});
+  await Promise.all([ra?.close(), rb?.close()]);
+  if (A) await Promise.all([removePool(A, POOL), removePool(A, SCRATCH), B && removePool(B, POOL)]);
+  for (const n of startedDaemons) await stopMirrorDaemon(clusters.dir!, n).catch(() => {});
+  for (const c of [A, B]) {
+    if (c) for (const [k] of DAEMON_TUNING) await cephCli(c, ['config', 'rm', 'client', k]).catch(() => {});
+  }
+}, 120_000);
+
+describe('pool and site', () => {
+  it('mode and site names', async () => {
+    expect(await ma.getMode()).toBe('image');
+    expect(await mb.getMode()).toBe('image');
+    expect(await getSiteName(ra)).toBe('site-a');
+    expect(await getSiteName(rb)).toBe('site-b');
+    const sm = mirrorPool(scratch);
+    expect(await sm.getMode()).toBe('disabled');
+    await sm.setMode('pool');
+    expect(await sm.getMode()).toBe('pool');
+    await sm.setMode('disabled');
+    expect(await sm.getMode()).toBe('disabled');
+    await expect(sm.setMode('everything' as never)).rejects.toThrow(TypeError);
+  });
+
+  it('rx-tx bootstrap registered the peers on both sites; keys are never listed', async () => {
+    const [peersA, peersB] = await Promise.all([ma.listPeers(), mb.listPeers()]);
+    expect(peersB).toHaveLength(1);
+    expect(peersB[0]).toMatchObject({ siteName: 'site-a', direction: 'rx-tx', keySet: true });
+    expect(peersB[0].monHost).toMatch(/127\.0\.0\.1/);
+    expect(peersB[0].uuid).toMatch(/^[0-9a-f-]{36}$/);
+    expect(peersA).toHaveLength(1);
+    expect(peersA[0]).toMatchObject({ siteName: 'site-b', direction: 'rx-tx' });
+    const { key } = JSON.parse(Buffer.from(token, 'base64').toString('utf8')) as { key: string };
+    expect(key.length).toBeGreaterThan(20);
+    const listed = JSON.stringify([peersA, peersB]);
+    expect(listed).not.toContain(key);
+  });
+
+  it('peers: add with mon host and key, set direction/name/client, remove', async () => {
+    const sm = mirrorPool(scratch);
+    await sm.setMode('image');
+    try {
+      const key = randomBytes(16).toString('base64');
+      const uuid = await sm.addPeer('client.remote-user@site-x', { direction: 'rx-only', monHost: 'v2:127.0.0.1:1', key });
+      let [p] = await sm.listPeers();
+      expect(p).toMatchObject({ uuid, siteName: 'site-x', clientName: 'client.remote-user', direction: 'rx-only', monHost: 'v2:127.0.0.1:1', keySet: true });
+      expect(JSON.stringify(p)).not.toContain(key);
+      await sm.setPeerDirection(uuid, 'rx-tx');
+      await sm.setPeerSiteName(uuid, 'site-y');
+      await sm.setPeerClient(uuid, 'other');
+      await sm.setPeerMonHost(uuid, 'v2:127.0.0.1:2');
+      [p] = await sm.listPeers();
+      expect(p).toMatchObject({ uuid, siteName: 'site-y', clientName: 'client.other', direction: 'rx-tx', monHost: 'v2:127.0.0.1:2', keySet: true });
+      const key2 = randomBytes(16).toString('base64');
+      await sm.setPeerKey(uuid, key2);
+      [p] = await sm.listPeers();
+      expect(p.keySet).toBe(true);
+      expect(p.monHost).toBe('v2:127.0.0.1:2');
+      expect(JSON.stringify(p)).not.toContain(key2);
+      const ke = (await sm.setPeerKey('00000000-0000-4000-8000-000000000001', key2).catch((x: Error) => x)) as Error;
+      expect(ke).toMatchObject({ code: 'ENOENT' });
+      expect(ke.message + JSON.stringify(ke)).not.toContain(key2);
+      await sm.removePeer(uuid);
+      expect(await sm.listPeers()).toEqual([]);
+      // A bad key is refused without echoing it.
+      const bad = 'not a key!';
+      const e = await sm.addPeer('site-z', { key: bad }).catch((x: Error) => x);
+      expect(e).toBeInstanceOf(TypeError);
+      expect((e as Error).message).not.toContain(bad);
+      await expect(sm.addPeer('a@b@', {})).rejects.toThrow(TypeError);
+      await expect(sm.addPeer('site-z', { direction: 'tx-only' as never })).rejects.toThrow(TypeError);
+    } finally {
+      await sm.setMode('disabled');
+    }
+  });
+
+  it('errors: unknown peer uuid (ENOENT), garbage bootstrap token (EINVAL, token not echoed)', async () => {
+    const unknown = '00000000-0000-4000-8000-000000000000';
+    const e1 = await ma.removePeer(unknown).catch((e: Error) => e);
+    expect(e1).toMatchObject({ code: 'ENOENT' });
+    expect((e1 as Error).message).toContain(unknown);
+    const e2 = await ma.setPeerDirection(unknown, 'rx-only').catch((e: Error) => e);
+    expect(e2).toMatchObject({ code: 'ENOENT' });
+
+    const garbage = Buffer.from(JSON.stringify({ fsid: 'x', client_id: 'y', key: 'SECRETSECRETSECRET', mon_host: 'z' })).toString('base64');
+    for (const t of [garbage, 'definitely-not-a-token']) {
+      const e = (await mirrorPool(scratch).importBootstrapToken(t).catch((x: Error) => x)) as Error & { code: string };
+      expect(e).toBeInstanceOf(Error);
+      expect(e.code).toBe('EINVAL');
+      expect(e.message).toMatch(t === garbage ? /peer site x, mon host z/ : /not a valid bootstrap token/);
+      expect(e.message).not.toContain(t);
+      expect(e.message).not.toContain('SECRETSECRETSECRET');
+      expect(JSON.stringify(e)).not.toContain('SECRETSECRETSECRET');
+    }
+    const e3 = await mb.importBootstrapToken('definitely-not-a-token').catch((x: Error) => x);
+    expect(e3).toMatchObject({ code: 'EINVAL' });
+    expect((e3 as Error).message).toMatch(/not a valid bootstrap token/);
+    await expect(ma.importBootstrapToken(token, { direction: 'tx-only' as never })).rejects.toThrow(TypeError);
+  });
+
+  it('errors: enable on a pool with mirroring disabled; status of a non-mirrored image', async () => {
+    await scratch.createImage('plain', 4 * MiB);
+    const img = await open(scratch, 'plain');
+    const e = await enableMirroring(img, 'snapshot').catch((x: Error) => x);
+    expect(e).toMatchObject({ code: 'EINVAL' });
+    expect((e as Error).message).toMatch(/mirroring is disabled on pool/);
+
+    await pa.createImage('not-mirrored', 4 * MiB);
+    const nm = await open(pa, 'not-mirrored');
+    expect(await getMirrorInfo(nm)).toMatchObject({ state: 'disabled', primary: false });
+    expect((await getMirrorInfo(nm)).mode).toBeUndefined();
+    const se = await getMirrorStatus(nm).catch((x: Error) => x);
+    expect(se).toMatchObject({ code: 'EINVAL', operation: 'get mirror image status', image: 'not-mirrored' });
+    await expect(getMirrorMode(nm)).rejects.toMatchObject({ code: 'EINVAL' });
+    for (const op of [() => promoteImage(nm), () => demoteImage(nm), () => createMirrorSnapshot(nm)]) {
+      const err = (await op().catch((x: Error) => x)) as Error;
+      expect(err).toMatchObject({ code: 'EINVAL', image: 'not-mirrored' });
+      expect(err.message).toMatch(/mirroring is not enabled on the image/);
+    }
+  });
+});
+
+describe('snapshot mode', () => {
+  let a: Image;
+  let b: Image;
+
+  it('enable, write, mirror snapshot, sync, compare; second incremental round', async () => {
+    await pa.createImage('snap1', 16 * MiB);
+    a = await open(pa, 'snap1');
+    await writeRandom(a, [0, 5 * MiB, 12 * MiB + 4096], 256 * 1024);
+    await enableMirroring(a, 'snapshot');
+    const info = await getMirrorInfo(a);
+    expect(info).toMatchObject({ state: 'enabled', primary: true, mode: 'snapshot' });
+    expect(info.globalId).toMatch(/^[0-9a-f-]{36}$/);
+    const sid = await createMirrorSnapshot(a);
+    const snaps = await a.listSnapshots({ allNamespaces: true });
+    expect(snaps.find((s) => s.id === sid)?.mirror?.state).toBe('primary');
+
+    b = await openWhenReplicated(pb, 'snap1');
+    const r1 = await waitForMirrorSync(a, { peer: b, timeoutMs: SYNC_TIMEOUT });
+    expect(r1).toEqual({ mode: 'snapshot', snapshotId: sid });
+    const copy = (await b.listSnapshots({ allNamespaces: true })).find((s) => s.mirror?.primarySnapId === sid);
+    expect(copy?.mirror).toMatchObject({ state: 'non-primary', complete: true });
+    expect(await getMirrorInfo(b)).toMatchObject({ state: 'enabled', primary: false, mode: 'snapshot', globalId: info.globalId });
+    expect(await md5(B, 'snap1')).toBe(await md5(A, 'snap1'));
+    const ro = await pb.openImage('snap1', { readOnly: true });
+    opened.push(ro);
+    await expect(waitForMirrorSync(a, { peer: ro })).rejects.toThrow(/readOnly/);
+    await expect(waitForMirrorSync(b)).rejects.toMatchObject({ code: 'EINVAL' });
+
+    // Round 2: a small delta.
+    await writeRandom(a, [3 * MiB, 15 * MiB], 64 * 1024);
+    const sid2 = await createMirrorSnapshot(a);
+    expect(sid2).toBeGreaterThan(sid);
+    // Without the peer handle: the peer's status report.
+    expect(await waitForMirrorSync(a, { timeoutMs: SYNC_TIMEOUT })).toEqual({ mode: 'snapshot', snapshotId: sid2 });
+    await waitForMirrorSync(a, { peer: b, timeoutMs: SYNC_TIMEOUT });
+    expect(await md5(B, 'snap1')).toBe(await md5(A, 'snap1'));
+    await expect(b.write(Buffer.alloc(512), 0)).rejects.toMatchObject({ code: 'EROFS' });
+  });
+
+  it('global status: each site with state, up, last update and parsed replay JSON', async () => {
+    const st = await until('up+replaying on site-b', async () => {
+      const s = await getMirrorStatus(a);
+      const r = s.remotes.find((x) => x.siteName === 'site-b');
+      return r?.up && r.state === 'replaying' && r.replay?.lastSnapshotSyncSeconds !== undefined ? s : undefined;
+    });
+    expect(st).toMatchObject({ name: 'snap1', state: 'enabled', primary: true });
+    expect(st.local).toMatchObject({ siteName: 'site-a', local: true, state: 'stopped', up: true, summary: 'up+stopped' });
+    expect(st.local?.description).toBe('local image is primary');
+    const r = st.remotes[0];
+    expect(r.summary).toBe('up+replaying');
+    expect(r.description).toBe('replaying');
+    expect(r.lastUpdate).toBeInstanceOf(Date);
+    expect(Math.abs(Date.now() - r.lastUpdate!.getTime())).toBeLessThan(10 * 60_000);
+    expect(r.replay).toMatchObject({ replayState: 'idle' });
+    expect(typeof r.replay!.bytesPerSecond).toBe('number');
+    expect(typeof r.replay!.lastSnapshotSyncSeconds).toBe('number');
+    expect(r.replay!.localSnapshotTimestamp).toBe(r.replay!.remoteSnapshotTimestamp);
+    expect(r.replay!.raw).toHaveProperty('replay_state', 'idle');
+
+    const sb = await getMirrorStatus(b);
+    expect(sb.primary).toBe(false);
+    expect(sb.local?.siteName).toBe('site-b');
+  });
+
+  it('pool status summary, image status list (all pages), mirrored images', async () => {
+    await pa.createImage('snap2', 4 * MiB);
+    const s2 = await open(pa, 'snap2');
+    await enableMirroring(s2, 'snapshot');
+    const all = await ma.listImageStatus({ pageSize: 1 });
+    expect(all.map((s) => s.name).sort()).toEqual(['snap1', 'snap2']);
+    expect(all.every((s) => s.globalId && s.id)).toBe(true);
+    const mirrored = await ma.listMirroredImages();
+    expect(mirrored.map((x) => [x.name, x.mode, x.primary]).sort()).toEqual([
+      ['snap1', 'snapshot', true],
+      ['snap2', 'snapshot', true],
+    ]);
+    expect(await ma.listMirroredImages({ mode: 'journal', pageSize: 1 })).toEqual([]);
+    // The CLI is the oracle for the summary.
+    const sum = await until('daemon health OK on site-b', async () => {
+      const s = await mb.getStatusSummary();
+      return s.daemonHealth === 'OK' && s.daemons[0]?.instanceId ? s : undefined;
+    });
+    const cli = JSON.parse(await rbdCli(B, ['mirror', 'pool', 'status', POOL, '--verbose', '--format', 'json'])) as {
+      summary: { daemon_health: string; states: Record<string, number> };
+      daemons: { service_id: string; instance_id: string; client_id: string; leader: boolean; health: string }[];
+    };
+    expect(sum.daemonHealth).toBe(cli.summary.daemon_health);
+    expect(sum.daemons.map((d) => [d.serviceId, d.instanceId, d.clientId, d.leader, d.health])).toEqual(
+      cli.daemons.map((d) => [d.service_id, d.instance_id, d.client_id, d.leader, d.health]),
+    );
+    expect(sum.total).toBe(Object.values(sum.states).reduce((x, y) => x + y!, 0));
+    expect(sum.total).toBeGreaterThanOrEqual(1);
+    expect(['OK', 'WARNING']).toContain(sum.imageHealth);
+    await disableMirroring(s2);
+    expect((await getMirrorInfo(s2)).state).toBe('disabled');
+  }, 120_000);
+
+  it('errors: promote an already-primary image; demote a non-primary one', async () => {
+    const e = await promoteImage(a).catch((x: Error) => x);
+    expect(e).toMatchObject({ code: 'EINVAL', operation: 'promote mirrored image', image: 'snap1' });
+    expect((e as Error).message).toMatch(/already primary/);
+    await expect(demoteImage(b)).rejects.toMatchObject({ code: 'EINVAL' });
+    // Non-forced promote of the non-primary while the primary is active.
+    await expect(promoteImage(b)).rejects.toMatchObject({ code: 'EBUSY' });
+  });
+
+  it('demote/promote round trip via failover, with progress', async () => {
+    const steps: FailoverProgress[] = [];
+    await failover({ primary: a, secondary: b, timeoutMs: SYNC_TIMEOUT, onProgress: (p) => steps.push(p) });
+    expect(steps.map((s) => s.step)).toEqual(['check', 'demote', 'wait', 'promote', 'done']);
+    expect((await getMirrorInfo(a)).primary).toBe(false);
+    expect((await getMirrorInfo(b)).primary).toBe(true);
+    await writeRandom(b, [MiB], 128 * 1024);
+    await createMirrorSnapshot(b);
+    await waitForMirrorSync(b, { peer: a, timeoutMs: SYNC_TIMEOUT });
+    expect(await md5(A, 'snap1')).toBe(await md5(B, 'snap1'));
+    // And back.
+    await failover({ primary: b, secondary: a, timeoutMs: SYNC_TIMEOUT });
+    expect((await getMirrorInfo(a)).primary).toBe(true);
+    expect((await getMirrorInfo(b)).primary).toBe(false);
+    expect(await md5(A, 'snap1')).toBe(await md5(B, 'snap1'));
+    // A failover onto an image that is already primary is refused at the check step.
+    await expect(failover({ primary: b, secondary: a })).rejects.toMatchObject({ code: 'EEXIST', step: 'check' });
+  });
+
+  it('forced promote → split-brain → failback (demote + resync) → back in sync', async () => {
+    // Site A "fails": B is promoted by force while A still thinks it is primary.
+    await promoteImage(b, { force: true });
+    expect((await getMirrorInfo(a)).primary).toBe(true);
+    expect((await getMirrorInfo(b)).primary).toBe(true);
+    // Until B's rbd-mirror notices the promotion and stops replaying, it holds B's exclusive lock
+    // and denies it to writers: librbd answers EROFS. Only that is retried.
+    await until('B writable after the forced promote', async () => {
+      try {
+        await writeRandom(b, [2 * MiB, 9 * MiB], 128 * 1024);
+        return true;
+      } catch (e) {
+        if ((e as { code?: string }).code === 'EROFS') return undefined;
+        throw Object.assign(e as Error, { fatal: true });
+      }
+    }, 60_000);
+    await createMirrorSnapshot(b);
+    await writeRandom(a, [4 * MiB], 4096); // divergent write on the old primary
+    const wantB = await md5(B, 'snap1');
+    expect(await md5(A, 'snap1')).not.toBe(wantB);
+
+    const steps: string[] = [];
+    const idx = opened.indexOf(a);
+    if (idx >= 0) opened.splice(idx, 1);
+    a = await failback({ primary: a, secondary: b, timeoutMs: 150_000, onProgress: (p) => steps.push(p.step) });
+    opened.push(a);
+    expect(steps).toContain('resync');
+    expect(steps.at(-1)).toBe('done');
+    expect((await getMirrorInfo(a)).primary).toBe(true);
+    expect((await getMirrorInfo(b)).primary).toBe(false);
+    expect(await md5(A, 'snap1')).toBe(wantB);
+    expect(await md5(B, 'snap1')).toBe(wantB);
+  }, 200_000);
+});
+
+describe('journal mode', () => {
+  it('enable turns on exclusive-lock + journaling, write, wait, compare', async () => {
+    await pa.createImage('jrnl', 8 * MiB, { features: ['layering'] });
+    const a = await open(pa, 'jrnl');
+    await enableMirroring(a, 'journal');
+    const st = await a.stat();
+    expect(st.features).toEqual(expect.arrayContaining(['exclusive-lock', 'journaling']));
+    expect(await getMirrorMode(a)).toBe('journal');
+    await writeRandom(a, [0, 3 * MiB, 7 * MiB], 128 * 1024);
+    const b = await openWhenReplicated(pb, 'jrnl');
+    expect(await waitForMirrorSync(a, { timeoutMs: SYNC_TIMEOUT })).toEqual({ mode: 'journal', entriesBehindPrimary: 0 });
+    expect(await getMirrorInfo(b)).toMatchObject({ primary: false, mode: 'journal' });
+    expect(await md5(B, 'jrnl')).toBe(await md5(A, 'jrnl'));
+    const s = await getMirrorStatus(a);
+    expect(s.remotes[0].replay?.entriesBehindPrimary).toBe(0);
+    expect(s.remotes[0].replay?.primaryPosition).toMatchObject({ entryTid: expect.any(Number) });
+  }, 120_000);
+
+  it('journal mode on a read-only handle fails with a clear message', async () => {
+    await pa.createImage('jrnl-ro', 4 * MiB, { features: ['layering'] });
+    const ro = await pa.openImage('jrnl-ro', { readOnly: true });
+    opened.push(ro);
+    await expect(enableMirroring(ro, 'journal')).rejects.toMatchObject({ code: 'EROFS' });
+  });
+});
+
+describe('snapshot schedules (mgr)', () => {
+  it('add, list (recursive), status, remove with exact values', async () => {
+    await addSnapshotSchedule(ra, { pool: POOL, interval: '6h' });
+    await addSnapshotSchedule(ra, { pool: POOL, interval: '1d', startTime: '14:00' });
+    await addSnapshotSchedule(ra, { pool: POOL, image: 'snap1', interval: '30m' });
+    expect(await listSnapshotSchedules(ra, { pool: POOL })).toEqual([
+      {
+        levelSpec: `${POOL}/`,
+        pool: POOL,
+        namespace: '',
+        image: '',
+        schedules: [
+          { interval: '6h', startTime: null },
+          { interval: '1d', startTime: '14:00:00' },
+        ],
+      },
+    ]);
+    const rec = await listSnapshotSchedules(ra, { pool: POOL, recursive: true });
+    expect(rec.map((l) => [l.levelSpec, l.image, l.schedules])).toEqual([
+      [`${POOL}/`, '', [{ interval: '6h', startTime: null }, { interval: '1d', startTime: '14:00:00' }]],
+      [`${POOL}/snap1`, 'snap1', [{ interval: '30m', startTime: null }]],
+    ]);
+    expect(await listSnapshotSchedules(ra, { pool: POOL, image: 'snap1' })).toHaveLength(1);
+
+    const t0 = Date.now();
+    const sched = await until('scheduled image in status', async () => {
+      const s = await snapshotScheduleStatus(ra, { pool: POOL });
+      return s.find((x) => x.image === 'snap1');
+    }, 120_000);
+    expect(sched).toMatchObject({ spec: `${POOL}/snap1`, pool: POOL, namespace: '', image: 'snap1' });
+    expect(sched.scheduleTime.getTime()).toBeGreaterThan(t0 - 60_000);
+    expect(sched.scheduleTime.getTime()).toBeLessThanOrEqual(t0 + 30 * 60_000 + 60_000);
+    expect(sched.scheduleTime.getUTCMinutes() % 30).toBe(0);
+
+    await removeSnapshotSchedule(ra, { pool: POOL, interval: '1d', startTime: '14:00' });
+    expect((await listSnapshotSchedules(ra, { pool: POOL }))[0].schedules).toEqual([{ interval: '6h', startTime: null }]);
+    await removeSnapshotSchedule(ra, { pool: POOL });
+    await removeSnapshotSchedule(ra, { pool: POOL, image: 'snap1' });
+    expect(await listSnapshotSchedules(ra, { pool: POOL, recursive: true })).toEqual([]);
+    await expect(removeSnapshotSchedule(ra, { pool: POOL, interval: '6h' })).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(addSnapshotSchedule(ra, { pool: POOL, interval: '6 hours' })).rejects.toThrow(TypeError);
+    const np = await addSnapshotSchedule(ra, { pool: 'no-such-pool-x', interval: '6h' }).catch((e: Error) => e);
+    expect(np).toMatchObject({ code: 'EINVAL' });
+    expect((np as Error).message).toMatch(/pool no-such-pool-x does not exist/);
+  }, 150_000);
+});

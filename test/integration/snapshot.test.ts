@@ -1,0 +1,170 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Pool, Rados } from '../../lib/index.js';
+import { rbdCli, rbdExportMd5 } from '../support/clusters.js';
+import { A, Images, MiB, connectTo, md5, rnd } from '../support/helpers.js';
+
+interface CliSnap { id: number; name: string; size: number; protected: string; timestamp: string; namespace?: { type: string } }
+
+describe('snapshots', () => {
+  let r: Rados;
+  let pool: Pool;
+  const imgs = new Images(A);
+  beforeAll(async () => {
+    r = await connectTo(A);
+    pool = await r.openPool(A.pool);
+  });
+  afterAll(async () => {
+    await r?.close();
+    await imgs.purge();
+  });
+  const cliSnaps = async (name: string, all = false): Promise<CliSnap[]> =>
+    JSON.parse(await rbdCli(A, ['snap', 'ls', '--format', 'json', ...(all ? ['--all'] : []), `${A.pool}/${name}`]));
+
+  it('create/list agree with `rbd snap ls` (id, name, size, timestamp, protected)', async () => {
+    const name = await imgs.create(pool, 'snap-ls', 4 * MiB);
+    const img = await pool.openImage(name);
+    await img.createSnapshot('s1');
+    await img.resize(8 * MiB);
+    await img.createSnapshot('s2');
+    await rbdCli(A, ['snap', 'create', `${A.pool}/${name}@from-cli`]);
+    const list = await img.listSnapshots();
+    const cli = await cliSnaps(name);
+    expect(list.map((s) => s.name)).toEqual(['s1', 's2', 'from-cli']);
+    expect(list.map((s) => s.id)).toEqual(cli.map((s) => s.id));
+    expect(list.map((s) => s.size)).toEqual([4 * MiB, 8 * MiB, 8 * MiB]);
+    for (const [i, s] of list.entries()) {
+      expect(s.namespace).toBe('user');
+      expect(s.protected).toBe(false);
+      expect(s.timestamp).toBeInstanceOf(Date);
+      // CLI prints seconds resolution in local time.
+      expect(Math.abs(s.timestamp.getTime() - new Date(cli[i].timestamp).getTime())).toBeLessThan(1000);
+    }
+    expect((await img.getSnapshot('s2'))?.size).toBe(8 * MiB);
+    expect(await img.getSnapshot('nope')).toBeUndefined();
+    await img.removeSnapshot('s1');
+    await img.removeSnapshot({ id: list[1].id });
+    expect((await cliSnaps(name)).map((s) => s.name)).toEqual(['from-cli']);
+    await img.close();
+  });
+
+  it('snapshot data is frozen: open at snapshot, setSnapshot(name|id|null), rbd export of the snapshot', async () => {
+    const name = await imgs.create(pool, 'snap-data', 4 * MiB);
+    const img = await pool.openImage(name);
+    const v1 = rnd(4 * MiB);
+    await img.write(v1, 0);
+    await img.createSnapshot('v1');
+    const v2 = rnd(4 * MiB);
+    await img.write(v2, 0);
+    await img.flush();
+    expect(await rbdExportMd5(A, `${name}@v1`)).toBe(md5(v1));
+    expect(await rbdExportMd5(A, name)).toBe(md5(v2));
+
+    const atSnap = await pool.openImage(name, { snapshot: 'v1' });
+    expect(atSnap.readOnly).toBe(true);
+    expect(atSnap.snapshot).toBe('v1');
+    expect(md5(await atSnap.read(0, 4 * MiB))).toBe(md5(v1));
+    await atSnap.close();
+
+    const id = (await img.getSnapshot('v1'))!.id;
+    const byId = await pool.openImage(name, { snapshot: { id } });
+    expect(md5(await byId.read(0, 4 * MiB))).toBe(md5(v1));
+    await byId.close();
+
+    const ro = await pool.openImage(name, { readOnly: true });
+    await ro.setSnapshot('v1');
+    expect(ro.snapshot).toBe('v1');
+    expect(md5(await ro.read(0, 4 * MiB))).toBe(md5(v1));
+    await ro.setSnapshot(null);
+    expect(ro.snapshot).toBeUndefined();
+    expect(md5(await ro.read(0, 4 * MiB))).toBe(md5(v2));
+    await ro.setSnapshot({ id });
+    expect(ro.snapshot).toBe(`#${id}`);
+    expect(md5(await ro.read(0, 4 * MiB))).toBe(md5(v1));
+    await ro.close();
+    await img.close();
+  });
+
+  it('rollbackToSnapshot restores the data (CLI oracle)', async () => {
+    const name = await imgs.create(pool, 'snap-rb', 8 * MiB);
+    const img = await pool.openImage(name);
+    const v1 = rnd(1 * MiB);
+    await img.write(v1, 3 * MiB);
+    await img.createSnapshot('base');
+    await img.write(rnd(2 * MiB), 2 * MiB);
+    await img.discard(4 * MiB, 4 * MiB);
+    await img.rollbackToSnapshot('base');
+    const expected = Buffer.alloc(8 * MiB);
+    v1.copy(expected, 3 * MiB);
+    expect(await rbdExportMd5(A, name)).toBe(md5(expected));
+    expect(md5(await img.read(0, 8 * MiB))).toBe(md5(expected));
+    await img.close();
+  });
+
+  it('protect/unprotect: visible in `rbd snap ls`; protected snapshot cannot be removed (EBUSY) unless forced', async () => {
+    const name = await imgs.create(pool, 'snap-prot', 4 * MiB);
+    const img = await pool.openImage(name);
+    await img.createSnapshot('p');
+    await img.protectSnapshot('p');
+    expect((await img.getSnapshot('p'))?.protected).toBe(true);
+    expect((await cliSnaps(name))[0].protected).toBe('true');
+    await expect(img.removeSnapshot('p')).rejects.toMatchObject({ code: 'EBUSY' });
+    await img.unprotectSnapshot('p');
+    expect((await cliSnaps(name))[0].protected).toBe('false');
+    await img.protectSnapshot('p');
+    await img.removeSnapshot('p', { force: true });
+    expect(await cliSnaps(name)).toEqual([]);
+    await img.close();
+  });
+
+  it('listSnapshots({ allNamespaces }): trash and group namespaces', async () => {
+    const parent = await imgs.create(pool, 'snap-ns', 4 * MiB);
+    const clone = imgs.name('snap-ns-clone');
+    const img = await pool.openImage(parent);
+    await img.createSnapshot('base');
+    // A clone v2 keeps a removed snapshot in the trash namespace.
+    await rbdCli(A, ['clone', '--rbd-default-clone-format', '2', `${A.pool}/${parent}@base`, `${A.pool}/${clone}`]);
+    await img.removeSnapshot('base');
+    const group = `g${process.pid}`;
+    await rbdCli(A, ['group', 'create', `${A.pool}/${group}`]);
+    try {
+      await rbdCli(A, ['group', 'image', 'add', `${A.pool}/${group}`, `${A.pool}/${parent}`]);
+      await rbdCli(A, ['group', 'snap', 'create', `${A.pool}/${group}@gs`]);
+      expect(await img.listSnapshots()).toEqual([]);
+      const all = await img.listSnapshots({ allNamespaces: true });
+      const cli = await cliSnaps(parent, true);
+      expect(all.map((s) => s.id)).toEqual(cli.map((s) => s.id));
+      expect(all.map((s) => s.namespace).sort()).toEqual(['group', 'trash']);
+      const trash = all.find((s) => s.namespace === 'trash')!;
+      expect(trash.trashOriginalName).toBe('base');
+      expect(cli.find((s) => s.id === trash.id)?.namespace?.type).toBe('trash');
+      expect(cli.find((s) => s.namespace?.type === 'group')?.id).toBe(all.find((s) => s.namespace === 'group')!.id);
+      await img.close();
+      await rbdCli(A, ['group', 'snap', 'rm', `${A.pool}/${group}@gs`]);
+      await rbdCli(A, ['group', 'image', 'rm', `${A.pool}/${group}`, `${A.pool}/${parent}`]);
+    } finally {
+      await rbdCli(A, ['group', 'rm', `${A.pool}/${group}`]).catch(() => {});
+    }
+  });
+
+  it('listSnapshots({ allNamespaces }): mirror namespace (snapshot-based mirroring, no peer)', async () => {
+    const name = await imgs.create(pool, 'snap-mirror', 4 * MiB);
+    const prevMode = JSON.parse(await rbdCli(A, ['mirror', 'pool', 'info', '--format', 'json', A.pool])).mode;
+    if (prevMode === 'disabled') await rbdCli(A, ['mirror', 'pool', 'enable', A.pool, 'image']);
+    try {
+      await rbdCli(A, ['mirror', 'image', 'enable', `${A.pool}/${name}`, 'snapshot']);
+      const img = await pool.openImage(name);
+      const all = await img.listSnapshots({ allNamespaces: true });
+      const m = all.find((s) => s.namespace === 'mirror');
+      expect(m).toBeDefined();
+      expect(m!.mirror?.state).toBe('primary');
+      expect(m!.name).toMatch(/^\.mirror\.primary\./);
+      expect(await img.listSnapshots()).toEqual([]);
+      const cli = await cliSnaps(name, true);
+      expect(cli.map((s) => s.id)).toEqual(all.map((s) => s.id));
+      await img.close();
+      await rbdCli(A, ['mirror', 'image', 'disable', `${A.pool}/${name}`]);
+    } finally {
+      if (prevMode === 'disabled') await rbdCli(A, ['mirror', 'pool', 'disable', A.pool]).catch(() => {});
+    }
+  });
+});

@@ -1,0 +1,142 @@
+// syncImage rounds with pruning, syncPool with a failing image; the rbd CLI is the oracle.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Rados, type Pool } from '../../lib/index.js';
+import { syncImage, syncPool, syncSnapshotName } from '../../lib/transfer/sync.js';
+import { identityKey, readIdentity } from '../../lib/transfer/identity.js';
+import { getClusters, rbdCli, rbdExportMd5, type TestCluster } from '../support/clusters.js';
+
+const { a, b } = getClusters() as { a: TestCluster; b: TestCluster };
+const tag = `sy${process.pid}`;
+const MiB = 1 << 20;
+
+let ra: Rados;
+let rb: Rados;
+let pa: Pool;
+let pb: Pool;
+const made: [TestCluster, string][] = [];
+
+async function rmImage(c: TestCluster, name: string) {
+  await rbdCli(c, ['snap', 'purge', '--no-progress', `${c.pool}/${name}`]).catch(() => {});
+  await rbdCli(c, ['rm', '--no-progress', `${c.pool}/${name}`]).catch(() => {});
+}
+
+async function snapNames(c: TestCluster, name: string): Promise<string[]> {
+  const list = JSON.parse(await rbdCli(c, ['snap', 'ls', '--format', 'json', `${c.pool}/${name}`])) as { name: string }[];
+  return list.map((s) => s.name).sort();
+}
+
+beforeAll(async () => {
+  ra = await Rados.connect({ conf: a.conf, keyring: a.keyring, user: a.user });
+  rb = await Rados.connect({ conf: b.conf, keyring: b.keyring, user: b.user });
+  pa = await ra.openPool(a.pool);
+  pb = await rb.openPool(b.pool);
+});
+
+afterAll(async () => {
+  for (const [c, n] of made) await rmImage(c, n);
+  await ra?.close();
+  await rb?.close();
+});
+
+describe('syncImage', () => {
+  it('names sort by time', () => {
+    const x = syncSnapshotName('p-', new Date('2024-01-31T23:59:59.123Z'));
+    expect(x).toBe('p-20240131T235959.123Z');
+    expect(syncSnapshotName('p-', new Date('2024-02-01T00:00:00.000Z')) > x).toBe(true);
+  });
+
+  it('replicates over 6 rounds (full, then incremental) and prunes both sides', async () => {
+    const name = `${tag}-img`;
+    made.push([a, name], [b, name]);
+    await pa.createImage(name, 12 * MiB);
+    const src = await pa.openImage(name);
+    try {
+      await src.createSnapshot('keep-me'); // not ours: never pruned
+      const seen: string[] = [];
+      for (let round = 0; round < 6; round++) {
+        await src.write(Buffer.alloc(256 * 1024, 1 + round), round * 1.5 * MiB);
+        if (round === 3) await src.writeZeroes(0, 512 * 1024);
+        if (round === 4) await src.resize(16 * MiB);
+        const progress: number[] = [];
+        const r = await syncImage({
+          source: src, target: { pool: pb }, keep: { source: 2, target: 3 }, verify: round % 2 === 1,
+          onProgress: (p) => progress.push(p.bytesDone),
+        });
+        expect(r.mode).toBe(round === 0 ? 'full' : 'incremental');
+        expect(r.base).toBe(round === 0 ? undefined : seen[seen.length - 1]);
+        expect(r.snapshot.startsWith('rbd-sync-')).toBe(true);
+        if (round > 0) expect(r.snapshot > seen[seen.length - 1]).toBe(true);
+        seen.push(r.snapshot);
+        expect(await rbdExportMd5(b, `${b.pool}/${name}@${r.snapshot}`)).toBe(await rbdExportMd5(a, `${a.pool}/${name}@${r.snapshot}`));
+        // Pruning: source keeps 2, target keeps 3 of ours; foreign snapshots stay.
+        const srcSnaps = await snapNames(a, name);
+        const tgtSnaps = await snapNames(b, name);
+        expect(srcSnaps).toEqual(['keep-me', ...seen.slice(-2)].sort());
+        expect(tgtSnaps).toEqual(seen.slice(-3));
+        expect(r.pruned.source).toEqual(round >= 2 ? [seen[round - 2]] : []);
+        expect(r.pruned.target).toEqual(round >= 3 ? [seen[round - 3]] : []);
+        // Identity records follow the target's snapshots.
+        const tgt = await pb.openImage(name, { readOnly: true });
+        try {
+          expect((await readIdentity(tgt, r.snapshot))?.snapName).toBe(r.snapshot);
+          const md = await tgt.listMetadata();
+          expect(Object.keys(md).filter((k) => k.startsWith(identityKey('rbd-sync-'))).sort()).toEqual(seen.slice(-3).map(identityKey));
+        } finally {
+          await tgt.close();
+        }
+      }
+      expect(await rbdExportMd5(b, `${b.pool}/${name}`)).toBe(await rbdExportMd5(a, `${a.pool}/${name}@${seen[5]}`));
+    } finally {
+      await src.close();
+    }
+  });
+
+  it('refuses an unrelated existing target (ERR_NO_COMMON_SNAPSHOT) unless forced', async () => {
+    const name = `${tag}-unrel`;
+    made.push([a, name], [b, name]);
+    await pa.createImage(name, 4 * MiB);
+    await pb.createImage(name, 4 * MiB);
+    const src = await pa.openImage(name);
+    try {
+      await src.write(Buffer.alloc(MiB, 9), 0);
+      await expect(syncImage({ source: src, target: { pool: pb } })).rejects.toMatchObject({ code: 'ERR_NO_COMMON_SNAPSHOT' });
+      const r = await syncImage({ source: src, target: { pool: pb }, force: true });
+      expect(r.mode).toBe('full');
+      expect(await rbdExportMd5(b, `${b.pool}/${name}@${r.snapshot}`)).toBe(await rbdExportMd5(a, `${a.pool}/${name}@${r.snapshot}`));
+    } finally {
+      await src.close();
+    }
+  });
+});
+
+describe('syncPool', () => {
+  it('syncs every matching image, N at a time; a broken one does not stop the others', async () => {
+    const names = [1, 2, 3, 4].map((i) => `${tag}-pool-${i}`);
+    for (const n of names) {
+      made.push([a, n], [b, n]);
+      await pa.createImage(n, 4 * MiB);
+      const img = await pa.openImage(n);
+      await img.write(Buffer.alloc(512 * 1024, n.charCodeAt(n.length - 1)), MiB);
+      await img.close();
+    }
+    // Broken: the target of image 3 already exists and is unrelated.
+    await pb.createImage(names[2], 4 * MiB);
+    const finished: string[] = [];
+    const r = await syncPool({ source: pa, target: pb, images: `${tag}-pool-*`, parallel: 2, onImage: (x) => finished.push(x.name) });
+    expect(r.images.map((x) => x.name)).toEqual(names);
+    expect(finished.sort()).toEqual(names);
+    expect(r.summary).toMatchObject({ total: 4, ok: 3, failed: 1 });
+    const bad = r.images[2];
+    expect(bad.ok).toBe(false);
+    if (!bad.ok) expect(bad.error.code).toBe('ERR_NO_COMMON_SNAPSHOT');
+    for (const x of r.images) {
+      if (!x.ok) continue;
+      expect(x.mode).toBe('full');
+      expect(await rbdExportMd5(b, `${b.pool}/${x.name}@${x.snapshot}`)).toBe(await rbdExportMd5(a, `${a.pool}/${x.name}@${x.snapshot}`));
+    }
+    // A second pass over an explicit list is incremental for the good ones.
+    const r2 = await syncPool({ source: pa, target: pb, images: [names[0], names[1]], parallel: 3 });
+    expect(r2.summary).toMatchObject({ total: 2, ok: 2, failed: 0 });
+    expect(r2.images.every((x) => x.ok && x.mode === 'incremental')).toBe(true);
+  });
+});

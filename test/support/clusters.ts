@@ -1,0 +1,199 @@
+/**
+ * Cluster helper for tests, benchmarks and the demo.
+ *
+ * - resolveClusters(): use existing clusters named by RBD_STREAM_CONF_A/B (+ KEYRING/USER/POOL),
+ *   or start two fresh local clusters (scripts/cluster.ts `up`) in a new temp dir.
+ * - getClusters(): in test files, the clusters provided by test/global-setup.ts
+ *   (outside vitest: rebuilt from the RBD_STREAM_* environment).
+ * - rbdCli / cephCli / rbdExportMd5: run the real CLIs against a cluster, with timeouts.
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { inject } from 'vitest';
+import { up } from '../../tools/cluster/index.js';
+
+export interface TestCluster {
+  /** 'a' or 'b'. */
+  name: string;
+  conf: string;
+  /** Keyring path; undefined means the one named in conf. */
+  keyring?: string;
+  /** Ceph user id without `client.` (e.g. 'admin'); undefined means the CLI default. */
+  user?: string;
+  pool: string;
+  /** Known when we started the cluster. */
+  fsid?: string;
+  /** rbd-mirror user/keyring of a cluster we started (for startMirrorDaemon). */
+  mirrorUser?: string;
+  mirrorKeyring?: string;
+}
+
+export interface ResolvedClusters {
+  /** True when these clusters were started by resolveClusters (and must be stopped by us). */
+  started: boolean;
+  /** Set directory (scripts/cluster.ts) when started. */
+  dir?: string;
+  a: TestCluster;
+  b?: TestCluster;
+}
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    clusters: ResolvedClusters;
+  }
+}
+
+function fromEnv(name: 'a' | 'b'): TestCluster | undefined {
+  const N = name.toUpperCase();
+  const conf = process.env[`RBD_STREAM_CONF_${N}`];
+  if (!conf) return undefined;
+  return {
+    name,
+    conf,
+    keyring: process.env[`RBD_STREAM_KEYRING_${N}`] || undefined,
+    user: process.env[`RBD_STREAM_USER_${N}`] || undefined,
+    pool: process.env[`RBD_STREAM_POOL_${N}`] || 'rbd',
+  };
+}
+
+/** Sets RBD_STREAM_CONF_A/B, _KEYRING_, _USER_, _POOL_ in process.env for the given clusters. */
+export function exportClusterEnv(r: ResolvedClusters, env: NodeJS.ProcessEnv = process.env): void {
+  for (const c of [r.a, r.b]) {
+    if (!c) continue;
+    const N = c.name.toUpperCase();
+    env[`RBD_STREAM_CONF_${N}`] = c.conf;
+    if (c.keyring) env[`RBD_STREAM_KEYRING_${N}`] = c.keyring;
+    if (c.user) env[`RBD_STREAM_USER_${N}`] = c.user;
+    env[`RBD_STREAM_POOL_${N}`] = c.pool;
+  }
+}
+
+/**
+ * Existing clusters from RBD_STREAM_CONF_A (and optionally _B) if set — nothing is started;
+ * otherwise two new clusters in a fresh temp dir (mirror daemons only if `mirror`).
+ */
+export async function resolveClusters(opts: {
+  mirror?: boolean; osdMiB?: number; fastMon?: boolean; osdOpThreads?: number; log?: (s: string) => void;
+  /** Called with the new set dir before any daemon starts (to arm cleanup handlers). */
+  onDir?: (dir: string) => void;
+} = {}): Promise<ResolvedClusters> {
+  const a = fromEnv('a');
+  if (a) return { started: false, a, b: fromEnv('b') };
+
+  const dir = mkdtempSync(join(tmpdir(), 'rbd-stream-clusters-'));
+  opts.onDir?.(dir);
+  const set = await up({ dir, names: ['a', 'b'], mirror: opts.mirror ?? false, osdMiB: opts.osdMiB, fastMon: opts.fastMon, osdOpThreads: opts.osdOpThreads, log: opts.log });
+  const conv = (n: 'a' | 'b'): TestCluster => {
+    const c = set.clusters[n];
+    return {
+      name: n, conf: c.conf, keyring: c.keyring, user: c.user, pool: 'rbd', fsid: c.fsid,
+      mirrorUser: c.mirrorUser, mirrorKeyring: c.mirrorKeyring,
+    };
+  };
+  return { started: true, dir: set.dir, a: conv('a'), b: conv('b') };
+}
+
+/** The clusters provided by test/global-setup.ts (or, outside vitest, from the environment). */
+export function getClusters(): ResolvedClusters {
+  let provided: ResolvedClusters | undefined;
+  try {
+    provided = inject('clusters');
+  } catch { /* not inside a vitest worker (benchmarks, demo): fall back to the environment */ }
+  if (provided) return provided;
+  const a = fromEnv('a');
+  if (!a) throw new Error('no clusters: run under vitest (globalSetup) or set RBD_STREAM_CONF_A');
+  return { started: false, a, b: fromEnv('b') };
+}
+
+/** Common CLI arguments selecting a cluster (conf, user, keyring). */
+export function clusterArgs(c: TestCluster): string[] {
+  const args = ['-c', c.conf];
+  if (c.user) args.push('--id', c.user);
+  if (c.keyring) args.push('--keyring', c.keyring);
+  return args;
+}
+
+export interface CliOptions {
+  /** Process timeout in ms (default 60 s); the process is SIGKILLed when exceeded. */
+  timeoutMs?: number;
+  /** Data written to stdin (e.g. for `import -`). */
+  input?: Buffer | string;
+  /** Return stdout as a Buffer instead of a utf8 string. */
+  buffer?: boolean;
+}
+
+function runCli(cmd: string, args: string[], opts: CliOptions = {}): Promise<Buffer> {
+  const timeoutMs = opts.timeoutMs ?? 60_000;
+  return new Promise((resolve, reject) => {
+    const env = { ...process.env };
+    delete env.CEPH_ARGS;
+    delete env.LD_PRELOAD; // the CLI oracles run uninstrumented under test:asan
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let timedOut = false;
+    const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, timeoutMs);
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => err.push(d));
+    child.on('error', (e) => { clearTimeout(timer); reject(e); });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) return resolve(Buffer.concat(out));
+      const why = timedOut ? `timed out after ${timeoutMs} ms` : `exit ${code ?? signal}`;
+      reject(new Error(`${cmd} ${args.join(' ')}: ${why}\n${Buffer.concat(err).toString('utf8').trim()}`));
+    });
+    child.stdin.on('error', () => { /* EPIPE if the CLI exits early; reported via exit code */ });
+    child.stdin.end(opts.input ?? undefined);
+  });
+}
+
+/** Runs the real `rbd` CLI against `c`; returns stdout (string, or Buffer with `buffer: true`). */
+export function rbdCli(c: TestCluster, args: string[], opts: CliOptions & { buffer: true }): Promise<Buffer>;
+export function rbdCli(c: TestCluster, args: string[], opts?: CliOptions & { buffer?: false }): Promise<string>;
+export async function rbdCli(c: TestCluster, args: string[], opts: CliOptions = {}): Promise<string | Buffer> {
+  const t = Math.max(1, Math.floor((opts.timeoutMs ?? 60_000) / 1000));
+  const out = await runCli('rbd', [...clusterArgs(c), `--client_mount_timeout=${t}`, ...args], opts);
+  return opts.buffer ? out : out.toString('utf8');
+}
+
+/** Runs the `ceph` CLI against `c` (with --connect-timeout); returns stdout. */
+export function cephCli(c: TestCluster, args: string[], opts: CliOptions & { buffer: true }): Promise<Buffer>;
+export function cephCli(c: TestCluster, args: string[], opts?: CliOptions & { buffer?: false }): Promise<string>;
+export async function cephCli(c: TestCluster, args: string[], opts: CliOptions = {}): Promise<string | Buffer> {
+  const timeoutMs = opts.timeoutMs ?? 60_000;
+  const ct = Math.max(1, Math.min(30, Math.floor(timeoutMs / 1000) - 1));
+  const out = await runCli('ceph', [...clusterArgs(c), '--connect-timeout', String(ct), ...args], opts);
+  return opts.buffer ? out : out.toString('utf8');
+}
+
+/**
+ * md5 (hex) of the full contents of `spec` (`pool/image[@snap]`; a bare name uses the cluster's
+ * pool) as produced by `rbd export <spec> -`, hashed while streaming.
+ */
+export function rbdExportMd5(c: TestCluster, spec: string, opts: { timeoutMs?: number } = {}): Promise<string> {
+  const fullSpec = spec.includes('/') ? spec : `${c.pool}/${spec}`;
+  const timeoutMs = opts.timeoutMs ?? 300_000;
+  return new Promise((resolve, reject) => {
+    const env = { ...process.env };
+    delete env.CEPH_ARGS;
+    delete env.LD_PRELOAD; // the CLI oracles run uninstrumented under test:asan
+    const args = [...clusterArgs(c), '--no-progress', 'export', fullSpec, '-'];
+    const child = spawn('rbd', args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+    const hash = createHash('md5');
+    const err: Buffer[] = [];
+    let timedOut = false;
+    const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, timeoutMs);
+    child.stdout.on('data', (d: Buffer) => hash.update(d));
+    child.stderr.on('data', (d: Buffer) => { if (err.length < 64) err.push(d); });
+    child.on('error', (e) => { clearTimeout(timer); reject(e); });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) return resolve(hash.digest('hex'));
+      const why = timedOut ? `timed out after ${timeoutMs} ms` : `exit ${code ?? signal}`;
+      reject(new Error(`rbd ${args.join(' ')}: ${why}\n${Buffer.concat(err).toString('utf8').trim()}`));
+    });
+  });
+}

@@ -1,0 +1,75 @@
+// Shared helpers for the binding tests: connections to the suite's clusters,
+// unique image names and cleanup of what a test file created.
+import { createHash, randomBytes } from 'node:crypto';
+import { Rados, type Pool } from '../../lib/index.js';
+import { getClusters, rbdCli, type TestCluster } from './clusters.js';
+
+export const clusters = getClusters();
+export const A: TestCluster = clusters.a;
+export const B: TestCluster | undefined = clusters.b;
+
+export function connectTo(c: TestCluster, extra: { timeoutMs?: number } = {}): Promise<Rados> {
+  return Rados.connect({ conf: c.conf, keyring: c.keyring, user: c.user, ...extra });
+}
+
+let seq = 0;
+/** Unique per process and call, valid as an image/snapshot name. */
+export function uniq(prefix: string): string {
+  return `${prefix}-${process.pid}-${Date.now().toString(36)}-${seq++}`;
+}
+
+export const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
+export const rnd = (n: number) => randomBytes(n);
+export const KiB = 1024;
+export const MiB = 1024 * 1024;
+
+/** Removes images (and their snapshots, unprotecting them) with the rbd CLI; ignores missing ones. */
+export async function purgeImages(c: TestCluster, names: Iterable<string>): Promise<void> {
+  // Children (clones) first: reverse creation order.
+  for (const name of [...names].reverse()) {
+    const spec = `${c.pool}/${name}`;
+    try {
+      const snaps = JSON.parse(await rbdCli(c, ['snap', 'ls', '--format', 'json', spec])) as { name: string; protected: string }[];
+      for (const s of snaps) {
+        if (s.protected === 'true') await rbdCli(c, ['snap', 'unprotect', `${spec}@${s.name}`]).catch(() => {});
+      }
+      if (snaps.length) await rbdCli(c, ['--no-progress', 'snap', 'purge', spec]).catch(() => {});
+      await rbdCli(c, ['--no-progress', 'rm', spec]);
+    } catch (e) {
+      if (!/No such file|does not exist|ENOENT|error opening image/i.test(String(e))) throw e;
+    }
+  }
+}
+
+/** Creates images on a pool and remembers them for purge in afterAll. */
+export class Images {
+  readonly names: string[] = [];
+  constructor(readonly c: TestCluster) {}
+  name(prefix: string): string {
+    const n = uniq(prefix);
+    this.names.push(n);
+    return n;
+  }
+  async create(pool: Pool, prefix: string, size: number, opts?: Parameters<Pool['createImage']>[2]): Promise<string> {
+    const n = this.name(prefix);
+    await pool.createImage(n, size, opts);
+    return n;
+  }
+  purge(): Promise<void> {
+    return purgeImages(this.c, this.names);
+  }
+}
+
+/** `rbd diff --format json` as Extent-like objects. */
+export async function cliDiff(
+  c: TestCluster,
+  spec: string,
+  opts: { fromSnap?: string; wholeObject?: boolean } = {},
+): Promise<{ offset: number; length: number; exists: boolean }[]> {
+  const args = ['diff', '--format', 'json'];
+  if (opts.fromSnap) args.push('--from-snap', opts.fromSnap);
+  if (opts.wholeObject) args.push('--whole-object');
+  args.push(spec.includes('/') ? spec : `${c.pool}/${spec}`);
+  const out = JSON.parse(await rbdCli(c, args)) as { offset: number; length: number; exists: string | boolean }[];
+  return out.map((e) => ({ offset: e.offset, length: e.length, exists: e.exists === true || e.exists === 'true' }));
+}
