@@ -15,6 +15,7 @@ import { FLAG_FAST_DIFF_INVALID, FLAG_OBJECT_MAP_INVALID, featureBits, featureNa
 import { toSnapshotInfo, type SnapshotInfo, type SnapshotRef } from './snapshot.js';
 import { iterateDiff, type DiffOptions, type Extent } from './diff.js';
 import type { Pool } from './pool.js';
+import { kHandle, kTrack, kOnClose, kForget } from './internal.js';
 
 export interface ImageStat {
   size: number;
@@ -91,23 +92,23 @@ export class Image {
   }
 
   /** @internal */
-  get h(): ImageHandle {
+  get [kHandle](): ImageHandle {
     this.life.ensureOpen();
     return this.handle!;
   }
 
   /** @internal Runs `hook` when close() begins (see Lifecycle.onClose). */
-  onClose(hook: () => void): () => void {
+  [kOnClose](hook: () => void): () => void {
     return this.life.onClose(hook);
   }
 
   /** @internal Runs a native call tracked for close(). */
-  track<T>(start: () => Promise<T>): Promise<T> {
+  [kTrack]<T>(start: () => Promise<T>): Promise<T> {
     return this.life.run(start);
   }
 
   async stat(): Promise<ImageStat> {
-    const s = await this.track(() => native.stat(this.h));
+    const s = await this[kTrack](() => native.stat(this[kHandle]));
     return {
       size: s.size,
       objectSize: s.objectSize,
@@ -136,7 +137,7 @@ export class Image {
     checkUint(size, 'size');
     const o = checkOptions<{ allowShrink?: boolean }>(options, 'resize options', ['allowShrink']);
     const allowShrink = checkBool(o.allowShrink, 'allowShrink') ?? false;
-    await this.track(() => native.resize(this.h, size, allowShrink));
+    await this[kTrack](() => native.resize(this[kHandle], size, allowShrink));
   }
 
   /**
@@ -147,7 +148,7 @@ export class Image {
   read(offset: number, length: number): Promise<Buffer> {
     checkUint(offset, 'offset');
     checkUint(length, 'length', { max: MAX_IO_BYTES });
-    return this.track(() => native.read(this.h, offset, readTarget(length), false));
+    return this[kTrack](() => native.read(this[kHandle], offset, readTarget(length), false));
   }
 
   /**
@@ -159,7 +160,7 @@ export class Image {
     if (target.length > MAX_IO_BYTES) throw new RangeError(`target is larger than ${MAX_IO_BYTES} bytes`);
     checkUint(offset, 'offset');
     const buf = Buffer.isBuffer(target) ? target : Buffer.from(target.buffer, target.byteOffset, target.byteLength);
-    return this.track(() => native.read(this.h, offset, buf, true));
+    return this[kTrack](() => native.read(this[kHandle], offset, buf, true));
   }
 
   /** Writes the buffer at `offset`; resolves to the bytes written. */
@@ -168,31 +169,31 @@ export class Image {
     if (data.length > MAX_IO_BYTES) throw new RangeError(`data is larger than ${MAX_IO_BYTES} bytes`);
     checkUint(offset, 'offset');
     const buf = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    return this.track(() => native.write(this.h, buf, offset));
+    return this[kTrack](() => native.write(this[kHandle], buf, offset));
   }
 
   /** Deallocates a range (partial objects may be zeroed instead, or skipped: use writeZeroes for exact zeroing). */
   async discard(offset: number, length: number): Promise<void> {
     checkUint(offset, 'offset');
     checkUint(length, 'length');
-    await this.track(() => native.mutate(this.h, 'discard', offset, length));
+    await this[kTrack](() => native.mutate(this[kHandle], 'discard', offset, length));
   }
 
   /** Makes a range read as zeroes (deallocating whole objects where possible). */
   async writeZeroes(offset: number, length: number): Promise<void> {
     checkUint(offset, 'offset');
     checkUint(length, 'length');
-    await this.track(() => native.mutate(this.h, 'zero', offset, length));
+    await this[kTrack](() => native.mutate(this[kHandle], 'zero', offset, length));
   }
 
   async flush(): Promise<void> {
-    await this.track(() => native.mutate(this.h, 'flush'));
+    await this[kTrack](() => native.mutate(this[kHandle], 'flush'));
   }
 
   async updateFeatures(features: FeatureName[], enabled: boolean): Promise<void> {
     const bits = featureBits(features);
     if (typeof enabled !== 'boolean') throw new TypeError('enabled must be a boolean');
-    await this.track(() => native.updateFeatures(this.h, bits, enabled));
+    await this[kTrack](() => native.updateFeatures(this[kHandle], bits, enabled));
   }
 
   // --- metadata ---------------------------------------------------------
@@ -201,7 +202,7 @@ export class Image {
   async getMetadata(key: string): Promise<string | undefined> {
     checkName(key, 'metadata key');
     try {
-      return await this.track(() => native.metadataGet(this.h, key));
+      return await this[kTrack](() => native.metadataGet(this[kHandle], key));
     } catch (e) {
       if ((e as { code?: string }).code === 'ENOENT') return undefined;
       throw e;
@@ -212,24 +213,24 @@ export class Image {
     checkName(key, 'metadata key');
     if (typeof value !== 'string') throw new TypeError('metadata value must be a string');
     if (value.includes('\0')) throw new TypeError('metadata value must not contain NUL');
-    await this.track(() => native.metadataSet(this.h, key, value));
+    await this[kTrack](() => native.metadataSet(this[kHandle], key, value));
   }
 
   /** Removes a key (ENOENT when absent). */
   async removeMetadata(key: string): Promise<void> {
     checkName(key, 'metadata key');
-    await this.track(() => native.metadataRemove(this.h, key));
+    await this[kTrack](() => native.metadataRemove(this[kHandle], key));
   }
 
   listMetadata(): Promise<Record<string, string>> {
-    return this.track(() => native.metadataList(this.h));
+    return this[kTrack](() => native.metadataList(this[kHandle]));
   }
 
   // --- snapshots --------------------------------------------------------
 
   async createSnapshot(name: string): Promise<void> {
     checkSnapName(name);
-    await this.track(() => native.snapCreate(this.h, name));
+    await this[kTrack](() => native.snapCreate(this[kHandle], name));
   }
 
   /** Removes a snapshot by name or { id }; `force` unprotects it first. */
@@ -237,14 +238,14 @@ export class Image {
     const ref = snapArg(snapshot);
     const o = checkOptions<{ force?: boolean }>(options, 'removeSnapshot options', ['force']);
     const force = checkBool(o.force, 'force') ?? false;
-    await this.track(() => native.snapRemove(this.h, ref, force));
+    await this[kTrack](() => native.snapRemove(this[kHandle], ref, force));
   }
 
   /** User snapshots, or every namespace (mirror, trash, group) with { allNamespaces: true }. */
   async listSnapshots(options: { allNamespaces?: boolean } = {}): Promise<SnapshotInfo[]> {
     const o = checkOptions<{ allNamespaces?: boolean }>(options, 'listSnapshots options', ['allNamespaces']);
     const all = checkBool(o.allNamespaces, 'allNamespaces') ?? false;
-    const list = (await this.track(() => native.snapList(this.h))).map(toSnapshotInfo);
+    const list = (await this[kTrack](() => native.snapList(this[kHandle]))).map(toSnapshotInfo);
     return (all ? list : list.filter((s) => s.namespace === 'user')).sort((a, b) => a.id - b.id);
   }
 
@@ -256,23 +257,23 @@ export class Image {
 
   async rollbackToSnapshot(name: string): Promise<void> {
     checkSnapName(name);
-    await this.track(() => native.snapOp(this.h, 'rollback', name));
+    await this[kTrack](() => native.snapOp(this[kHandle], 'rollback', name));
   }
 
   async protectSnapshot(name: string): Promise<void> {
     checkSnapName(name);
-    await this.track(() => native.snapOp(this.h, 'protect', name));
+    await this[kTrack](() => native.snapOp(this[kHandle], 'protect', name));
   }
 
   async unprotectSnapshot(name: string): Promise<void> {
     checkSnapName(name);
-    await this.track(() => native.snapOp(this.h, 'unprotect', name));
+    await this[kTrack](() => native.snapOp(this[kHandle], 'unprotect', name));
   }
 
   /** Switches reads to a snapshot (name or { id }), or back to head with null. */
   async setSnapshot(snapshot: SnapshotRef | null): Promise<void> {
     const ref = snapshot === null ? null : snapArg(snapshot);
-    await this.track(() => native.snapOp(this.h, 'set', ref));
+    await this[kTrack](() => native.snapOp(this[kHandle], 'set', ref));
     this.snapshotLabel = ref === null ? undefined : typeof ref === 'number' ? `#${ref}` : ref;
   }
 
@@ -308,7 +309,7 @@ export class Image {
         // Ranges of 64 striping periods (256 MiB with defaults).
         const step = st.objectSize * Math.max(1, st.stripeCount) * 64;
         yield* iterateDiff({
-          handle: () => self.h,
+          handle: () => self[kHandle],
           from: o.fromSnapshot ?? null,
           offset,
           end,
@@ -317,7 +318,7 @@ export class Image {
           includeParent,
           batchSize,
           signal,
-          track: (start) => self.track(start),
+          track: (start) => self[kTrack](start),
         });
       },
     };
@@ -328,7 +329,7 @@ export class Image {
     return this.life.close(async () => {
       const h = this.handle!;
       this.handle = undefined;
-      this.pool.forget(this);
+      this.pool[kForget](this);
       await native.closeImage(h);
     });
   }

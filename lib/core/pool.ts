@@ -5,6 +5,7 @@ import { checkImageName, checkOptions, checkSnapName, checkUint, describe } from
 import { featureBits, type FeatureName } from './features.js';
 import { Image } from './image.js';
 import type { Rados } from './rados.js';
+import { kHandle, kTrack, kForget } from './internal.js';
 
 export interface CreateImageOptions {
   /** Feature names; default: the cluster's rbd_default_features. */
@@ -45,7 +46,7 @@ export class Pool {
   }
 
   /** @internal */
-  get h(): IoCtxHandle {
+  get [kHandle](): IoCtxHandle {
     this.life.ensureOpen();
     return this.handle!;
   }
@@ -55,20 +56,20 @@ export class Pool {
   }
 
   /** @internal Runs a native call tracked for close(). */
-  track<T>(start: () => Promise<T>): Promise<T> {
+  [kTrack]<T>(start: () => Promise<T>): Promise<T> {
     return this.life.run(start);
   }
 
   /** The pool's numeric id. */
   get id(): number {
-    return native.poolId(this.h);
+    return native.poolId(this[kHandle]);
   }
 
   async createImage(name: string, size: number, options: CreateImageOptions = {}): Promise<void> {
     checkImageName(name);
     checkUint(size, 'size');
     const n = createImageArgs(options, 'createImage options');
-    await this.life.run(() => native.createImage(this.h, name, size, n));
+    await this.life.run(() => native.createImage(this[kHandle], name, size, n));
   }
 
   /** Image names, sorted. */
@@ -78,20 +79,20 @@ export class Pool {
 
   /** Images with their ids, sorted by name. */
   async listImageSpecs(): Promise<{ id: string; name: string }[]> {
-    const list = await this.life.run(() => native.listImages(this.h));
+    const list = await this.life.run(() => native.listImages(this[kHandle]));
     return list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   /** Removes an image (fails with ENOTEMPTY while it has snapshots, EBUSY while open elsewhere). */
   async removeImage(name: string): Promise<void> {
     checkImageName(name);
-    await this.life.run(() => native.removeImage(this.h, name));
+    await this.life.run(() => native.removeImage(this[kHandle], name));
   }
 
   async renameImage(from: string, to: string): Promise<void> {
     checkImageName(from, 'from');
     checkImageName(to, 'to');
-    await this.life.run(() => native.renameImage(this.h, from, to));
+    await this.life.run(() => native.renameImage(this[kHandle], from, to));
   }
 
   async openImage(name: string, options: OpenImageOptions = {}): Promise<Image> {
@@ -111,14 +112,14 @@ export class Pool {
       n.snapId = checkUint(o.snapshot.id, 'snapshot.id');
       snapshot = `#${o.snapshot.id}`;
     }
-    const handle = await this.life.run(() => native.openImage(this.h, name, n));
+    const handle = await this.life.run(() => native.openImage(this[kHandle], name, n));
     const image = new Image(this, handle, name, { readOnly: readOnly || snapshot !== undefined, snapshot });
     this.life.adopt(image);
     return image;
   }
 
   /** @internal */
-  forget(image: Image): void {
+  [kForget](image: Image): void {
     this.life.forget(image);
   }
 
@@ -127,7 +128,7 @@ export class Pool {
     return this.life.close(async () => {
       const h = this.handle!;
       this.handle = undefined;
-      this.rados.forget(this);
+      this.rados[kForget](this);
       await native.closePool(h);
     });
   }

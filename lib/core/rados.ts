@@ -3,6 +3,7 @@ import { native, type ClusterHandle } from '../binding/index.js';
 import { Lifecycle } from './lifecycle.js';
 import { checkName, checkOptions, checkUint, codedError } from './errors.js';
 import { Pool } from './pool.js';
+import { kHandle, kTrack, kForget } from './internal.js';
 
 export interface ConnectOptions {
   /** Path to ceph.conf; default: librados' search (CEPH_CONF, /etc/ceph/ceph.conf). */
@@ -70,13 +71,13 @@ export class Rados {
   }
 
   /** @internal */
-  get h(): ClusterHandle {
+  get [kHandle](): ClusterHandle {
     this.life.ensureOpen();
     return this.handle!;
   }
 
   /** @internal Runs a native call tracked for close(). */
-  track<T>(start: () => Promise<T>): Promise<T> {
+  [kTrack]<T>(start: () => Promise<T>): Promise<T> {
     return this.life.run(start);
   }
 
@@ -86,27 +87,27 @@ export class Rados {
 
   /** The cluster's fsid. */
   async fsid(): Promise<string> {
-    const h = this.h;
+    const h = this[kHandle];
     this.cachedFsid ??= native.fsid(h);
     return this.cachedFsid;
   }
 
   listPools(): Promise<string[]> {
-    return this.life.run(() => native.listPools(this.h));
+    return this.life.run(() => native.listPools(this[kHandle]));
   }
 
   async openPool(name: string, options: { namespace?: string } = {}): Promise<Pool> {
     checkName(name, 'pool name', { forbid: '/@' });
     const o = checkOptions<{ namespace?: string }>(options, 'openPool options', ['namespace']);
     if (o.namespace !== undefined && o.namespace !== '') checkName(o.namespace, 'namespace', { forbid: '/@' });
-    const ioctx = await this.life.run(() => native.openPool(this.h, name, o.namespace ?? ''));
+    const ioctx = await this.life.run(() => native.openPool(this[kHandle], name, o.namespace ?? ''));
     const pool = new Pool(this, ioctx, name, o.namespace ?? '');
     this.life.adopt(pool);
     return pool;
   }
 
   /** @internal */
-  forget(pool: Pool): void {
+  [kForget](pool: Pool): void {
     this.life.forget(pool);
   }
 
@@ -119,7 +120,7 @@ export class Rados {
     if (cmd === null || typeof cmd !== 'object' || typeof cmd.prefix !== 'string') {
       throw new TypeError('cmd must be an object with a string prefix');
     }
-    const r = await this.life.run(() => native.command(this.h, target, JSON.stringify(cmd), input));
+    const r = await this.life.run(() => native.command(this[kHandle], target, JSON.stringify(cmd), input));
     if (r.rc < 0) {
       const code = native.errnoCode(r.rc);
       throw codedError(code, `${target} command '${cmd.prefix}' failed: ${r.status || 'no status'}`, {

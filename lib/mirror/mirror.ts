@@ -5,6 +5,7 @@ import { checkBool, checkName, checkOptions, checkSignal, checkUint, codedError,
 import type { Image } from '../core/image.js';
 import type { Pool } from '../core/pool.js';
 import type { Rados } from '../core/rados.js';
+import { kHandle, kTrack } from '../core/internal.js';
 
 // ---------------------------------------------------------------------------
 // Types
@@ -238,14 +239,14 @@ function checkKey(v: unknown): string {
 
 /** This cluster's mirroring site name (defaults to its fsid). */
 export function getSiteName(rados: Rados): Promise<string> {
-  return rados.track(() => m.mirrorSiteNameGet(rados.h));
+  return rados[kTrack](() => m.mirrorSiteNameGet(rados[kHandle]));
 }
 
 /** Sets this cluster's mirroring site name ('' restores the default). */
 export async function setSiteName(rados: Rados, name: string): Promise<void> {
   if (typeof name !== 'string') throw new TypeError(`site name must be a string, got ${describe(name)}`);
   if (name !== '') checkName(name, 'site name');
-  await rados.track(() => m.mirrorSiteNameSet(rados.h, name));
+  await rados[kTrack](() => m.mirrorSiteNameSet(rados[kHandle], name));
 }
 
 // ---------------------------------------------------------------------------
@@ -344,7 +345,7 @@ export class MirrorPool {
   constructor(readonly pool: Pool) {}
 
   private run<T>(fn: (h: IoCtxHandle) => Promise<T>): Promise<T> {
-    return this.pool.track(() => fn(this.pool.h));
+    return this.pool[kTrack](() => fn(this.pool[kHandle]));
   }
 
   async getMode(): Promise<MirrorMode> {
@@ -575,7 +576,7 @@ export class MirrorPool {
 }
 
 export function mirrorPool(pool: Pool): MirrorPool {
-  if (pool === null || typeof pool !== 'object' || typeof (pool as Pool).track !== 'function') {
+  if (pool === null || typeof pool !== 'object' || typeof (pool as Pool)[kTrack] !== 'function') {
     throw new TypeError(`pool must be a Pool, got ${describe(pool)}`);
   }
   return new MirrorPool(pool);
@@ -597,10 +598,10 @@ function parsePeerSpec(spec: unknown): { client: string; site: string } {
 // Image
 
 function imageRun<T>(image: Image, fn: (h: ImageHandle) => Promise<T>): Promise<T> {
-  if (image === null || typeof image !== 'object' || typeof (image as Image).track !== 'function') {
+  if (image === null || typeof image !== 'object' || typeof (image as Image)[kTrack] !== 'function') {
     return Promise.reject(new TypeError(`image must be an Image, got ${describe(image)}`));
   }
-  return image.track(() => fn(image.h));
+  return image[kTrack](() => fn(image[kHandle]));
 }
 
 /**
@@ -1013,7 +1014,7 @@ function latestPrimarySnapshot(snaps: Awaited<ReturnType<Image['listSnapshots']>
  */
 export async function waitForMirrorSync(image: Image, options: WaitOptions = {}): Promise<SyncState> {
   const o = checkWait(options, 'waitForMirrorSync options');
-  if (o.peer !== undefined && (typeof o.peer?.track !== 'function' || o.peer.readOnly)) {
+  if (o.peer !== undefined && (typeof o.peer?.[kTrack] !== 'function' || o.peer.readOnly)) {
     // librbd registers no header watch for read-only opens: such a handle never sees new snapshots.
     throw new TypeError('peer must be an Image opened without readOnly (read-only handles are not notified of new snapshots)');
   }

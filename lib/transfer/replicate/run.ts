@@ -21,6 +21,7 @@ import { checkBool, checkOptions, checkSignal, checkSnapName, checkUint, checkIm
 import { Image } from '../../core/image.js';
 import { Pool, createImageArgs, type CreateImageOptions } from '../../core/pool.js';
 import { identityKey, readIdentity, recordIdentity, sameSource, sourceIdentity, type SnapshotIdentity } from '../identity.js';
+import { kHandle, kTrack, kOnClose } from '../../core/internal.js';
 
 export interface ReplicateTargetSpec {
   pool: Pool;
@@ -231,7 +232,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     // (rbd_lock_acquire) switches a handle to manual lock management for good, and the
     // caller's Image would fail every write with EROFS after we release the lock.
     const given = o.target as Image;
-    given.h; // ERR_CLOSED if the caller's image is closed
+    given[kHandle]; // ERR_CLOSED if the caller's image is closed
     target = await given.pool.openImage(given.name);
   }
 
@@ -251,7 +252,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     busyKey = key;
     if (tst.features.includes('exclusive-lock')) {
       try {
-        await target.track(() => n.lockAcquire(target.h));
+        await target[kTrack](() => n.lockAcquire(target[kHandle]));
       } catch (e) {
         const code = (e as { code?: string }).code;
         if (code === 'EROFS' || code === 'EBUSY') {
@@ -335,8 +336,8 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
         o.onProgress({ bytesDone: done, bytesTotal, extentsDone: extents, rate: secs > 0 ? done / secs : 0 });
       };
       const { job, promise, ended } = n.copyStart(
-        srcSnapImage!.h,
-        target.h,
+        srcSnapImage![kHandle],
+        target[kHandle],
         {
           mode,
           fromSnap: fromSnap ?? null,
@@ -360,10 +361,10 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
       const onAbort = () => n.copyCancel(job);
       signal?.addEventListener('abort', onAbort, { once: true });
       // Closing either image (or its pool/connection) stops the copy, leaving the target resumable.
-      const unhookSource = srcSnapImage!.onClose(onAbort);
-      const unhookTarget = target.onClose(onAbort);
+      const unhookSource = srcSnapImage![kOnClose](onAbort);
+      const unhookTarget = target[kOnClose](onAbort);
       try {
-        return await srcSnapImage!.track(() => target.track(() => promise));
+        return await srcSnapImage![kTrack](() => target[kTrack](() => promise));
       } finally {
         signal?.removeEventListener('abort', onAbort);
         unhookSource();
