@@ -1,4 +1,4 @@
-// Error shapes and argument validation shared by every class.
+// Error shapes shared by every class (argument checks: validate.ts).
 
 /** Errors from librbd/librados carry these fields. */
 export interface RbdError extends Error {
@@ -28,65 +28,3 @@ export function codedError(code: string, message: string, extra: Record<string, 
 export function closedError(what: string): Error & { code: string } {
   return codedError('ERR_CLOSED', `${what} is closed`);
 }
-
-const MAX_NAME_BYTES = 1024;
-
-/** Pool, image, snapshot and metadata names: non-empty strings without NUL. */
-export function checkName(value: unknown, what: string, opts: { forbid?: string } = {}): string {
-  if (typeof value !== 'string') throw new TypeError(`${what} must be a string, got ${describe(value)}`);
-  if (value.length === 0) throw new RangeError(`${what} must not be empty`);
-  if (Buffer.byteLength(value) > MAX_NAME_BYTES) throw new RangeError(`${what} is longer than ${MAX_NAME_BYTES} bytes`);
-  if (value.includes('\0')) throw new TypeError(`${what} must not contain NUL`);
-  for (const ch of opts.forbid ?? '') {
-    if (value.includes(ch)) throw new TypeError(`${what} must not contain '${ch}'`);
-  }
-  return value;
-}
-
-export const checkImageName = (v: unknown, what = 'image name') => checkName(v, what, { forbid: '/@' });
-export const checkSnapName = (v: unknown, what = 'snapshot name') => checkName(v, what, { forbid: '/@' });
-
-/** Offsets, lengths, sizes: non-negative safe integers. */
-export function checkUint(value: unknown, what: string, opts: { max?: number; min?: number } = {}): number {
-  if (typeof value !== 'number') throw new TypeError(`${what} must be a number, got ${describe(value)}`);
-  if (!Number.isSafeInteger(value) || value < (opts.min ?? 0)) {
-    throw new RangeError(`${what} must be an integer in [${opts.min ?? 0}, ${opts.max ?? Number.MAX_SAFE_INTEGER}], got ${value}`);
-  }
-  if (opts.max !== undefined && value > opts.max) {
-    throw new RangeError(`${what} must be at most ${opts.max}, got ${value}`);
-  }
-  return value;
-}
-
-export function checkOptions<T extends object>(value: unknown, what: string, allowed: readonly string[]): Partial<T> {
-  if (value === undefined) return {};
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new TypeError(`${what} must be an object, got ${describe(value)}`);
-  }
-  for (const k of Object.keys(value)) {
-    if (!allowed.includes(k)) throw new TypeError(`${what}: unknown option '${k}' (allowed: ${allowed.join(', ')})`);
-  }
-  return value as Partial<T>;
-}
-
-export function checkBool(value: unknown, what: string): boolean | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'boolean') throw new TypeError(`${what} must be a boolean, got ${describe(value)}`);
-  return value;
-}
-
-export function checkSignal(value: unknown, what = 'signal'): AbortSignal | undefined {
-  if (value === undefined) return undefined;
-  if (!(value instanceof AbortSignal)) throw new TypeError(`${what} must be an AbortSignal`);
-  return value;
-}
-
-export function describe(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'array';
-  if (typeof v === 'number') return Number.isNaN(v) ? 'NaN' : `number ${v}`;
-  return typeof v;
-}
-
-/** Largest single read/write we accept (librbd takes size_t; Node buffers cap lower). */
-export const MAX_IO_BYTES = 1024 * 1024 * 1024;

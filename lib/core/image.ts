@@ -1,16 +1,7 @@
 // An open image: data path, metadata, features, snapshots, diff.
 import { native, type ImageHandle } from '../binding/index.js';
 import { Lifecycle } from './lifecycle.js';
-import {
-  MAX_IO_BYTES,
-  checkBool,
-  checkName,
-  checkOptions,
-  checkSignal,
-  checkSnapName,
-  checkUint,
-  describe,
-} from './errors.js';
+import { MAX_IO_BYTES, checkBool, checkName, checkOptions, checkSignal, checkSnapName, checkUint, describe } from './validate.js';
 import { FLAG_FAST_DIFF_INVALID, FLAG_OBJECT_MAP_INVALID, featureBits, featureNames, type FeatureName } from './features.js';
 import { toSnapshotInfo, type SnapshotInfo, type SnapshotRef } from './snapshot.js';
 import { iterateDiff, type DiffOptions, type Extent } from './diff.js';

@@ -1,7 +1,7 @@
 // A pool (librados io context), optionally within a namespace.
 import { native, type IoCtxHandle } from '../binding/index.js';
 import { Lifecycle } from './lifecycle.js';
-import { checkImageName, checkOptions, checkSnapName, checkUint, describe } from './errors.js';
+import { checkImageName, checkOptions, checkSnapName, checkUint, describe } from './validate.js';
 import { featureBits, type FeatureName } from './features.js';
 import { Image } from './image.js';
 import type { Rados } from './rados.js';

@@ -1,7 +1,8 @@
 // A connection to one cluster.
 import { native, type ClusterHandle } from '../binding/index.js';
 import { Lifecycle } from './lifecycle.js';
-import { checkName, checkOptions, checkUint, codedError } from './errors.js';
+import { codedError } from './errors.js';
+import { checkName, checkOptions, checkUint } from './validate.js';
 import { Pool } from './pool.js';
 import { kHandle, kTrack, kForget } from './internal.js';
 

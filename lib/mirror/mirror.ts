@@ -1,7 +1,8 @@
 // RBD mirroring: pool/site configuration, peers, status, image operations,
 // mirror-snapshot schedules (mgr rbd_support) and failover orchestration.
 import { native, type ClusterHandle, type ImageHandle, type IoCtxHandle } from '../binding/index.js';
-import { checkBool, checkName, checkOptions, checkSignal, checkUint, codedError, describe, isRbdError } from '../core/errors.js';
+import { codedError, isRbdError } from '../core/errors.js';
+import { checkBool, checkName, checkOptions, checkSignal, checkUint, describe } from '../core/validate.js';
 import type { Image } from '../core/image.js';
 import type { Pool } from '../core/pool.js';
 import type { Rados } from '../core/rados.js';

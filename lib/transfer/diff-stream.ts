@@ -1,6 +1,7 @@
 // exportDiff / importDiff: the `rbd export-diff` stream, produced from and applied to images.
 import { Readable, addAbortSignal } from 'node:stream';
-import { checkBool, checkOptions, checkSignal, checkSnapName, checkUint, codedError, describe } from '../core/errors.js';
+import { codedError } from '../core/errors.js';
+import { checkBool, checkOptions, checkSignal, checkSnapName, checkUint, describe } from '../core/validate.js';
 import {
   END_RECORD,
   encodeBanner,

@@ -3,7 +3,8 @@
 // replicate() creates, so an incremental copy can prove its base is the same
 // snapshot of the same source image — never just a same-named one.
 import type { Image } from '../core/image.js';
-import { checkSnapName, codedError } from '../core/errors.js';
+import { codedError } from '../core/errors.js';
+import { checkSnapName } from '../core/validate.js';
 
 export interface SnapshotIdentity {
   v: 1;

@@ -1,6 +1,7 @@
 // syncImage / syncPool: snapshot-based replication rounds with pruning, on top of replicate().
 import picomatch from 'picomatch';
-import { checkBool, checkImageName, checkName, checkOptions, checkSignal, checkUint, codedError, describe } from '../core/errors.js';
+import { codedError } from '../core/errors.js';
+import { checkBool, checkImageName, checkName, checkOptions, checkSignal, checkUint, describe } from '../core/validate.js';
 import { Image } from '../core/image.js';
 import { Pool } from '../core/pool.js';
 import { readIdentity, sameSource, sourceIdentity, identityKey } from './identity.js';

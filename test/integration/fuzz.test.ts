@@ -11,7 +11,7 @@ import {
   END_RECORD, TAG, encodeBanner, encodeExtentHead, encodeName, encodeProtect, encodeSize, parseDiff,
   type DiffEvent,
 } from '../../lib/transfer/diff-format.js';
-import { checkImageName, checkName, checkSnapName } from '../../lib/core/errors.js';
+import { checkImageName, checkName, checkSnapName } from '../../lib/core/validate.js';
 
 const RUNS = { spec: 3000, specRoundTrip: 1500, mutated: 3000, records: 2000, chunking: 500 };
 let totalRuns = 0;

@@ -17,7 +17,8 @@
 //   ERR_VERIFY_MISMATCH  verify found different data; err.offset is the first differing chunk's offset
 //   ABORT_ERR            the signal aborted the copy (target stays resumable)
 import { native, type ImageHandle } from '../../binding/index.js';
-import { checkBool, checkOptions, checkSignal, checkSnapName, checkUint, checkImageName, codedError, describe } from '../../core/errors.js';
+import { codedError } from '../../core/errors.js';
+import { checkBool, checkOptions, checkSignal, checkSnapName, checkUint, checkImageName, describe } from '../../core/validate.js';
 import { Image } from '../../core/image.js';
 import { Pool, createImageArgs, type CreateImageOptions } from '../../core/pool.js';
 import { identityKey, readIdentity, recordIdentity, sameSource, sourceIdentity, type SnapshotIdentity } from '../identity.js';
