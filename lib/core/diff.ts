@@ -45,7 +45,7 @@ export async function* iterateDiff(plan: DiffPlan): AsyncGenerator<Extent[]> {
   const fetch = (start: number) => {
     const r = rangeAt(start);
     const p = plan.track(() =>
-      native.diffRange(plan.handle(), plan.from, r.start, r.stop - r.start, plan.wholeObject, plan.includeParent),
+      native.getDiffExtents(plan.handle(), plan.from, r.start, r.stop - r.start, plan.wholeObject, plan.includeParent),
     );
     p.catch(() => {}); // observed below; avoids an unhandled rejection if we stop early
     return { ...r, p };

@@ -99,7 +99,7 @@ export class Image {
   }
 
   async stat(): Promise<ImageStat> {
-    const s = await this[kTrack](() => native.stat(this[kHandle]));
+    const s = await this[kTrack](() => native.statImage(this[kHandle]));
     return {
       size: s.size,
       objectSize: s.objectSize,
@@ -128,7 +128,7 @@ export class Image {
     checkUint(size, 'size');
     const o = checkOptions<{ allowShrink?: boolean }>(options, 'resize options', ['allowShrink']);
     const allowShrink = checkBool(o.allowShrink, 'allowShrink') ?? false;
-    await this[kTrack](() => native.resize(this[kHandle], size, allowShrink));
+    await this[kTrack](() => native.resizeImage(this[kHandle], size, allowShrink));
   }
 
   /**
@@ -167,18 +167,18 @@ export class Image {
   async discard(offset: number, length: number): Promise<void> {
     checkUint(offset, 'offset');
     checkUint(length, 'length');
-    await this[kTrack](() => native.mutate(this[kHandle], 'discard', offset, length));
+    await this[kTrack](() => native.discard(this[kHandle], offset, length));
   }
 
   /** Makes a range read as zeroes (deallocating whole objects where possible). */
   async writeZeroes(offset: number, length: number): Promise<void> {
     checkUint(offset, 'offset');
     checkUint(length, 'length');
-    await this[kTrack](() => native.mutate(this[kHandle], 'zero', offset, length));
+    await this[kTrack](() => native.writeZeroes(this[kHandle], offset, length));
   }
 
   async flush(): Promise<void> {
-    await this[kTrack](() => native.mutate(this[kHandle], 'flush'));
+    await this[kTrack](() => native.flush(this[kHandle]));
   }
 
   async updateFeatures(features: FeatureName[], enabled: boolean): Promise<void> {
@@ -193,7 +193,7 @@ export class Image {
   async getMetadata(key: string): Promise<string | undefined> {
     checkName(key, 'metadata key');
     try {
-      return await this[kTrack](() => native.metadataGet(this[kHandle], key));
+      return await this[kTrack](() => native.getMetadata(this[kHandle], key));
     } catch (e) {
       if ((e as { code?: string }).code === 'ENOENT') return undefined;
       throw e;
@@ -204,24 +204,24 @@ export class Image {
     checkName(key, 'metadata key');
     if (typeof value !== 'string') throw new TypeError('metadata value must be a string');
     if (value.includes('\0')) throw new TypeError('metadata value must not contain NUL');
-    await this[kTrack](() => native.metadataSet(this[kHandle], key, value));
+    await this[kTrack](() => native.setMetadata(this[kHandle], key, value));
   }
 
   /** Removes a key (ENOENT when absent). */
   async removeMetadata(key: string): Promise<void> {
     checkName(key, 'metadata key');
-    await this[kTrack](() => native.metadataRemove(this[kHandle], key));
+    await this[kTrack](() => native.removeMetadata(this[kHandle], key));
   }
 
   listMetadata(): Promise<Record<string, string>> {
-    return this[kTrack](() => native.metadataList(this[kHandle]));
+    return this[kTrack](() => native.listMetadata(this[kHandle]));
   }
 
   // --- snapshots --------------------------------------------------------
 
   async createSnapshot(name: string): Promise<void> {
     checkSnapName(name);
-    await this[kTrack](() => native.snapCreate(this[kHandle], name));
+    await this[kTrack](() => native.createSnapshot(this[kHandle], name));
   }
 
   /** Removes a snapshot by name or { id }; `force` unprotects it first. */
@@ -229,14 +229,14 @@ export class Image {
     const ref = snapArg(snapshot);
     const o = checkOptions<{ force?: boolean }>(options, 'removeSnapshot options', ['force']);
     const force = checkBool(o.force, 'force') ?? false;
-    await this[kTrack](() => native.snapRemove(this[kHandle], ref, force));
+    await this[kTrack](() => native.removeSnapshot(this[kHandle], ref, force));
   }
 
   /** User snapshots, or every namespace (mirror, trash, group) with { allNamespaces: true }. */
   async listSnapshots(options: { allNamespaces?: boolean } = {}): Promise<SnapshotInfo[]> {
     const o = checkOptions<{ allNamespaces?: boolean }>(options, 'listSnapshots options', ['allNamespaces']);
     const all = checkBool(o.allNamespaces, 'allNamespaces') ?? false;
-    const list = (await this[kTrack](() => native.snapList(this[kHandle]))).map(toSnapshotInfo);
+    const list = (await this[kTrack](() => native.listSnapshots(this[kHandle]))).map(toSnapshotInfo);
     return (all ? list : list.filter((s) => s.namespace === 'user')).sort((a, b) => a.id - b.id);
   }
 
@@ -248,23 +248,23 @@ export class Image {
 
   async rollbackToSnapshot(name: string): Promise<void> {
     checkSnapName(name);
-    await this[kTrack](() => native.snapOp(this[kHandle], 'rollback', name));
+    await this[kTrack](() => native.rollbackSnapshot(this[kHandle], name));
   }
 
   async protectSnapshot(name: string): Promise<void> {
     checkSnapName(name);
-    await this[kTrack](() => native.snapOp(this[kHandle], 'protect', name));
+    await this[kTrack](() => native.protectSnapshot(this[kHandle], name));
   }
 
   async unprotectSnapshot(name: string): Promise<void> {
     checkSnapName(name);
-    await this[kTrack](() => native.snapOp(this[kHandle], 'unprotect', name));
+    await this[kTrack](() => native.unprotectSnapshot(this[kHandle], name));
   }
 
   /** Switches reads to a snapshot (name or { id }), or back to head with null. */
   async setSnapshot(snapshot: SnapshotRef | null): Promise<void> {
     const ref = snapshot === null ? null : snapArg(snapshot);
-    await this[kTrack](() => native.snapOp(this[kHandle], 'set', ref));
+    await this[kTrack](() => native.setSnapshot(this[kHandle], ref));
     this.snapshotLabel = ref === null ? undefined : typeof ref === 'number' ? `#${ref}` : ref;
   }
 

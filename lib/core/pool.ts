@@ -62,7 +62,7 @@ export class Pool {
 
   /** The pool's numeric id. */
   get id(): number {
-    return native.poolId(this[kHandle]);
+    return native.getPoolId(this[kHandle]);
   }
 
   async createImage(name: string, size: number, options: CreateImageOptions = {}): Promise<void> {

@@ -89,7 +89,7 @@ export class Rados {
   /** The cluster's fsid. */
   async fsid(): Promise<string> {
     const h = this[kHandle];
-    this.cachedFsid ??= native.fsid(h);
+    this.cachedFsid ??= native.getFsid(h);
     return this.cachedFsid;
   }
 
@@ -121,7 +121,7 @@ export class Rados {
     if (cmd === null || typeof cmd !== 'object' || typeof cmd.prefix !== 'string') {
       throw new TypeError('cmd must be an object with a string prefix');
     }
-    const r = await this.life.run(() => native.command(this[kHandle], target, JSON.stringify(cmd), input));
+    const r = await this.life.run(() => native.sendCommand(this[kHandle], target, JSON.stringify(cmd), input));
     if (r.rc < 0) {
       const code = native.errnoCode(r.rc);
       throw codedError(code, `${target} command '${cmd.prefix}' failed: ${r.status || 'no status'}`, {

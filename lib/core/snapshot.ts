@@ -1,10 +1,11 @@
 // Snapshot types and conversions.
 import type { NativeSnap } from '../binding/index.js';
 
-export type SnapshotNamespace = 'user' | 'group' | 'trash' | 'mirror';
+/** 'unknown': a namespace newer than the librbd headers the addon was built with. */
+export type SnapshotNamespace = 'user' | 'group' | 'trash' | 'mirror' | 'unknown';
 
 export interface MirrorSnapshotInfo {
-  state: 'primary' | 'primary-demoted' | 'non-primary' | 'non-primary-demoted';
+  state: 'primary' | 'primary-demoted' | 'non-primary' | 'non-primary-demoted' | 'unknown';
   /** Non-primary: whether the copy from the primary finished. */
   complete: boolean;
   primaryMirrorUuid: string;

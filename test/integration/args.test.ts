@@ -177,11 +177,11 @@ describe('argument validation', () => {
 
   it('the native layer guards its own boundary too (wrong handle types, bad numbers)', async () => {
     expect(() => native.read({} as never, 0, Buffer.alloc(1), false)).toThrow(TypeError);
-    expect(() => native.fsid(img[kHandle] as never)).toThrow(/expected a native connection handle/);
+    expect(() => native.getFsid(img[kHandle] as never)).toThrow(/expected a native connection handle/);
     expect(() => native.read(img[kHandle], -1, Buffer.alloc(1), false)).toThrow(RangeError);
     expect(() => native.read(img[kHandle], 2 ** 53, Buffer.alloc(1), false)).toThrow(RangeError);
     expect(() => native.read(img[kHandle], 0, 4096 as never, false)).toThrow(TypeError);
     expect(() => native.write(img[kHandle], 'x' as never, 0)).toThrow(TypeError);
-    expect(() => native.metadataSet(img[kHandle], 'a\0b', 'v')).toThrow(TypeError);
+    expect(() => native.setMetadata(img[kHandle], 'a\0b', 'v')).toThrow(TypeError);
   });
 });

@@ -183,7 +183,7 @@ describe('image.diff', () => {
 
     // Abort mid-way: the iteration rejects with AbortError, and at most the ranges
     // already requested (one ahead) are fetched after the abort.
-    const spy = vi.spyOn(native, 'diffRange');
+    const spy = vi.spyOn(native, 'getDiffExtents');
     const ac = new AbortController();
     let callsAtAbort = -1;
     setTimeout(() => {
@@ -200,7 +200,7 @@ describe('image.diff', () => {
     expect(spy.mock.calls.length - callsAtAbort).toBeLessThanOrEqual(1);
     spy.mockRestore();
     // An already-aborted signal rejects before any native call.
-    const spy2 = vi.spyOn(native, 'diffRange');
+    const spy2 = vi.spyOn(native, 'getDiffExtents');
     const e2 = await (async () => {
       for await (const _ of img.diff({ signal: AbortSignal.abort() })) { /* */ }
     })().catch((e) => e);

@@ -135,7 +135,7 @@ describe('lifetime', () => {
     const im = await native.openImage(io, name, {});
     await native.closeConnection(h);
     await native.closePool(io);
-    expect(() => native.fsid(h)).toThrow(expect.objectContaining({ code: 'ERR_CLOSED' }));
+    expect(() => native.getFsid(h)).toThrow(expect.objectContaining({ code: 'ERR_CLOSED' }));
     const data = rnd(4 * KiB);
     await native.write(im, data, 0);
     expect((await native.read(im, 0, Buffer.alloc(4 * KiB), false)).equals(data)).toBe(true);

@@ -16,7 +16,7 @@
 //   EBUSY                another replicate into the same target is running (this process or another)
 //   ERR_VERIFY_MISMATCH  verify found different data; err.offset is the first differing chunk's offset
 //   ABORT_ERR            the signal aborted the copy (target stays resumable)
-import { native, type ImageHandle } from '../../binding/index.js';
+import { native, type ImageHandle, type NativeCopyResult } from '../../binding/index.js';
 import { codedError } from '../../core/errors.js';
 import { checkBool, checkOptions, checkSignal, checkSnapName, checkUint, checkImageName, describe } from '../../core/validate.js';
 import { Image } from '../../core/image.js';
@@ -106,49 +106,6 @@ interface Checkpoint {
   doneOffset: number;
 }
 
-interface NativeCopyResult {
-  bytesRead: number;
-  bytesWritten: number;
-  bytesZeroed: number;
-  extents: number;
-  doneOffset: number;
-  aborted: boolean;
-  mismatchOffset: number;
-}
-
-interface NativeCopy {
-  copyStart(
-    src: ImageHandle,
-    dst: ImageHandle,
-    o: {
-      mode: 'copy' | 'verify';
-      fromSnap: string | null;
-      toSnapId: number;
-      size: number;
-      startOffset: number;
-      chunkSize: number;
-      concurrency: number;
-      targetZeroed: boolean;
-      fillGaps: boolean;
-      checkpointPrefix: string;
-      checkpointMs: number;
-      enumeration: number;
-      extra?: Float64Array;
-      readGap?: number;
-      writeGap?: number;
-    },
-    onProgress: (done: number, total: number, extents: number) => void,
-  ): {
-    job: unknown;
-    /** Settles at the end, or as soon as an op on the target fails (the job then drains on). */
-    promise: Promise<NativeCopyResult>;
-    /** Resolves once the job has ended and released both images. */
-    ended: Promise<void>;
-  };
-  copyCancel(job: unknown): void;
-  lockAcquire(img: ImageHandle): Promise<void>;
-}
-const n = native as unknown as NativeCopy;
 
 // Targets with a replicate in this process (other processes: librbd's exclusive lock). A run
 // that failed on an unreachable target rejects at once and closes its handles afterwards
@@ -253,7 +210,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     busyKey = key;
     if (tst.features.includes('exclusive-lock')) {
       try {
-        await target[kTrack](() => n.lockAcquire(target[kHandle]));
+        await target[kTrack](() => native.acquireLock(target[kHandle]));
       } catch (e) {
         const code = (e as { code?: string }).code;
         if (code === 'EROFS' || code === 'EBUSY') {
@@ -336,7 +293,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
         const secs = (now - t0) / 1000;
         o.onProgress({ bytesDone: done, bytesTotal, extentsDone: extents, rate: secs > 0 ? done / secs : 0 });
       };
-      const { job, promise, ended } = n.copyStart(
+      const { job, promise, ended } = native.startCopy(
         srcSnapImage![kHandle],
         target[kHandle],
         {
@@ -359,7 +316,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
         onProgress,
       );
       jobEnded = ended;
-      const onAbort = () => n.copyCancel(job);
+      const onAbort = () => native.cancelCopy(job);
       signal?.addEventListener('abort', onAbort, { once: true });
       // Closing either image (or its pool/connection) stops the copy, leaving the target resumable.
       const unhookSource = srcSnapImage![kOnClose](onAbort);

@@ -1,0 +1,50 @@
+// native/copy/binding.cc (the engine itself: native/copy/engine.cc)
+import type { CopyJobHandle, ImageHandle } from './handles.js';
+
+export interface NativeCopyOptions {
+  mode: 'copy' | 'verify';
+  fromSnap: string | null;
+  toSnapId: number;
+  size: number;
+  startOffset: number;
+  chunkSize: number;
+  concurrency: number;
+  targetZeroed: boolean;
+  fillGaps: boolean;
+  checkpointPrefix: string;
+  checkpointMs: number;
+  enumeration: number;
+  extra?: Float64Array;
+  readGap?: number;
+  writeGap?: number;
+}
+
+export interface NativeCopyResult {
+  bytesRead: number;
+  bytesWritten: number;
+  bytesZeroed: number;
+  extents: number;
+  doneOffset: number;
+  aborted: boolean;
+  mismatchOffset: number;
+}
+
+export interface CopyBinding {
+  startCopy(
+    src: ImageHandle,
+    dst: ImageHandle,
+    o: NativeCopyOptions,
+    onProgress: (done: number, total: number, extents: number) => void,
+  ): {
+    job: CopyJobHandle;
+    /** Settles at the end, or as soon as an op on the target fails (the job then drains on). */
+    promise: Promise<NativeCopyResult>;
+    /** Resolves once the job has ended and released both images. */
+    ended: Promise<void>;
+  };
+  cancelCopy(job: CopyJobHandle): void;
+  /** Takes the image's exclusive lock (held until close). */
+  acquireLock(img: ImageHandle): Promise<void>;
+}
+
+export const copyFunctions: Record<keyof CopyBinding, true> = { startCopy: true, cancelCopy: true, acquireLock: true };

@@ -1,0 +1,39 @@
+// native/image.cc
+import type { ImageHandle } from './handles.js';
+
+export interface NativeStat {
+  size: number;
+  objectSize: number;
+  objectCount: number;
+  order: number;
+  id: string;
+  blockNamePrefix: string;
+  features: number;
+  flags: number;
+  stripeUnit: number;
+  stripeCount: number;
+  dataPoolId: number;
+}
+
+export interface ImageBinding {
+  /** Reads target.length bytes into target; resolves to target (a copy if short) or, with count, the bytes read. */
+  read(i: ImageHandle, offset: number, target: Buffer, count: false): Promise<Buffer>;
+  read(i: ImageHandle, offset: number, target: Buffer, count: true): Promise<number>;
+  write(i: ImageHandle, data: Buffer, offset: number): Promise<number>;
+  discard(i: ImageHandle, offset: number, length: number): Promise<number>;
+  writeZeroes(i: ImageHandle, offset: number, length: number): Promise<number>;
+  flush(i: ImageHandle): Promise<number>;
+  statImage(i: ImageHandle): Promise<NativeStat>;
+  resizeImage(i: ImageHandle, size: number, allowShrink: boolean): Promise<void>;
+  updateFeatures(i: ImageHandle, features: number, enabled: boolean): Promise<void>;
+  getMetadata(i: ImageHandle, key: string): Promise<string>;
+  setMetadata(i: ImageHandle, key: string, value: string): Promise<void>;
+  removeMetadata(i: ImageHandle, key: string): Promise<void>;
+  listMetadata(i: ImageHandle): Promise<Record<string, string>>;
+  closeImage(i: ImageHandle): Promise<void>;
+}
+
+export const imageFunctions: Record<keyof ImageBinding, true> = {
+  read: true, write: true, discard: true, writeZeroes: true, flush: true, statImage: true, resizeImage: true,
+  updateFeatures: true, getMetadata: true, setMetadata: true, removeMetadata: true, listMetadata: true, closeImage: true,
+};

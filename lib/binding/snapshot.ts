@@ -1,0 +1,39 @@
+// native/snapshot.cc
+import type { ImageHandle } from './handles.js';
+
+export interface NativeSnap {
+  id: number;
+  name: string;
+  size: number;
+  timestamp: number;
+  namespace: 'user' | 'group' | 'trash' | 'mirror' | 'unknown';
+  protected: boolean;
+  mirror?: {
+    state: 'primary' | 'primary-demoted' | 'non-primary' | 'non-primary-demoted' | 'unknown';
+    complete: boolean;
+    primaryMirrorUuid: string;
+    primarySnapId: number;
+    lastCopiedObjectNumber: number;
+    peerUuids: string[];
+  };
+  trashOriginalName?: string;
+}
+
+/** A snapshot by name, or by id (`number`). */
+export type NativeSnapRef = string | number;
+
+export interface SnapshotBinding {
+  createSnapshot(i: ImageHandle, name: string): Promise<void>;
+  removeSnapshot(i: ImageHandle, snap: NativeSnapRef, force?: boolean): Promise<void>;
+  rollbackSnapshot(i: ImageHandle, snap: string): Promise<void>;
+  protectSnapshot(i: ImageHandle, snap: string): Promise<void>;
+  unprotectSnapshot(i: ImageHandle, snap: string): Promise<void>;
+  /** Points the handle's reads at a snapshot (null: back to head). */
+  setSnapshot(i: ImageHandle, snap: NativeSnapRef | null): Promise<void>;
+  listSnapshots(i: ImageHandle): Promise<NativeSnap[]>;
+}
+
+export const snapshotFunctions: Record<keyof SnapshotBinding, true> = {
+  createSnapshot: true, removeSnapshot: true, rollbackSnapshot: true, protectSnapshot: true,
+  unprotectSnapshot: true, setSnapshot: true, listSnapshots: true,
+};
