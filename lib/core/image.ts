@@ -315,6 +315,11 @@ export class Image {
     };
   }
 
+  /** Closes the image (`await using` support). */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
   /** Waits for in-flight operations, then closes the image. Later calls reject with code ERR_CLOSED. */
   close(): Promise<void> {
     return this.life.close(async () => {

@@ -123,6 +123,11 @@ export class Pool {
     this.life.forget(image);
   }
 
+  /** Closes the pool (`await using` support). */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
   /** Closes images opened from this pool (waiting for their I/O), then the io context. */
   close(): Promise<void> {
     return this.life.close(async () => {

@@ -140,6 +140,11 @@ export class Rados {
     return (text === '' ? undefined : JSON.parse(text)) as T;
   }
 
+  /** Closes the connection (`await using` support). */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
   /** Closes pools and images opened from this connection (waiting for their I/O), then disconnects. */
   close(): Promise<void> {
     return this.life.close(async () => {
