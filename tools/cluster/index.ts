@@ -13,15 +13,17 @@
  * daemons.ts  start/stop of recorded daemons   status.ts  health of a cluster and of a set
  * faults.ts   signalDaemon, restartOsd          state.ts   <set dir>/state.json
  * exec.ts     ceph/rbd CLI with timeouts        types.ts   shared types and defaults
+ * watchdog.ts starts watchdog.mjs, which tears a set down if its owner dies
  *
  * Only Node built-ins are used. Secrets (keys) are written to files with mode 0600, never printed.
  */
 export { envExports } from './conf.js';
-export { down, downSync, isOurDaemon, spawnWatchdog, startMirrorDaemon, stopMirrorDaemon } from './daemons.js';
+export { down, downSync, isOurDaemon, startMirrorDaemon, stopMirrorDaemon } from './daemons.js';
 export { cephCmd, freePorts, rbdCmd, run, tail } from './exec.js';
 export { restartOsd, signalDaemon } from './faults.js';
 export { status, waitHealthy } from './status.js';
 export { up } from './up.js';
+export { spawnWatchdog } from './watchdog.js';
 export {
   DEFAULT_DIR, DEFAULT_NAMES, DEFAULT_OSD_MIB,
   type ClusterInfo, type ClusterPids, type ClusterSet, type ClusterStatus, type DaemonStatus, type SetStatus, type UpOptions,
