@@ -14,9 +14,11 @@
  * faults.ts   signalDaemon, restartOsd          state.ts   <set dir>/state.json
  * exec.ts     ceph/rbd CLI with timeouts        types.ts   shared types and defaults
  * watchdog.ts starts watchdog.mjs, which tears a set down if its owner dies
+ * ceph-paths.ts  absolute plugin paths of the installed Ceph (osd class dir, …) for ceph.conf
  *
  * Only Node built-ins are used. Secrets (keys) are written to files with mode 0600, never printed.
  */
+export { findCephPaths, type CephPaths } from './ceph-paths.js';
 export { envExports } from './conf.js';
 export { down, downSync, isOurDaemon, startMirrorDaemon, stopMirrorDaemon } from './daemons.js';
 export { cephCmd, freePorts, rbdCmd, run, tail } from './exec.js';

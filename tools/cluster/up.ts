@@ -2,6 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { findCephPaths, type CephPaths } from './ceph-paths.js';
 import { cephConf, genKey, keyringEntry, writeSecret } from './conf.js';
 import { down, isOurDaemon, readPidFile, spawnDaemon, spawnMirror, startMirrorDaemon, type Spawned } from './daemons.js';
 import { cephCmd, childEnv, freePorts, noop, rbdCmd, run, tail } from './exec.js';
@@ -17,6 +18,7 @@ interface CreateCtx {
   fastMon: boolean;
   osdOpThreads: number;
   objectstore: 'memstore' | 'bluestore';
+  cephPaths: CephPaths;
   mirror: boolean;
   log: (s: string) => void;
   /** Called whenever a daemon pid is known, so partial sets can be cleaned up. */
@@ -35,6 +37,7 @@ async function createCluster(ctx: CreateCtx): Promise<ClusterInfo> {
   const mirrorKeyring = join(cdir, 'rbd-mirror.keyring');
   writeFileSync(conf, cephConf({
     cdir, name, fsid, port, osdBytes: ctx.osdBytes, fastMon: ctx.fastMon, osdOpThreads: ctx.osdOpThreads, objectstore: ctx.objectstore,
+    cephPaths: ctx.cephPaths,
   }));
 
   // Keys: the mon keyring seeds the auth database at mkfs with admin, mgr and rbd-mirror users,
@@ -167,6 +170,8 @@ export async function up(opts: UpOptions = {}): Promise<ClusterSet> {
     await down(dir);
   }
 
+  // Before anything is created: a Ceph without its plugins fails here, with the paths tried.
+  const cephPaths = findCephPaths();
   mkdirSync(dir, { recursive: true });
   const state: StateFile = {
     version: 1, createdAt: new Date().toISOString(), createdBy: process.pid, dir, clusters: {},
@@ -178,7 +183,7 @@ export async function up(opts: UpOptions = {}): Promise<ClusterSet> {
   const ports = opts.basePort ? names.map((_, i) => opts.basePort! + i) : await freePorts(names.length);
   try {
     await Promise.all(names.map((name, i) => createCluster({
-      setDir: dir, name, port: ports[i], osdBytes, fastMon: !!opts.fastMon, osdOpThreads: threads, objectstore, mirror: !!opts.mirror, log,
+      setDir: dir, name, port: ports[i], osdBytes, fastMon: !!opts.fastMon, osdOpThreads: threads, objectstore, cephPaths, mirror: !!opts.mirror, log,
       record: (info) => { state.clusters[name] = { ...info, pids: { ...info.pids } }; save(); },
     })));
   } catch (e) {
