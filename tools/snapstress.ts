@@ -1,7 +1,7 @@
 // Snapshot churn across PGs: images written after each snapshot (clones, snapmapper entries)
 // while older snapshots are removed (snap trims). It found a memstore race that segfaults the
-// OSD with more than one op thread (see scripts/cluster.ts); the cluster test runs it.
-//   npx tsx scripts/snapstress.ts <ceph.conf> [seconds]
+// OSD with more than one op thread (see tools/cluster/conf.ts); the cluster test runs it.
+//   npx tsx tools/snapstress.ts <ceph.conf> [seconds]
 import { randomBytes } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import { Rados, type Pool } from '../lib/index.js';
