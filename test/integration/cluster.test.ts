@@ -1,11 +1,28 @@
 import { describe, expect, it } from 'vitest';
 import { cephCli, getClusters, rbdCli, rbdExportMd5, type TestCluster } from '../support/clusters.js';
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Rados } from '../../lib/index.js';
 import { snapshotChurn } from '../../tools/snapstress.js';
 
 const clusters = getClusters();
 const both = [clusters.a, clusters.b].filter((c): c is TestCluster => !!c);
+const REPO = fileURLToPath(new URL('../..', import.meta.url));
+
+/** `npx tsx tools/cluster/cli.ts <args>` from the repo root: exit code and output. */
+function clusterCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    execFile('npx', ['tsx', 'tools/cluster/cli.ts', ...args], { cwd: REPO, timeout: 90_000, encoding: 'utf8' },
+      (err, stdout, stderr) => {
+        const code = err ? (err as { code?: unknown }).code : 0;
+        if (typeof code !== 'number') return reject(err ?? new Error('no exit code'));
+        resolve({ code, stdout, stderr });
+      });
+  });
+}
 
 describe('test clusters', () => {
   it('provides two clusters', () => {
@@ -54,6 +71,41 @@ describe('test clusters', () => {
     }
     expect(JSON.parse(await rbdCli(c, ['ls', '--format', 'json', c.pool]))).not.toContain(name);
   });
+
+  it('npm run cluster -- status --json reports the set (cli.ts as a child process), never its keys', async () => {
+    // The set dir: given when the suite started the clusters; else the one holding their confs.
+    const setDir = clusters.dir ?? dirname(dirname(clusters.a.conf));
+    const r = await clusterCli(['status', '--json', '--dir', setDir]);
+    const st = JSON.parse(r.stdout);
+    expect(st.dir).toBe(setDir);
+    if (!clusters.started && !existsSync(join(setDir, 'state.json'))) {
+      // Clusters made by something else: the tool says it has no set there, and fails.
+      expect(st).toMatchObject({ exists: false, clusters: {} });
+      expect(r.code).toBe(1);
+    } else {
+      expect(r.code, r.stderr).toBe(0);
+      expect(st.exists).toBe(true);
+      for (const c of both) {
+        const s = st.clusters[c.name];
+        expect(s, `cluster ${c.name} in ${Object.keys(st.clusters).join(',')}`).toBeDefined();
+        expect(s).toMatchObject({
+          name: c.name, conf: c.conf, reachable: true,
+          health: expect.stringMatching(/^HEALTH_(OK|WARN)$/), mgrAvailable: true, numOsds: 1, osdsUp: 1, osdsIn: 1,
+        });
+        expect(s.fsid).toBe((await cephCli(c, ['fsid'])).trim());
+        expect(s.pgsActive).toBe(s.pgs);
+        for (const d of ['mon', 'mgr', 'osd']) expect(s.daemons[d]).toMatchObject({ pid: expect.any(Number), alive: true });
+        // Keys stay in the keyring files.
+        const key = /key = (\S+)/.exec(readFileSync(c.keyring ?? join(dirname(c.conf), 'keyring'), 'utf8'))?.[1];
+        expect(key).toBeTruthy();
+        expect(r.stdout).not.toContain(key);
+      }
+    }
+    // No set in a dir: exit 1 and exists: false.
+    const none = await clusterCli(['status', '--json', '--dir', join(setDir, `no-such-set-${process.pid}`)]);
+    expect(none.code).toBe(1);
+    expect(JSON.parse(none.stdout)).toMatchObject({ exists: false, clusters: {} });
+  }, 120_000);
 
   // With several OSD op threads, memstore segfaulted within 4–10 s of this churn (3 of 3 runs,
   // Ceph 16.2.15): a snap trim iterating the shared snapmapper omap while another PG wrote it.
