@@ -1,15 +1,26 @@
 import { defineConfig } from 'vitest/config';
 
+// Two tiers: `unit` needs no Ceph and no addon (seconds, any machine); `integration` runs
+// test/integration and test/stress against real local clusters that the global setup starts.
 export default defineConfig({
   test: {
     pool: 'forks',
-    globalSetup: './test/support/global-setup.ts',
-    // The default output, plus the clusters' health after each file (see test/health.ts).
+    // The default output, plus the clusters' health after each file (see test/support/health.ts).
     reporters: ['default', './test/support/health.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
-    include: ['test/**/*.test.ts'],
     // The test files share the two clusters (and the machine has 2 cores).
     fileParallelism: false,
+    projects: [
+      { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 30_000 } },
+      {
+        extends: true,
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts', 'test/stress/**/*.test.ts'],
+          globalSetup: './test/support/global-setup.ts',
+        },
+      },
+    ],
   },
 });
