@@ -6,7 +6,7 @@
 // go after malformed input.)
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { parseImageSpec } from '../../lib/cli/main.js';
+import { parseImageSpec } from '../../lib/cli/options.js';
 import {
   END_RECORD, TAG, encodeBanner, encodeExtentHead, encodeName, encodeProtect, encodeSize, parseDiff,
   type DiffEvent,

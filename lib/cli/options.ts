@@ -1,0 +1,107 @@
+// Shared command-line arguments: cluster connection flags, global flags, image/pool specs,
+// integer arguments, and path arguments where - means stdin/stdout.
+import { createReadStream, createWriteStream } from 'node:fs';
+import type { Readable, Writable } from 'node:stream';
+import { InvalidArgumentError, type Command } from 'commander';
+import type { ConnectOptions, Rados } from '../core/rados.js';
+import type { Pool } from '../core/pool.js';
+
+export class UsageError extends Error {
+  code = 'ERR_USAGE';
+}
+
+export interface ImageSpec {
+  pool: string;
+  namespace: string;
+  image: string;
+  snap?: string;
+}
+
+/** pool[/namespace]/image[@snap]; a bare image name means pool 'rbd' (as the rbd CLI). */
+export function parseImageSpec(spec: string, snap: 'required' | 'optional' | 'forbidden'): ImageSpec {
+  const at = spec.indexOf('@');
+  const path = at < 0 ? spec : spec.slice(0, at);
+  const s = at < 0 ? undefined : spec.slice(at + 1);
+  const parts = path.split('/');
+  if (parts.length > 3 || parts.some((p) => p === '') || (s !== undefined && s === '')) {
+    throw new UsageError(`invalid image spec '${spec}' (expected pool[/namespace]/image${snap === 'forbidden' ? '' : '[@snap]'})`);
+  }
+  if (snap === 'required' && s === undefined) throw new UsageError(`image spec '${spec}' needs a snapshot (…@snap)`);
+  if (snap === 'forbidden' && s !== undefined) throw new UsageError(`image spec '${spec}' must not name a snapshot`);
+  const [pool, namespace, image] = parts.length === 1 ? ['rbd', '', parts[0]] : parts.length === 2 ? [parts[0], '', parts[1]] : parts;
+  return { pool, namespace, image, snap: s };
+}
+
+/** pool[/namespace] */
+export function parsePoolSpec(spec: string): { pool: string; namespace: string } {
+  const parts = spec.split('/');
+  if (parts.length > 2 || parts.some((p) => p === '') || spec.includes('@')) throw new UsageError(`invalid pool spec '${spec}' (expected pool[/namespace])`);
+  return { pool: parts[0], namespace: parts[1] ?? '' };
+}
+
+export function intArg(name: string, min = 0) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}`);
+    return n;
+  };
+}
+
+export interface ClusterFlags {
+  conf?: string;
+  id?: string;
+  keyring?: string;
+  cluster?: string;
+}
+
+export function sourceFlags(o: Record<string, unknown>): ClusterFlags {
+  return { conf: o.conf as string, id: o.id as string, keyring: o.keyring as string, cluster: o.cluster as string };
+}
+
+export function destFlags(o: Record<string, unknown>): ClusterFlags | undefined {
+  const d = { conf: o.destConf as string, id: o.destId as string, keyring: o.destKeyring as string, cluster: o.destCluster as string };
+  return Object.values(d).some((v) => v !== undefined) ? d : undefined;
+}
+
+export function connectOptions(f: ClusterFlags): ConnectOptions {
+  const c: ConnectOptions = {};
+  if (f.conf) c.conf = f.conf;
+  if (f.id) c.user = f.id;
+  if (f.keyring) c.keyring = f.keyring;
+  if (f.cluster) c.clusterName = f.cluster;
+  return c;
+}
+
+export interface GlobalOpts {
+  json?: boolean;
+  progress?: boolean;
+  progressJson?: boolean;
+}
+
+export function inputStream(path: string): Readable {
+  return path === '-' ? process.stdin : createReadStream(path);
+}
+
+export function outputStream(path: string): Writable {
+  return path === '-' ? process.stdout : createWriteStream(path, { flags: 'wx' });
+}
+
+export async function openPool(r: Rados, pool: string, namespace: string): Promise<Pool> {
+  return r.openPool(pool, namespace ? { namespace } : {});
+}
+
+export function clusterOptions(cmd: Command, dest: boolean): Command {
+  cmd
+    .option('-c, --conf <path>', 'ceph.conf of the (source) cluster')
+    .option('--id <id>', 'client id, without "client." (default admin)')
+    .option('--keyring <path>', 'keyring path')
+    .option('--cluster <name>', 'cluster name (default ceph)');
+  if (dest) {
+    cmd
+      .option('--dest-conf <path>', 'ceph.conf of the destination cluster (default: the source cluster)')
+      .option('--dest-id <id>', 'client id on the destination cluster')
+      .option('--dest-keyring <path>', 'keyring for the destination cluster')
+      .option('--dest-cluster <name>', 'destination cluster name');
+  }
+  return cmd;
+}
