@@ -5,7 +5,8 @@ import { checkBool, checkImageName, checkName, checkOptions, checkSignal, checkU
 import { Image } from '../core/image.js';
 import { Pool } from '../core/pool.js';
 import { readIdentity, sameSource, sourceIdentity, identityKey } from './identity.js';
-import { CHECKPOINT_KEY, replicate, type ReplicateProgress } from './replicate/run.js';
+import { replicate, type ReplicateProgress } from './replicate/run.js';
+import { CHECKPOINT_KEY } from './replicate/checkpoint.js';
 import type { SnapshotInfo } from '../core/snapshot.js';
 
 export interface SyncKeep {

@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Readable } from 'node:stream';
 import fc from 'fast-check';
 import { Rados, type Image, type Pool } from '../../lib/index.js';
-import { exportDiff, importDiff } from '../../lib/transfer/diff-stream.js';
+import { exportDiff } from '../../lib/transfer/diff-export.js';
+import { importDiff } from '../../lib/transfer/diff-import.js';
 import {
   END_RECORD, TAG, encodeBanner, encodeExtentHead, encodeName, encodeProtect, encodeSize, inspectDiff, parseDiff,
   type DiffEvent,

@@ -1,0 +1,150 @@
+// The replicate target: opened (or created with the source's layout), held against concurrent
+// copies (this process: a map; others: librbd's exclusive lock), and its base snapshot checked
+// by recorded identity before anything is written.
+import { native } from '../../binding/index.js';
+import { codedError } from '../../core/errors.js';
+import type { Image, ImageStat } from '../../core/image.js';
+import type { CreateImageOptions } from '../../core/pool.js';
+import type { SnapshotInfo } from '../../core/snapshot.js';
+import { readIdentity, sameSource, type SnapshotIdentity } from '../identity.js';
+import { kHandle, kTrack } from '../../core/internal.js';
+import type { ReplicateTargetSpec } from './options.js';
+
+// Targets with a replicate in this process (other processes: librbd's exclusive lock). A run
+// that failed on an unreachable target rejects at once and closes its handles afterwards
+// (`closing`); a re-run into that target waits for it rather than being refused.
+const busy = new Map<string, { closing?: Promise<void> }>();
+
+/** Opens the target, creating it (size of toSnapshot) for a full copy when `create` allows. */
+export async function openTarget(
+  targetSpec: ReplicateTargetSpec | undefined, given: Image, source: Image, fromSnap: string | undefined, size: number,
+): Promise<{ target: Image; created: boolean }> {
+  let target: Image;
+  let created = false;
+  if (targetSpec) {
+    const { pool, name, create } = targetSpec;
+    const exists = (await pool.listImages()).includes(name);
+    if (!exists) {
+      if (fromSnap !== undefined) {
+        throw codedError('ENOENT', `target image '${pool.spec}/${name}' does not exist (incremental copy needs base '${fromSnap}')`, { errno: -2 });
+      }
+      if (!create) throw codedError('ENOENT', `target image '${pool.spec}/${name}' does not exist (pass target.create)`, { errno: -2 });
+      try {
+        await pool.createImage(name, size, await createLayout(source, create));
+        created = true;
+      } catch (e) {
+        // Created meanwhile (a concurrent replicate): open it; the busy/lock check below decides.
+        if ((e as { code?: string }).code !== 'EEXIST') throw e;
+      }
+    }
+    target = await pool.openImage(name);
+  } else {
+    // Our own handle of the caller's image: taking the exclusive lock through the API
+    // (rbd_lock_acquire) switches a handle to manual lock management for good, and the
+    // caller's Image would fail every write with EROFS after we release the lock.
+    given[kHandle]; // ERR_CLOSED if the caller's image is closed
+    target = await given.pool.openImage(given.name);
+  }
+  return { target, created };
+}
+
+/** Marks the target busy in this process (EBUSY if it is); returns its stat and busy key. */
+export async function reserveTarget(target: Image): Promise<{ stat: ImageStat; key: string }> {
+  const tst = await target.stat();
+  const key = `${await target.pool.rados.fsid()}/${target.pool.id}/${target.pool.namespace}/${tst.id}`;
+  for (let entry = busy.get(key); entry; entry = busy.get(key)) {
+    if (!entry.closing) throw codedError('EBUSY', `another replicate into '${target.spec}' is in progress`, { errno: -16 });
+    await entry.closing;
+  }
+  busy.set(key, {});
+  return { stat: tst, key };
+}
+
+/** Takes the target's exclusive lock (EBUSY when another client holds it). */
+export async function lockTarget(target: Image, tst: ImageStat): Promise<void> {
+  if (tst.features.includes('exclusive-lock')) {
+    try {
+      await target[kTrack](() => native.acquireLock(target[kHandle]));
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code === 'EROFS' || code === 'EBUSY') {
+        throw codedError('EBUSY', `target '${target.spec}' is locked by another client (replicate in progress?)`, { errno: -16, cause: e });
+      }
+      throw e;
+    }
+  }
+}
+
+/**
+ * Frees the busy mark once `closing` (the handles' close) settles. On an unreachable target each
+ * close step waits out the op timeout: then the failure is reported now and a re-run waits.
+ */
+export async function releaseTarget(busyKey: string | undefined, closed: Promise<unknown>, failure: unknown): Promise<void> {
+  const closing = closed.then(() => {
+    if (busyKey) busy.delete(busyKey);
+  });
+  // The connection's close() still waits for these handles.
+  if ((failure as { code?: unknown } | undefined)?.code === 'ETIMEDOUT' && busyKey) busy.set(busyKey, { closing });
+  else await closing;
+}
+
+/**
+ * An incremental copy's base: the target's fromSnapshot must be a recorded copy of the source's,
+ * and (unless forced, or resuming our own run) the head unchanged since. Returns the target's
+ * own changed extents to overwrite as well (force).
+ */
+export async function checkBase(
+  target: Image, tst: ImageStat, tsnaps: SnapshotInfo[], fromSnap: string, fromId: SnapshotIdentity, force: boolean, matching: boolean,
+): Promise<Float64Array | undefined> {
+  let extra: Float64Array | undefined;
+  const base = tsnaps.find((s) => s.name === fromSnap);
+  if (!base) {
+    throw codedError('ENOENT', `base snapshot '${fromSnap}' not found on target '${target.pool.spec}/${target.name}'`, { errno: -2, snapshot: fromSnap });
+  }
+  const rec = await readIdentity(target, fromSnap);
+  const boundTo = (rec as { targetSnapId?: unknown } | undefined)?.targetSnapId;
+  if (rec && typeof boundTo === 'number' && boundTo !== base.id) {
+    throw codedError('ERR_WRONG_BASE', `target snapshot '${fromSnap}' was recreated after it was replicated (id ${base.id}, recorded ${boundTo})`, { snapshot: fromSnap });
+  }
+  if (!rec || !sameSource(rec, fromId)) {
+    throw codedError(
+      'ERR_WRONG_BASE',
+      rec
+        ? `target snapshot '${fromSnap}' is a copy of ${rec.pool}/${rec.image}@${rec.snapName} (image id ${rec.imageId}, snap id ${rec.snapId}, fsid ${rec.fsid}), not of the source's '${fromSnap}'`
+        : `target snapshot '${fromSnap}' has no recorded source identity (not created by replicate)`,
+      { snapshot: fromSnap },
+    );
+  }
+  // Our own interrupted run changed the head: that is expected, not a foreign change.
+  // force: the target's own changes since the base are overwritten with source data too
+  // (also on a resumed run: extents past the checkpoint are still to do).
+  if (force || !matching) {
+    let changed = tst.size !== base.size;
+    const local: number[] = [];
+    if (force || !changed) {
+      for await (const batch of target.diff({ fromSnapshot: fromSnap, batchSize: force ? 1024 : 1 })) {
+        if (batch.length > 0) changed = true;
+        if (!force && changed) break;
+        for (const e of batch) local.push(e.offset, e.length);
+      }
+    }
+    if (force && local.length > 0) extra = Float64Array.from(local);
+    if (changed && !force && !matching) {
+      throw codedError('ERR_TARGET_CHANGED', `target '${target.pool.spec}/${target.name}' head changed since snapshot '${fromSnap}' (pass force to overwrite)`, { snapshot: fromSnap });
+    }
+  }
+  return extra;
+}
+
+// The source's layout unless the caller chose one: its order, then its striping where that
+// divides the object size (`rbd import` of a v2 export keeps both the same way).
+async function createLayout(source: Image, create: CreateImageOptions): Promise<CreateImageOptions> {
+  const st = await source.stat();
+  const layout: CreateImageOptions = { ...create, order: create.order ?? st.order };
+  const fancy = st.stripeCount > 1 || st.stripeUnit !== st.objectSize;
+  if (fancy && create.stripeUnit === undefined && create.stripeCount === undefined && 2 ** layout.order! % st.stripeUnit === 0) {
+    layout.stripeUnit = st.stripeUnit;
+    layout.stripeCount = st.stripeCount;
+  }
+  return layout;
+}
