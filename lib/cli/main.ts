@@ -24,7 +24,6 @@ import { registerImportDiff } from './commands/import-diff.js';
 import { registerDiff } from './commands/diff.js';
 import { registerInspect } from './commands/inspect.js';
 import { registerMirror } from './commands/mirror.js';
-import { registerCluster } from './commands/cluster.js';
 
 export { EXIT } from './action.js';
 export { parseImageSpec, type ImageSpec } from './options.js';
@@ -51,7 +50,6 @@ Exit codes: 0 ok, 1 failed, 2 usage, 3 sync-pool partial failure, 4 refused by a
   registerDiff(program);
   registerInspect(program);
   registerMirror(program);
-  registerCluster(program);
   return program;
 }
 
