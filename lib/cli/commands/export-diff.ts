@@ -2,7 +2,7 @@
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import { Option, type Command } from 'commander';
-import { exportDiff } from '../../transfer/diff-stream.js';
+import { exportDiff } from '../../transfer/diff-export.js';
 import { controller, run } from '../action.js';
 import { clusterOptions, openPool, outputStream, parseImageSpec, sourceFlags } from '../options.js';
 import { emitJson, formatBytes, jsonOutput, ProgressBar, progressMode } from '../output.js';

@@ -1,6 +1,6 @@
 // import-diff: apply an rbd diff stream from a file or stdin.
 import type { Command } from 'commander';
-import { importDiff } from '../../transfer/diff-stream.js';
+import { importDiff } from '../../transfer/diff-import.js';
 import { controller, run } from '../action.js';
 import { clusterOptions, inputStream, openPool, parseImageSpec, sourceFlags } from '../options.js';
 import { emitJson, formatBytes, ProgressBar, progressMode } from '../output.js';
