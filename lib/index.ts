@@ -8,18 +8,22 @@ export { isRbdError, type RbdError } from './core/errors.js';
 import { native } from './binding/index.js';
 /** Version of the librbd the addon is linked against. */
 export const librbdVersion: string = native.librbdVersion;
+export { MirrorPool, mirrorPool } from './mirror/pool.js';
+export { getSiteName, setSiteName } from './mirror/site.js';
+export { parseMirrorDescription } from './mirror/status.js';
 export {
-  MirrorPool, mirrorPool, getSiteName, setSiteName, parseMirrorDescription,
   enableMirroring, disableMirroring, getMirrorInfo, getMirrorMode, promoteImage, demoteImage, resyncImage,
   createMirrorSnapshot, getMirrorStatus,
-  addSnapshotSchedule, removeSnapshotSchedule, listSnapshotSchedules, snapshotScheduleStatus,
-  waitForMirrorSync, failover, failback,
-  type MirrorMode, type MirrorImageMode, type MirrorPeerDirection, type MirrorImageState, type MirrorStatusState,
-  type MirrorHealth, type MirrorPeer, type AddPeerOptions, type JournalPosition, type MirrorReplayStatus,
-  type MirrorSiteStatus, type MirrorImageStatus, type MirrorImageInfo, type MirroredImage, type MirrorDaemonInfo,
-  type MirrorPoolStatus, type ScheduleLevel, type SnapshotScheduleItem, type SnapshotScheduleLevel, type ScheduledImage,
-  type WaitOptions, type SyncState, type FailoverStep, type FailoverProgress, type FailoverOptions, type FailbackOptions,
-} from './mirror/mirror.js';
+} from './mirror/image.js';
+export { addSnapshotSchedule, removeSnapshotSchedule, listSnapshotSchedules, snapshotScheduleStatus } from './mirror/schedule.js';
+export { waitForMirrorSync, failover, failback } from './mirror/failover.js';
+export type {
+  MirrorMode, MirrorImageMode, MirrorPeerDirection, MirrorImageState, MirrorStatusState,
+  MirrorHealth, MirrorPeer, AddPeerOptions, JournalPosition, MirrorReplayStatus,
+  MirrorSiteStatus, MirrorImageStatus, MirrorImageInfo, MirroredImage, MirrorDaemonInfo,
+  MirrorPoolStatus, ScheduleLevel, SnapshotScheduleItem, SnapshotScheduleLevel, ScheduledImage,
+  WaitOptions, SyncState, FailoverStep, FailoverProgress, FailoverOptions, FailbackOptions,
+} from './mirror/types.js';
 export { replicate } from './transfer/replicate/run.js';
 export type { ReplicateOptions, ReplicateResult, ReplicateProgress, ReplicateTargetSpec } from './transfer/replicate/options.js';
 export { sourceIdentity, recordIdentity, readIdentity, sameSource, type SnapshotIdentity } from './transfer/identity.js';
