@@ -15,8 +15,10 @@
         "native/image.cc",
         "native/snapshot.cc",
         "native/diff.cc",
-        "native/mirror/mirror.cc",
-        "native/copy/copy.cc"
+        "native/mirror/pool.cc",
+        "native/mirror/image.cc",
+        "native/copy/engine.cc",
+        "native/copy/binding.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -11,7 +11,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitImage(env, exports);
   InitSnapshot(env, exports);
   InitDiff(env, exports);
-  InitMirror(env, exports);
+  InitMirrorPool(env, exports);
+  InitMirrorImage(env, exports);
   InitCopy(env, exports);
   int major = 0, minor = 0, extra = 0;
   rbd_version(&major, &minor, &extra);

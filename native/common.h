@@ -227,7 +227,8 @@ void InitPool(Napi::Env env, Napi::Object exports);
 void InitImage(Napi::Env env, Napi::Object exports);
 void InitSnapshot(Napi::Env env, Napi::Object exports);
 void InitDiff(Napi::Env env, Napi::Object exports);
-void InitMirror(Napi::Env env, Napi::Object exports);
+void InitMirrorPool(Napi::Env env, Napi::Object exports);
+void InitMirrorImage(Napi::Env env, Napi::Object exports);
 void InitCopy(Napi::Env env, Napi::Object exports);
 
 }  // namespace rbdstream

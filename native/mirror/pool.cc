@@ -1,30 +1,16 @@
-// Mirroring: thin primitives over rbd_mirror_*. Pool-level calls take an
-// IoCtx handle, image-level ones an Image handle, site name a Cluster handle.
-// Validation, paging and parsing live in lib/mirror.ts.
+// Pool-level mirroring: thin primitives over rbd_mirror_* (site name, pool mode, uuid,
+// bootstrap, peers, pool-wide status). Pool calls take an IoCtx handle, site name a
+// Cluster handle. Validation, paging and parsing live in lib/mirror.
 //
 // Secrets: bootstrap tokens and peer keys are never put into an OpContext
 // (error messages), and peer listings report only whether a key is set.
 #include <cstring>
 
-#include "common.h"
+#include "mirror/mirror.h"
 
 namespace rbdstream {
 
 namespace {
-
-const char* kImageStatusState[] = {"unknown",  "error",           "syncing", "starting_replay",
-                                   "replaying", "stopping_replay", "stopped"};
-
-const char* StatusStateName(int s) { return s >= 0 && s <= 6 ? kImageStatusState[s] : "unknown"; }
-
-const char* kImageState[] = {"disabling", "enabled", "disabled"};
-const char* ImageStateName(int s) { return s >= 0 && s <= 2 ? kImageState[s] : "unknown"; }
-
-const char* ImageModeName(int m) {
-  return m == RBD_MIRROR_IMAGE_MODE_JOURNAL ? "journal" : m == RBD_MIRROR_IMAGE_MODE_SNAPSHOT ? "snapshot" : "unknown";
-}
-
-std::string Str(const char* s) { return s ? s : ""; }
 
 // --- site name (per cluster) ---------------------------------------------
 
@@ -336,60 +322,6 @@ Napi::Value StatusSummary(const Napi::CallbackInfo& info) {
       });
 }
 
-struct SiteStatus {
-  std::string mirrorUuid, description;
-  int state = 0;
-  int64_t lastUpdate = 0;
-  bool up = false;
-};
-
-struct GlobalStatus {
-  std::string id, name, globalId;
-  int state = 0;
-  bool primary = false;
-  std::vector<SiteStatus> sites;
-};
-
-void CopyGlobalStatus(const rbd_mirror_image_global_status_t& g, GlobalStatus* out) {
-  out->name = Str(g.name);
-  out->globalId = Str(g.info.global_id);
-  out->state = g.info.state;
-  out->primary = g.info.primary;
-  for (uint32_t k = 0; k < g.site_statuses_count; k++) {
-    const auto& s = g.site_statuses[k];
-    SiteStatus ss;
-    ss.mirrorUuid = Str(s.mirror_uuid);
-    ss.description = Str(s.description);
-    ss.state = s.state;
-    ss.lastUpdate = static_cast<int64_t>(s.last_update);
-    ss.up = s.up;
-    out->sites.push_back(std::move(ss));
-  }
-}
-
-Napi::Object GlobalStatusToJs(Napi::Env env, const GlobalStatus& g) {
-  Napi::Object o = Napi::Object::New(env);
-  if (!g.id.empty()) o.Set("id", g.id);
-  o.Set("name", g.name);
-  o.Set("globalId", g.globalId);
-  o.Set("state", ImageStateName(g.state));
-  o.Set("primary", g.primary);
-  Napi::Array sites = Napi::Array::New(env, g.sites.size());
-  for (size_t k = 0; k < g.sites.size(); k++) {
-    const SiteStatus& s = g.sites[k];
-    Napi::Object so = Napi::Object::New(env);
-    so.Set("mirrorUuid", s.mirrorUuid);
-    so.Set("state", StatusStateName(s.state));
-    so.Set("description", s.description);
-    so.Set("lastUpdate", Napi::Number::New(env, static_cast<double>(s.lastUpdate)));
-    so.Set("up", s.up);
-    sites.Set(k, so);
-  }
-  o.Set("sites", sites);
-  return o;
-}
-
-// (pool, startId, max) → one page of { id, name, globalId, state, primary, sites }.
 Napi::Value GlobalStatusList(const Napi::CallbackInfo& info) {
   auto io = Unwrap<IoCtx>(info[0], "pool");
   std::string start = ArgString(info, 1, "start id");
@@ -475,110 +407,9 @@ Napi::Value ImageInfoList(const Napi::CallbackInfo& info) {
       });
 }
 
-// --- image ---------------------------------------------------------------------
-
-// (image, op, arg): op 'enable' (arg = mode), 'disable' (arg = force),
-// 'promote' (arg = force), 'demote', 'resync'.
-Napi::Value ImageOp(const Napi::CallbackInfo& info) {
-  auto img = Unwrap<Image>(info[0], "image");
-  std::string op = ArgString(info, 1, "op");
-  int mode = 0;
-  bool flag = false;
-  if (op == "enable")
-    mode = static_cast<int>(ArgU64(info, 2, "mode"));
-  else
-    flag = info.Length() > 2 && info[2].ToBoolean();
-  std::string label = op == "enable"    ? "enable mirroring"
-                      : op == "disable" ? "disable mirroring"
-                                        : op + " mirrored image";
-  return RunBlocking<Empty>(info.Env(), OpContext::For(label, img.get()), [img, op, mode, flag](Empty&) {
-    rbd_image_t im = img->image;
-    if (op == "enable") return rbd_mirror_image_enable2(im, static_cast<rbd_mirror_image_mode_t>(mode));
-    if (op == "disable") return rbd_mirror_image_disable(im, flag);
-    if (op == "promote") return rbd_mirror_image_promote(im, flag);
-    if (op == "demote") return rbd_mirror_image_demote(im);
-    if (op == "resync") return rbd_mirror_image_resync(im);
-    return -EINVAL;
-  });
-}
-
-Napi::Value CreateSnapshot(const Napi::CallbackInfo& info) {
-  auto img = Unwrap<Image>(info[0], "image");
-  struct R {
-    uint64_t id = 0;
-  };
-  return RunBlocking<R>(
-      info.Env(), OpContext::For("create mirror snapshot", img.get()),
-      [img](R& r) { return rbd_mirror_image_create_snapshot2(img->image, 0, &r.id); },
-      [](Napi::Env env, R& r) { return U64(env, r.id); });
-}
-
-Napi::Value GetInfo(const Napi::CallbackInfo& info) {
-  auto img = Unwrap<Image>(info[0], "image");
-  struct R {
-    std::string globalId;
-    int state = 0;
-    bool primary = false;
-    int mode = -1;
-  };
-  return RunBlocking<R>(
-      info.Env(), OpContext::For("get mirror info", img.get()),
-      [img](R& r) {
-        rbd_mirror_image_info_t mi{};
-        int rc = rbd_mirror_image_get_info(img->image, &mi, sizeof(mi));
-        if (rc < 0) return rc;
-        r.globalId = Str(mi.global_id);
-        r.state = mi.state;
-        r.primary = mi.primary;
-        rbd_mirror_image_get_info_cleanup(&mi);
-        if (r.state == RBD_MIRROR_IMAGE_ENABLED) {
-          rbd_mirror_image_mode_t m;
-          if (rbd_mirror_image_get_mode(img->image, &m) == 0) r.mode = m;
-        }
-        return 0;
-      },
-      [](Napi::Env env, R& r) {
-        Napi::Object o = Napi::Object::New(env);
-        o.Set("globalId", r.globalId);
-        o.Set("state", ImageStateName(r.state));
-        o.Set("primary", r.primary);
-        if (r.mode >= 0) o.Set("mode", ImageModeName(r.mode));
-        return o;
-      });
-}
-
-Napi::Value GetMode(const Napi::CallbackInfo& info) {
-  auto img = Unwrap<Image>(info[0], "image");
-  struct R {
-    rbd_mirror_image_mode_t mode = RBD_MIRROR_IMAGE_MODE_JOURNAL;
-  };
-  return RunBlocking<R>(
-      info.Env(), OpContext::For("get mirror image mode", img.get()),
-      [img](R& r) { return rbd_mirror_image_get_mode(img->image, &r.mode); },
-      [](Napi::Env env, R& r) { return Napi::String::New(env, ImageModeName(r.mode)); });
-}
-
-Napi::Value GetGlobalStatus(const Napi::CallbackInfo& info) {
-  auto img = Unwrap<Image>(info[0], "image");
-  struct R {
-    GlobalStatus g;
-  };
-  return RunBlocking<R>(
-      info.Env(), OpContext::For("get mirror image status", img.get()),
-      [img](R& r) {
-        rbd_mirror_image_global_status_t st{};
-        int rc = rbd_mirror_image_get_global_status(img->image, &st, sizeof(st));
-        if (rc < 0) return rc;
-        CopyGlobalStatus(st, &r.g);
-        rbd_mirror_image_global_status_cleanup(&st);
-        return 0;
-      },
-      [](Napi::Env env, R& r) { return GlobalStatusToJs(env, r.g); });
-}
-
 }  // namespace
 
-void InitMirror(Napi::Env env, Napi::Object exports) {
+void InitMirrorPool(Napi::Env env, Napi::Object exports) {
   exports.Set("mirrorSiteNameGet", Napi::Function::New(env, SiteNameGet));
   exports.Set("mirrorSiteNameSet", Napi::Function::New(env, SiteNameSet));
   exports.Set("mirrorModeGet", Napi::Function::New(env, ModeGet));
@@ -593,11 +424,6 @@ void InitMirror(Napi::Env env, Napi::Object exports) {
   exports.Set("mirrorStatusSummary", Napi::Function::New(env, StatusSummary));
   exports.Set("mirrorGlobalStatusList", Napi::Function::New(env, GlobalStatusList));
   exports.Set("mirrorImageInfoList", Napi::Function::New(env, ImageInfoList));
-  exports.Set("mirrorImageOp", Napi::Function::New(env, ImageOp));
-  exports.Set("mirrorCreateSnapshot", Napi::Function::New(env, CreateSnapshot));
-  exports.Set("mirrorGetInfo", Napi::Function::New(env, GetInfo));
-  exports.Set("mirrorGetMode", Napi::Function::New(env, GetMode));
-  exports.Set("mirrorGetGlobalStatus", Napi::Function::New(env, GetGlobalStatus));
 }
 
 }  // namespace rbdstream

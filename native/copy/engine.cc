@@ -1,44 +1,27 @@
-// The copy engine behind replicate(): diff enumeration → bounded in-flight aio
-// reads on the source → aio writes / write_zeroes on the target, on a thread
-// of its own (a copy lasts minutes; the libuv pool is for short jobs).
-// Completions are collected inside the job (mutex/condvar), never via JS; JS
-// only sees progress (≤ 10/s) and the end. Memory: concurrency × chunkSize.
-//
-// The same pipeline verifies: read both sides, xxh3 per chunk, compare.
+// The copy engine: see engine.h.
 #include <xxhash.h>
 
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <thread>
 
-#include "common.h"
+#include "copy/engine.h"
 
 namespace rbdstream {
+namespace copy {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr uint64_t kBlock = 4096;  // zero-run granularity (aligned)
 const char kZeroPage[kBlock] = {0};
 constexpr int kReadFlags = LIBRADOS_OP_FLAG_FADVISE_SEQUENTIAL | LIBRADOS_OP_FLAG_FADVISE_NOCACHE;
 // FUA: librbd's write-around cache (on by default once a flush was seen) would ack writes
 // before the OSD does, adding its own 24 MiB in flight beyond `concurrency` and deferring any
 // error to the next flush, after every queued write has waited out the op timeout in turn.
 constexpr int kWriteFlags = LIBRADOS_OP_FLAG_FADVISE_NOCACHE | LIBRADOS_OP_FLAG_FADVISE_FUA;
-
-using Ext = DiffExtent;
-
-enum Kind { kSrcRead, kDstRead, kWrite, kZero };
-
-struct Event {
-  int slot;
-  Kind kind;
-  ssize_t rc;
-};
 
 struct Slot {
   uint64_t off = 0, len = 0, seq = 0;
@@ -47,58 +30,6 @@ struct Slot {
   std::vector<std::pair<uint64_t, uint64_t>> parts;  // data ranges to write out of the read span
   int pending = 0;
   std::vector<char> buf, buf2;
-};
-
-struct Options {
-  bool verify = false;
-  bool hasFrom = false;
-  std::string from;
-  uint64_t toSnapId = 0;
-  uint64_t size = 0, startOffset = 0, chunk = 4 << 20;
-  int concurrency = 16;
-  bool targetZeroed = false, fillGaps = false;
-  int enumeration = 0;  // 0 auto (object map, then refine), 1 fine only, 2 whole objects
-  std::string checkpointPrefix;
-  int checkpointMs = 2000;
-  // Small changed extents separated by at most this many unchanged bytes share one source read
-  // (writes stay exact): an op costs about as much as reading this much more. 0: never.
-  uint64_t readGap = 128 * 1024;
-  // Small changed extents separated by at most this many unchanged bytes (none of them a zero
-  // block) are written as one op, the gap rewritten with the identical source data. 0: exact writes.
-  uint64_t writeGap = 0;
-  // Ranges to copy besides the diff (force: undo the target's own changes).
-  std::vector<Ext> extra;
-};
-
-struct Job {
-  std::shared_ptr<Image> src, dst;
-  Options o;
-  std::atomic<bool> cancel{false};
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<Event> events;
-  std::thread th;
-  Napi::ThreadSafeFunction tsfn;
-  Napi::Promise::Deferred deferred;
-  // Results (job thread writes; JS reads after the thread ended).
-  std::vector<Ext> exts;
-  uint64_t total = 0, doneBytes = 0, bytesRead = 0, bytesWritten = 0, bytesZeroed = 0, extentsDone = 0;
-  uint64_t doneOffset = 0;
-  double enumerateMs = 0, copyMs = 0;
-  bool usedObjectMap = false;
-  // Where the target has objects at the start (image ranges, sorted): zero runs elsewhere need no
-  // write, the target reads zero there already. Unknown (every zero run is written) unless set.
-  bool knowTargetAlloc = false;
-  std::vector<Ext> targetAlloc;
-  int64_t mismatch = -1;
-  bool aborted = false;
-  int err = 0;
-  bool errOnTarget = false;
-  std::atomic<bool> rejectedEarly{false};
-  bool settled = false;  // JS thread only: the promise is settled
-  Napi::Promise::Deferred ended;  // resolves once the thread is done (its images released)
-  OpContext errCtx;
-  explicit Job(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)), ended(Napi::Promise::Deferred::New(env)) {}
 };
 
 struct Comp {
@@ -573,6 +504,8 @@ void Pipeline(Job* j) {
   updateWatermark();
 }
 
+}  // namespace
+
 void Run(Job* j) {
   OpContext ctx = OpContext::For("replicate", j->src.get());
   auto t0 = Clock::now();
@@ -597,119 +530,5 @@ void Run(Job* j) {
   if (!j->o.verify && (j->aborted || (j->err && !j->errOnTarget))) WriteCheckpoint(j);
 }
 
-Napi::Value U(Napi::Env env, uint64_t v) { return Napi::Number::New(env, double(v)); }
-
-// (src, dst, opts, onProgress(done, total, extents)) → { job, promise }
-Napi::Value CopyStart(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  auto src = Unwrap<Image>(info[0], "image");
-  auto dst = Unwrap<Image>(info[1], "image");
-  if (!info[2].IsObject() || !info[3].IsFunction()) throw Napi::TypeError::New(env, "copyStart(src, dst, opts, fn)");
-  Napi::Object o = info[2].As<Napi::Object>();
-  auto job = std::make_shared<Job>(env);
-  job->src = src;
-  job->dst = dst;
-  Options& opt = job->o;
-  opt.verify = o.Get("mode").ToString().Utf8Value() == "verify";
-  Napi::Value from = o.Get("fromSnap");
-  if (from.IsString()) {
-    opt.hasFrom = true;
-    opt.from = from.As<Napi::String>().Utf8Value();
-  }
-  auto num = [&](const char* k) { return uint64_t(o.Get(k).ToNumber().DoubleValue()); };
-  opt.toSnapId = num("toSnapId");
-  opt.size = num("size");
-  opt.startOffset = num("startOffset");
-  opt.chunk = std::max<uint64_t>(kBlock, num("chunkSize"));
-  opt.concurrency = int(std::max<uint64_t>(1, num("concurrency")));
-  opt.targetZeroed = o.Get("targetZeroed").ToBoolean();
-  opt.fillGaps = o.Get("fillGaps").ToBoolean();
-  opt.enumeration = int(num("enumeration"));
-  if (o.Has("readGap") && o.Get("readGap").IsNumber()) opt.readGap = num("readGap");
-  if (o.Has("writeGap") && o.Get("writeGap").IsNumber()) opt.writeGap = num("writeGap");
-  opt.checkpointPrefix = o.Get("checkpointPrefix").ToString().Utf8Value();
-  opt.checkpointMs = int(std::max<uint64_t>(10, num("checkpointMs")));
-  Napi::Value extra = o.Get("extra");
-  if (extra.IsTypedArray()) {
-    auto a = extra.As<Napi::Float64Array>();
-    for (size_t i = 0; i + 1 < a.ElementLength(); i += 2) opt.extra.push_back({uint64_t(a[i]), uint64_t(a[i + 1]), true});
-  }
-
-  auto* holder = new std::shared_ptr<Job>(job);
-  job->tsfn = Napi::ThreadSafeFunction::New(
-      env, info[3].As<Napi::Function>(), "rbd-stream copy", 0, 1, holder,
-      [](Napi::Env env, void*, std::shared_ptr<Job>* h) {
-        // Runs on the JS thread once the job thread released the function.
-        Job* j = h->get();
-        // Normally the thread has finished; at environment teardown (process.exit mid-copy) it has not:
-        // stop it (in-flight I/O drains, a checkpoint is written) instead of waiting for the whole copy.
-        j->cancel = true;
-        if (j->th.joinable()) j->th.join();
-        Napi::HandleScope scope(env);
-        if (j->settled) {
-          // Rejected early (a target op failed); the other ops have drained now.
-        } else if (j->err) {
-          j->deferred.Reject(ErrnoError(env, j->err, j->errCtx).Value());
-        } else {
-          Napi::Object r = Napi::Object::New(env);
-          r.Set("bytesRead", U(env, j->bytesRead));
-          r.Set("bytesWritten", U(env, j->bytesWritten));
-          r.Set("bytesZeroed", U(env, j->bytesZeroed));
-          r.Set("extents", U(env, j->extentsDone));
-          r.Set("bytesTotal", U(env, j->total));
-          r.Set("doneOffset", U(env, j->doneOffset));
-          r.Set("aborted", Napi::Boolean::New(env, j->aborted));
-          r.Set("mismatchOffset", Napi::Number::New(env, double(j->mismatch)));
-          r.Set("enumerateMs", Napi::Number::New(env, j->enumerateMs));
-          r.Set("copyMs", Napi::Number::New(env, j->copyMs));
-          r.Set("usedObjectMap", Napi::Boolean::New(env, j->usedObjectMap));
-          j->deferred.Resolve(r);
-        }
-        j->settled = true;
-        j->ended.Resolve(env.Undefined());
-        delete h;
-      },
-      (void*)nullptr);
-  Job* raw = job.get();
-  job->th = std::thread([raw] {
-    Run(raw);
-    // Drop the image references here, before JS hears of the end: a close() right after the
-    // promise settles must find itself the last holder and really close the image.
-    raw->src.reset();
-    raw->dst.reset();
-    raw->tsfn.Release();
-  });
-  Napi::Object ret = Napi::Object::New(env);
-  auto* box = new std::shared_ptr<Job>(job);
-  ret.Set("job", Napi::External<std::shared_ptr<Job>>::New(env, box, [](Napi::Env, std::shared_ptr<Job>* b) { delete b; }));
-  ret.Set("promise", job->deferred.Promise());
-  ret.Set("ended", job->ended.Promise());
-  return ret;
-}
-
-Napi::Value CopyCancel(const Napi::CallbackInfo& info) {
-  if (!info[0].IsExternal()) throw Napi::TypeError::New(info.Env(), "expected a copy job");
-  Job* j = info[0].As<Napi::External<std::shared_ptr<Job>>>().Data()->get();
-  j->cancel = true;
-  {
-    std::lock_guard<std::mutex> lk(j->mu);
-    j->cv.notify_one();
-  }
-  return info.Env().Undefined();
-}
-
-Napi::Value LockAcquire(const Napi::CallbackInfo& info) {
-  auto img = Unwrap<Image>(info[0], "image");
-  return RunBlocking<Empty>(info.Env(), OpContext::For("acquire exclusive lock", img.get()),
-                            [img](Empty&) { return rbd_lock_acquire(img->image, RBD_LOCK_MODE_EXCLUSIVE); });
-}
-
-}  // namespace
-
-void InitCopy(Napi::Env env, Napi::Object exports) {
-  exports.Set("copyStart", Napi::Function::New(env, CopyStart));
-  exports.Set("copyCancel", Napi::Function::New(env, CopyCancel));
-  exports.Set("lockAcquire", Napi::Function::New(env, LockAcquire));
-}
-
+}  // namespace copy
 }  // namespace rbdstream

@@ -1,0 +1,90 @@
+// The copy engine behind replicate(): diff enumeration → bounded in-flight aio
+// reads on the source → aio writes / write_zeroes on the target, on a thread
+// of its own (a copy lasts minutes; the libuv pool is for short jobs).
+// Completions are collected inside the job (mutex/condvar), never via JS; JS
+// only sees progress (≤ 10/s) and the end. Memory: concurrency × chunkSize.
+//
+// The same pipeline verifies: read both sides, xxh3 per chunk, compare.
+//
+// This header is what native/copy/binding.cc needs: the options, the job it starts and
+// settles, and Run (the job thread's body).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <thread>
+
+#include "common.h"
+
+namespace rbdstream {
+namespace copy {
+
+constexpr uint64_t kBlock = 4096;  // zero-run granularity (aligned)
+
+using Ext = DiffExtent;
+
+enum Kind { kSrcRead, kDstRead, kWrite, kZero };
+
+struct Event {
+  int slot;
+  Kind kind;
+  ssize_t rc;
+};
+
+struct Options {
+  bool verify = false;
+  bool hasFrom = false;
+  std::string from;
+  uint64_t toSnapId = 0;
+  uint64_t size = 0, startOffset = 0, chunk = 4 << 20;
+  int concurrency = 16;
+  bool targetZeroed = false, fillGaps = false;
+  int enumeration = 0;  // 0 auto (object map, then refine), 1 fine only, 2 whole objects
+  std::string checkpointPrefix;
+  int checkpointMs = 2000;
+  // Small changed extents separated by at most this many unchanged bytes share one source read
+  // (writes stay exact): an op costs about as much as reading this much more. 0: never.
+  uint64_t readGap = 128 * 1024;
+  // Small changed extents separated by at most this many unchanged bytes (none of them a zero
+  // block) are written as one op, the gap rewritten with the identical source data. 0: exact writes.
+  uint64_t writeGap = 0;
+  // Ranges to copy besides the diff (force: undo the target's own changes).
+  std::vector<Ext> extra;
+};
+
+struct Job {
+  std::shared_ptr<Image> src, dst;
+  Options o;
+  std::atomic<bool> cancel{false};
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<Event> events;
+  std::thread th;
+  Napi::ThreadSafeFunction tsfn;
+  Napi::Promise::Deferred deferred;
+  // Results (job thread writes; JS reads after the thread ended).
+  std::vector<Ext> exts;
+  uint64_t total = 0, doneBytes = 0, bytesRead = 0, bytesWritten = 0, bytesZeroed = 0, extentsDone = 0;
+  uint64_t doneOffset = 0;
+  double enumerateMs = 0, copyMs = 0;
+  bool usedObjectMap = false;
+  // Where the target has objects at the start (image ranges, sorted): zero runs elsewhere need no
+  // write, the target reads zero there already. Unknown (every zero run is written) unless set.
+  bool knowTargetAlloc = false;
+  std::vector<Ext> targetAlloc;
+  int64_t mismatch = -1;
+  bool aborted = false;
+  int err = 0;
+  bool errOnTarget = false;
+  std::atomic<bool> rejectedEarly{false};
+  bool settled = false;  // JS thread only: the promise is settled
+  Napi::Promise::Deferred ended;  // resolves once the thread is done (its images released)
+  OpContext errCtx;
+  explicit Job(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)), ended(Napi::Promise::Deferred::New(env)) {}
+};
+
+// The job thread's body: enumerate, then copy or verify; the results stay in *j.
+void Run(Job* j);
+
+}  // namespace copy
+}  // namespace rbdstream
