@@ -24,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Rados, replicate, type Pool } from '../lib/index.js';
+import { withReplicateTestHooks } from '../lib/transfer/replicate/options.js';
 import { cephCli, clusterArgs, resolveClusters, rbdCli, type TestCluster } from '../test/support/clusters.js';
 import { down } from '../tools/cluster/index.js';
 
@@ -131,10 +132,10 @@ async function main() {
     try {
       const stop = lagMonitor();
       const t0 = performance.now();
-      const r = await replicate({
+      const r = await replicate(withReplicateTestHooks({
         source: img, fromSnapshot: from, toSnapshot: to, target: { pool: pb, name: dst, create: create ? {} : undefined },
-        concurrency: CONC, chunkSize: CHUNK, _enumeration: enumeration,
-      });
+        concurrency: CONC, chunkSize: CHUNK,
+      }, { enumeration }));
       const secs = (performance.now() - t0) / 1000;
       return { secs, lag: stop(), r };
     } finally {

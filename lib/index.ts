@@ -27,7 +27,7 @@ export type {
 export { replicate } from './transfer/replicate/run.js';
 export type { ReplicateOptions, ReplicateResult, ReplicateProgress, ReplicateTargetSpec } from './transfer/replicate/options.js';
 export { sourceIdentity, recordIdentity, readIdentity, sameSource, type SnapshotIdentity } from './transfer/identity.js';
-export { exportDiff, type ExportDiffOptions, type ExportProgress } from './transfer/diff-export.js';
+export type { ExportDiffOptions, ExportProgress } from './transfer/diff-export.js';
 export { importDiff, type ImportDiffOptions, type ImportDiffResult, type ImportProgress } from './transfer/diff-import.js';
 export { inspectDiff, parseDiff, type DiffSummary, type DiffEvent, type DiffVersion } from './transfer/diff-format.js';
 export { syncImage, syncPool, syncSnapshotName, type SyncImageOptions, type SyncResult, type SyncPoolOptions, type SyncPoolResult, type SyncPoolImageResult, type SyncProgress, type SyncKeep } from './transfer/sync.js';

@@ -7,6 +7,8 @@ import { toSnapshotInfo, type SnapshotInfo, type SnapshotRef } from './snapshot.
 import { iterateDiff, type DiffOptions, type Extent } from './diff.js';
 import type { Pool } from './pool.js';
 import { kHandle, kTrack, kOnClose, kForget } from './internal.js';
+import type { Readable } from 'node:stream';
+import { exportDiff, type ExportDiffOptions } from '../transfer/diff-export.js';
 
 export interface ImageStat {
   size: number;
@@ -313,6 +315,17 @@ export class Image {
         });
       },
     };
+  }
+
+  /**
+   * A Readable producing exactly what `rbd export-diff [--from-snap F] image@snapshot -` writes
+   * (v1), or the v2 variant. Extents are read ahead (bounded by `concurrency` and 64 MiB) and
+   * only as fast as the consumer drains the stream; extents that read back as zeroes become 'z'.
+   * Bad options throw (TypeError/RangeError); other errors (e.g. ENOENT for a missing snapshot)
+   * are emitted as 'error' on the stream.
+   */
+  exportDiff(options: ExportDiffOptions): Readable {
+    return exportDiff(this, options);
   }
 
   /** Closes the image (`await using` support). */

@@ -58,10 +58,8 @@ function checkFormat(v: unknown): DiffVersion {
 }
 
 /**
- * A Readable producing exactly what `rbd export-diff [--from-snap F] image@snapshot -` writes
- * (v1), or the v2 variant. Extents are read ahead (bounded by `concurrency` and 64 MiB) and
- * only as fast as the consumer drains the stream; extents that read back as zeroes become 'z'.
- * Errors (e.g. ENOENT for a missing snapshot) are emitted as 'error' on the stream.
+ * What `image.exportDiff(options)` runs (see Image.exportDiff). Image is imported as a type only:
+ * core/image.ts imports this module.
  */
 export function exportDiff(image: Image, options: ExportDiffOptions): Readable {
   const o = checkOptions<ExportDiffOptions>(options, 'exportDiff options', [

@@ -2,11 +2,15 @@
 import { codedError } from '../core/errors.js';
 import { checkBool, checkOptions, checkSignal, checkUint, describe } from '../core/validate.js';
 import { parseDiff, type ByteSource, type DiffVersion } from './diff-format.js';
-import type { Image } from '../core/image.js';
+import { Image } from '../core/image.js';
 import { readIdentity, recordIdentity, sameSource, type SnapshotIdentity } from './identity.js';
 import { isZero } from './diff-export.js';
 
 export interface ImportDiffOptions {
+  /** The diff stream: a Readable, or an (async) iterable of Buffers. */
+  input: ByteSource;
+  /** The image to apply it to, open for writing at its head. */
+  target: Image;
   /**
    * Skip the target-unchanged check (head differs from the from-snapshot → ERR_TARGET_CHANGED)
    * and the identity guard. rbd's own checks (from-snapshot exists, to-snapshot does not) stay.
@@ -61,16 +65,16 @@ function refusal(code: string, errno: number, message: string, image: Image, sna
 }
 
 /**
- * Applies an rbd diff stream (v1 or v2, ours or `rbd export-diff`'s) to a writable image, with
+ * Applies an rbd diff stream (v1 or v2, ours or `rbd export-diff`'s) to `target` (writable), with
  * import-diff's checks: the 'f' snapshot must exist on the target (ENOENT), the 't' one must not
  * (EEXIST). Unless `force`: the target must be unchanged since the from-snapshot
  * (ERR_TARGET_CHANGED) and, when both identities are known, based on the same source snapshot
  * (ERR_WRONG_BASE). 's' resizes the target; writes are pipelined; at 'e' the to-snapshot is created
  * (and protected for a v2 'p'). Corrupt input rejects with ERR_DIFF_* codes and no to-snapshot.
  */
-export async function importDiff(input: ByteSource, image: Image, options: ImportDiffOptions = {}): Promise<ImportDiffResult> {
+export async function importDiff(options: ImportDiffOptions): Promise<ImportDiffResult> {
   const o = checkOptions<ImportDiffOptions>(options, 'importDiff options', [
-    'force', 'expectSource', 'recordSource', 'concurrency', 'signal', 'onProgress',
+    'input', 'target', 'force', 'expectSource', 'recordSource', 'concurrency', 'signal', 'onProgress',
   ]);
   const force = checkBool(o.force, 'force') ?? false;
   const concurrency = o.concurrency === undefined ? 10 : checkUint(o.concurrency, 'concurrency', { min: 1, max: 256 });
@@ -82,7 +86,10 @@ export async function importDiff(input: ByteSource, image: Image, options: Impor
       throw new TypeError(`${k} must be a SnapshotIdentity, got ${describe(v)}`);
     }
   }
+  const input = o.input;
   if (input === null || typeof input !== 'object') throw new TypeError(`input must be a Readable or an iterable of Buffers, got ${describe(input)}`);
+  if (!(o.target instanceof Image)) throw new TypeError(`target must be an open Image, got ${describe(o.target)}`);
+  const image = o.target;
   if (image.readOnly) throw refusal('EROFS', -30, `import-diff: image '${image.spec}' is open read-only`, image);
   const t0 = performance.now();
 

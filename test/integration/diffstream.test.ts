@@ -2,9 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Readable } from 'node:stream';
 import fc from 'fast-check';
-import { Rados, type Image, type Pool } from '../../lib/index.js';
-import { exportDiff } from '../../lib/transfer/diff-export.js';
-import { importDiff } from '../../lib/transfer/diff-import.js';
+import { Rados, importDiff, type Image, type Pool } from '../../lib/index.js';
 import {
   END_RECORD, TAG, encodeBanner, encodeExtentHead, encodeName, encodeProtect, encodeSize, inspectDiff, parseDiff,
   type DiffEvent,
@@ -123,16 +121,16 @@ describe('exportDiff', () => {
         await c.createSnapshot('c1');
         await c.write(pattern(64 * 1024, 6), 12 * MiB);
         await c.createSnapshot('c2');
-        const full = await collect(exportDiff(c, { snapshot: 'c1' }));
+        const full = await collect(c.exportDiff({ snapshot: 'c1' }));
         expect(full.equals(await rbdCli(a, ['export-diff', '--no-progress', `${a.pool}/${child}@c1`, '-'], { buffer: true }))).toBe(true);
-        const inc = await collect(exportDiff(c, { fromSnapshot: 'c1', snapshot: 'c2' }));
+        const inc = await collect(c.exportDiff({ fromSnapshot: 'c1', snapshot: 'c2' }));
         expect(inc.equals(await rbdCli(a, ['export-diff', '--no-progress', '--from-snap', 'c1', `${a.pool}/${child}@c2`, '-'], { buffer: true }))).toBe(true);
         await pb.createImage(dst, MiB);
         cleanup.push(() => rmImage(b, dst));
         const t = await pb.openImage(dst);
         try {
-          await importDiff(Readable.from([full]), t);
-          await importDiff(Readable.from([inc]), t);
+          await importDiff({ input: Readable.from([full]), target: t });
+          await importDiff({ input: Readable.from([inc]), target: t });
         } finally {
           await t.close();
         }
@@ -146,11 +144,11 @@ describe('exportDiff', () => {
   });
 
   it('v1 streams are byte-identical to `rbd export-diff` (full and incremental)', async () => {
-    const full = await collect(exportDiff(src, { snapshot: 's1' }));
+    const full = await collect(src.exportDiff({ snapshot: 's1' }));
     const cliFull = await rbdCli(a, ['export-diff', '--no-progress', `${a.pool}/${SRC}@s1`, '-'], { buffer: true });
     expect(full.subarray(0, 12).toString()).toBe('rbd diff v1\n');
     expect(full.equals(cliFull)).toBe(true);
-    const inc = await collect(exportDiff(src, { fromSnapshot: 's1', snapshot: 's2' }));
+    const inc = await collect(src.exportDiff({ fromSnapshot: 's1', snapshot: 's2' }));
     const cliInc = await rbdCli(a, ['export-diff', '--no-progress', '--from-snap', 's1', `${a.pool}/${SRC}@s2`, '-'], { buffer: true });
     expect(inc.equals(cliInc)).toBe(true);
     // The zero block written at 5 MiB is a 'z' record, not data.
@@ -164,8 +162,8 @@ describe('exportDiff', () => {
     const img = await rbdCli(a, ['export', '--no-progress', '--export-format', '2', `${a.pool}/${SRC}`, '-'], { buffer: true });
     const diffs = diffsOfImageV2(img);
     expect(diffs.length).toBe(3); // →s1, s1→s2, s2→head
-    const full = await collect(exportDiff(src, { snapshot: 's1', format: 2 }));
-    const inc = await collect(exportDiff(src, { fromSnapshot: 's1', snapshot: 's2', format: 2 }));
+    const full = await collect(src.exportDiff({ snapshot: 's1', format: 2 }));
+    const inc = await collect(src.exportDiff({ fromSnapshot: 's1', snapshot: 's2', format: 2 }));
     expect(full.equals(diffs[0])).toBe(true);
     expect(inc.equals(diffs[1])).toBe(true);
     expect((await inspectDiff([inc])).protected).toBe(true);
@@ -176,7 +174,7 @@ describe('exportDiff', () => {
     await rbdCli(b, ['create', '--size', '1M', `${b.pool}/${name}`]);
     cleanup.push(() => rmImage(b, name));
     for (const [from, to] of [[undefined, 's1'], ['s1', 's2']] as const) {
-      const stream = await collect(exportDiff(src, { fromSnapshot: from, snapshot: to }));
+      const stream = await collect(src.exportDiff({ fromSnapshot: from, snapshot: to }));
       await rbdCli(b, ['import-diff', '--no-progress', '-', `${b.pool}/${name}`], { input: stream });
       expect(await rbdExportMd5(b, `${b.pool}/${name}@${to}`)).toBe(await rbdExportMd5(a, `${a.pool}/${SRC}@${to}`));
     }
@@ -186,8 +184,8 @@ describe('exportDiff', () => {
     const name = `${tag}-cli-v2`;
     cleanup.push(() => rmImage(b, name));
     const diffs = [
-      await collect(exportDiff(src, { snapshot: 's1', format: 2 })),
-      await collect(exportDiff(src, { fromSnapshot: 's1', snapshot: 's2', format: 2 })),
+      await collect(src.exportDiff({ snapshot: 's1', format: 2 })),
+      await collect(src.exportDiff({ fromSnapshot: 's1', snapshot: 's2', format: 2 })),
     ];
     await rbdCli(b, ['import', '--no-progress', '--export-format', '2', '-', `${b.pool}/${name}`], { input: imageV2Of(diffs) });
     for (const s of ['s1', 's2']) {
@@ -199,7 +197,7 @@ describe('exportDiff', () => {
   });
 
   it('inspect agrees with `rbd diff` on extents and bytes', async () => {
-    const stream = await collect(exportDiff(src, { fromSnapshot: 's1', snapshot: 's2' }));
+    const stream = await collect(src.exportDiff({ fromSnapshot: 's1', snapshot: 's2' }));
     const s = await inspectDiff(Readable.from([stream]));
     const rows = JSON.parse(await rbdCli(a, ['diff', '--format', 'json', '--from-snap', 's1', `${a.pool}/${SRC}@s2`])) as
       { offset: number; length: number; exists: string }[];
@@ -217,7 +215,7 @@ describe('exportDiff', () => {
       for (let o = 0; o < 48 * MiB; o += 4 * MiB) await img.write(pattern(4 * MiB, o), o);
       await img.createSnapshot('bp');
       let reached = 0;
-      const r = exportDiff(img, { snapshot: 'bp', onProgress: (p) => { reached = p.offset; } });
+      const r = img.exportDiff({ snapshot: 'bp', onProgress: (p) => { reached = p.offset; } });
       await new Promise((res) => r.once('readable', res));
       await new Promise((res) => setTimeout(res, 500));
       // Nothing consumed: buffered output stays near the high-water mark, far from the 48 MiB.
@@ -231,14 +229,33 @@ describe('exportDiff', () => {
   });
 
   it('missing snapshots reject with ENOENT on the stream', async () => {
-    await expect(collect(exportDiff(src, { snapshot: 'nope' }))).rejects.toMatchObject({ code: 'ENOENT' });
-    await expect(collect(exportDiff(src, { fromSnapshot: 'nope', snapshot: 's1' }))).rejects.toMatchObject({ code: 'ENOENT' });
-    expect(() => exportDiff(src, { snapshot: 's1', format: 3 as 2 })).toThrow(RangeError);
-    expect(() => exportDiff(src, {} as { snapshot: string })).toThrow(TypeError);
+    await expect(collect(src.exportDiff({ snapshot: 'nope' }))).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(collect(src.exportDiff({ fromSnapshot: 'nope', snapshot: 's1' }))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(() => src.exportDiff({ snapshot: 's1', format: 3 as 2 })).toThrow(RangeError);
+    expect(() => src.exportDiff({} as { snapshot: string })).toThrow(TypeError);
   });
 });
 
 describe('importDiff', () => {
+  it('checks its options object before touching the image', async () => {
+    const name = `${tag}-imp-args`;
+    await pb.createImage(name, MiB);
+    cleanup.push(() => rmImage(b, name));
+    const t = await pb.openImage(name);
+    try {
+      const input = [END_RECORD];
+      await expect(importDiff(undefined as never)).rejects.toThrow(TypeError);
+      await expect(importDiff({ input, target: t, verify: true } as never)).rejects.toThrow(/unknown option 'verify'/);
+      await expect(importDiff({ input, target: null as never })).rejects.toThrow(TypeError);
+      await expect(importDiff({ input, target: pb as never })).rejects.toThrow(/target must be an open Image/);
+      await expect(importDiff({ input: 5 as never, target: t })).rejects.toThrow(TypeError);
+      await expect(importDiff({ input, target: t, concurrency: 0 })).rejects.toThrow(RangeError);
+      expect(await t.listSnapshots()).toEqual([]);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('applies `rbd export-diff` v1 streams (full and incremental)', async () => {
     const name = `${tag}-imp-v1`;
     await pb.createImage(name, MiB);
@@ -246,14 +263,14 @@ describe('importDiff', () => {
     const t = await pb.openImage(name);
     try {
       const full = await rbdCli(a, ['export-diff', '--no-progress', `${a.pool}/${SRC}@s1`, '-'], { buffer: true });
-      const r1 = await importDiff(Readable.from([full]), t);
+      const r1 = await importDiff({ input: Readable.from([full]), target: t });
       expect(r1).toMatchObject({ version: 1, toSnapshot: 's1', size: 16 * MiB, resized: true });
       expect(await rbdExportMd5(b, `${b.pool}/${name}@s1`)).toBe(await rbdExportMd5(a, `${a.pool}/${SRC}@s1`));
       const inc = await rbdCli(a, ['export-diff', '--no-progress', '--from-snap', 's1', `${a.pool}/${SRC}@s2`, '-'], { buffer: true });
       // Tiny chunks: records split across chunk boundaries everywhere.
       const chunks: Buffer[] = [];
       for (let i = 0; i < inc.length; i += 1000) chunks.push(inc.subarray(i, i + 1000));
-      const r2 = await importDiff(Readable.from(chunks), t);
+      const r2 = await importDiff({ input: Readable.from(chunks), target: t });
       expect(r2).toMatchObject({ fromSnapshot: 's1', toSnapshot: 's2', size: 20 * MiB });
       expect(await rbdExportMd5(b, `${b.pool}/${name}@s2`)).toBe(await rbdExportMd5(a, `${a.pool}/${SRC}@s2`));
       expect(await rbdExportMd5(b, `${b.pool}/${name}`)).toBe(await rbdExportMd5(a, `${a.pool}/${SRC}@s2`));
@@ -273,10 +290,10 @@ describe('importDiff', () => {
     const diffs = diffsOfImageV2(img);
     const t = await pb.openImage(name);
     try {
-      expect(await importDiff([diffs[0]], t)).toMatchObject({ version: 2, toSnapshot: 's1', protected: false });
-      expect(await importDiff([diffs[1]], t)).toMatchObject({ version: 2, fromSnapshot: 's1', toSnapshot: 's2', protected: true });
+      expect(await importDiff({ input: [diffs[0]], target: t })).toMatchObject({ version: 2, toSnapshot: 's1', protected: false });
+      expect(await importDiff({ input: [diffs[1]], target: t })).toMatchObject({ version: 2, fromSnapshot: 's1', toSnapshot: 's2', protected: true });
       // The head diff has no 't': applied, no snapshot made.
-      const r3 = await importDiff([diffs[2]], t);
+      const r3 = await importDiff({ input: [diffs[2]], target: t });
       expect(r3.fromSnapshot).toBe('s2');
       expect(r3.toSnapshot).toBeUndefined();
       expect((await t.getSnapshot('s2'))?.protected).toBe(true);
@@ -304,7 +321,7 @@ describe('importDiff', () => {
     try {
       for (const [from, to] of [[undefined, 'big'], ['big', 'small']] as const) {
         const stream = await rbdCli(a, ['export-diff', '--no-progress', ...(from ? ['--from-snap', from] : []), `${a.pool}/${name}@${to}`, '-'], { buffer: true });
-        await importDiff([stream], t);
+        await importDiff({ input: [stream], target: t });
         expect(await rbdExportMd5(b, `${b.pool}/${name}@${to}`)).toBe(await rbdExportMd5(a, `${a.pool}/${name}@${to}`));
       }
       expect(await t.size()).toBe(3 * MiB + 4096);
@@ -319,23 +336,23 @@ describe('importDiff', () => {
     cleanup.push(() => rmImage(b, name));
     const t = await pb.openImage(name);
     try {
-      const inc = await collect(exportDiff(src, { fromSnapshot: 's1', snapshot: 's2' }));
+      const inc = await collect(src.exportDiff({ fromSnapshot: 's1', snapshot: 's2' }));
       // No base on the target.
-      await expect(importDiff([inc], t)).rejects.toMatchObject({ code: 'ENOENT', snapshot: 's1' });
-      const full = await collect(exportDiff(src, { snapshot: 's1' }));
+      await expect(importDiff({ input: [inc], target: t })).rejects.toMatchObject({ code: 'ENOENT', snapshot: 's1' });
+      const full = await collect(src.exportDiff({ snapshot: 's1' }));
       const id1 = await sourceIdentity(src, 's1');
-      await importDiff([full], t, { recordSource: id1 });
+      await importDiff({ input: [full], target: t, recordSource: id1 });
       // To-snapshot exists.
-      await expect(importDiff([full], t)).rejects.toMatchObject({ code: 'EEXIST', snapshot: 's1' });
+      await expect(importDiff({ input: [full], target: t })).rejects.toMatchObject({ code: 'EEXIST', snapshot: 's1' });
       // Wrong identity: the recorded source of s1 is not what the caller expects.
       const other = { ...id1, imageId: 'not-this-image' };
-      await expect(importDiff([inc], t, { expectSource: other })).rejects.toMatchObject({ code: 'ERR_WRONG_BASE' });
+      await expect(importDiff({ input: [inc], target: t, expectSource: other })).rejects.toMatchObject({ code: 'ERR_WRONG_BASE' });
       // Target changed after its base (inside a range the diff rewrites).
       await t.write(Buffer.alloc(4096, 7), MiB);
-      await expect(importDiff([inc], t, { expectSource: id1 })).rejects.toMatchObject({ code: 'ERR_TARGET_CHANGED' });
+      await expect(importDiff({ input: [inc], target: t, expectSource: id1 })).rejects.toMatchObject({ code: 'ERR_TARGET_CHANGED' });
       expect(await t.getSnapshot('s2')).toBeUndefined();
       // force overrides the guards (and overwrites the change).
-      const r = await importDiff([inc], t, { force: true, recordSource: await sourceIdentity(src, 's2') });
+      const r = await importDiff({ input: [inc], target: t, force: true, recordSource: await sourceIdentity(src, 's2') });
       expect(r.toSnapshot).toBe('s2');
       expect(await rbdExportMd5(b, `${b.pool}/${name}@s2`)).toBe(await rbdExportMd5(a, `${a.pool}/${SRC}@s2`));
       await t.unprotectSnapshot('s2').catch(() => {});
@@ -349,8 +366,8 @@ describe('importDiff', () => {
     await pb.createImage(name, 16 * MiB);
     cleanup.push(() => rmImage(b, name));
     const t = await pb.openImage(name);
-    const good = await collect(exportDiff(src, { snapshot: 's1' }));
-    const goodV2 = await collect(exportDiff(src, { snapshot: 's1', format: 2 }));
+    const good = await collect(src.exportDiff({ snapshot: 's1' }));
+    const goodV2 = await collect(src.exportDiff({ snapshot: 's1', format: 2 }));
     const head = Buffer.concat([encodeBanner(1), encodeName(1, TAG.to, 's1'), encodeSize(1, 16 * MiB)]);
     const cases: [string, Buffer, string][] = [
       ['bad banner', Buffer.concat([Buffer.from('rbd diff v9\n'), good.subarray(12)]), 'ERR_DIFF_BANNER'],
@@ -369,7 +386,7 @@ describe('importDiff', () => {
     ];
     try {
       for (const [what, bytes, code] of cases) {
-        const err = await importDiff([bytes], t).then(() => undefined, (e: unknown) => e);
+        const err = await importDiff({ input: [bytes], target: t }).then(() => undefined, (e: unknown) => e);
         expect(err, what).toBeInstanceOf(Error);
         expect((err as { code?: string }).code, what).toBe(code);
         expect((err as Error).message, what).toMatch(/stream|banner|record|past/);
@@ -377,7 +394,7 @@ describe('importDiff', () => {
         await expect(inspectDiff([bytes]), what).rejects.toMatchObject({ code });
       }
       // Still usable afterwards: the intact stream applies.
-      await importDiff([good], t);
+      await importDiff({ input: [good], target: t });
       expect(await rbdExportMd5(b, `${b.pool}/${name}@s1`)).toBe(await rbdExportMd5(a, `${a.pool}/${SRC}@s1`));
     } finally {
       await t.close();

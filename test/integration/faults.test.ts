@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { Rados, isRbdError, replicate, type Image, type Pool } from '../../lib/index.js';
+import { withReplicateTestHooks } from '../../lib/transfer/replicate/options.js';
 import { down, restartOsd, signalDaemon, spawnWatchdog, status, up, type UpOptions } from '../../tools/cluster/index.js';
 import { cephCli, getClusters, rbdCli, rbdExportMd5, type TestCluster } from '../support/clusters.js';
 
@@ -340,18 +341,17 @@ describe('replicate under faults', () => {
   const copyFaultedAfterCheckpoint = async (c: TestCluster, p: Pool, name: string, fault: () => void) => {
     let faultAt = 0;
     let injecting: Promise<void> | undefined;
-    const res = await timed(replicate({
+    const res = await timed(replicate(withReplicateTestHooks({
       ...opts(p, name),
       concurrency: 1,
       chunkSize: 256 * 1024,
-      _checkpointMs: 100,
       onProgress: () => {
         injecting ??= checkpointRecorded(c, name).then(() => {
           faultAt = Date.now();
           fault();
         });
       },
-    }));
+    }, { checkpointMs: 100 })));
     const settledAt = Date.now();
     await injecting?.catch(() => undefined);
     return { res, faultAt, settledAt };

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rados, replicate, readIdentity, type Pool, type Image, type ReplicateProgress } from '../../lib/index.js';
+import { withReplicateTestHooks } from '../../lib/transfer/replicate/options.js';
 import { getClusters, rbdCli, rbdExportMd5, type TestCluster } from '../support/clusters.js';
 
 const clusters = getClusters();
@@ -283,6 +284,18 @@ describe('replicate: behaviour', () => {
     expect(await md5(B, `${dst2}@s2`)).toBe(want);
   }, 60_000);
 
+  it('test hooks are not options: underscore keys are unknown, hooks under the symbol are checked', async () => {
+    const base = { source: src, toSnapshot: 's1', target: { pool: pb, name: uniq('rp-hooks', B), create: {} } };
+    for (const k of ['_beforeVerify', '_checkpointMs', '_enumeration', '_readGap']) {
+      await expect(replicate({ ...base, [k]: undefined } as never)).rejects.toThrow(new RegExp(`unknown option '${k}'`));
+    }
+    await expect(replicate(withReplicateTestHooks(base, { checkpointMs: 5 }))).rejects.toThrow(RangeError);
+    await expect(replicate(withReplicateTestHooks(base, { enumeration: 'x' as never }))).rejects.toThrow(RangeError);
+    await expect(replicate(withReplicateTestHooks(base, { beforeVerify: 1 as never }))).rejects.toThrow(TypeError);
+    await expect(replicate(withReplicateTestHooks(base, { other: 1 } as never))).rejects.toThrow(/unknown option 'other'/);
+    expect(await pb.listImages()).not.toContain(base.target.name);
+  });
+
   it('refuses a concurrent replicate into the same target (EBUSY)', async () => {
     const dst = uniq('rp-busy', B);
     // The first replicate is held inside its run (after the copy, before verify: target locked,
@@ -291,13 +304,14 @@ describe('replicate: behaviour', () => {
     const firstHolds = new Promise<void>((r) => (holding = r));
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
-    const p1 = replicate({
+    const p1 = replicate(withReplicateTestHooks({
       source: src, toSnapshot: 's1', target: { pool: pb, name: dst, create: {} }, verify: true,
-      _beforeVerify: async () => {
+    }, {
+      beforeVerify: async () => {
         holding();
         await gate;
       },
-    });
+    }));
     p1.catch(() => holding());
     await firstHolds;
     const t = await pb.openImage(dst);
@@ -315,16 +329,17 @@ describe('replicate: behaviour', () => {
     const dst = uniq('rp-ver', B);
     const bad = 5 * MiB + 12345;
     const e = await expectCode(
-      replicate({
+      replicate(withReplicateTestHooks({
         source: src,
         toSnapshot: 's1',
         target: { pool: pb, name: dst, create: {} },
         verify: true,
-        _beforeVerify: async (t) => {
+      }, {
+        beforeVerify: async (t) => {
           const cur = await t.read(bad, 1);
           await t.write(Buffer.from([cur[0] ^ 0xff]), bad);
         },
-      }),
+      })),
       'ERR_VERIFY_MISMATCH',
     );
     expect(e.offset).toBe(bad);

@@ -49,17 +49,32 @@ export interface ReplicateOptions {
   signal?: AbortSignal;
   /** Called at most ~10×/s. */
   onProgress?: (p: ReplicateProgress) => void;
-  /** @internal test hook: runs after the copy, before verify. */
-  _beforeVerify?: (target: Image) => Promise<void> | void;
-  /** @internal checkpoint interval in ms (default 2000). */
-  _checkpointMs?: number;
-  /** @internal diff enumeration: 'auto' (object map when valid, refined), 'fine', 'whole' (whole objects). */
-  _enumeration?: 'auto' | 'fine' | 'whole';
-  /**
-   * @internal changed extents at most this many bytes apart share one source read (writes stay exact);
-   * default 128 KiB, 0 never.
-   */
-  _readGap?: number;
+}
+
+/**
+ * Key of replicate()'s test hooks in its options object. Not exported from the package: tests and
+ * benchmarks import it from here (or use withReplicateTestHooks).
+ */
+export const kReplicateTestHooks: unique symbol = Symbol('rbd-stream.replicateTestHooks');
+
+export interface ReplicateTestHooks {
+  /** Runs after the copy, before verify. */
+  beforeVerify?: (target: Image) => Promise<void> | void;
+  /** Checkpoint interval in ms (default 2000). */
+  checkpointMs?: number;
+  /** Diff enumeration: 'auto' (object map when valid, refined), 'fine', 'whole' (whole objects). */
+  enumeration?: 'auto' | 'fine' | 'whole';
+  /** Changed extents at most this many bytes apart share one source read (writes stay exact); default 128 KiB, 0 never. */
+  readGap?: number;
+}
+
+/** replicate() options with test hooks; the symbol key is not part of the public ReplicateOptions. */
+export type ReplicateOptionsWithHooks = ReplicateOptions & { [kReplicateTestHooks]?: ReplicateTestHooks };
+
+/** `options` plus test hooks, typed as the public options (an inline symbol key would not be). */
+export function withReplicateTestHooks(options: ReplicateOptions, hooks: ReplicateTestHooks): ReplicateOptions {
+  const withHooks: ReplicateOptionsWithHooks = { ...options, [kReplicateTestHooks]: hooks };
+  return withHooks;
 }
 
 export interface ReplicateResult {
@@ -103,7 +118,7 @@ export const isImage = (v: unknown): v is Image => v instanceof Image;
 export function checkReplicateOptions(options: ReplicateOptions): CheckedReplicateOptions {
   const o = checkOptions<ReplicateOptions>(options, 'replicate options', [
     'source', 'fromSnapshot', 'toSnapshot', 'target', 'concurrency', 'chunkSize', 'verify', 'force', 'signal',
-    'onProgress', '_beforeVerify', '_checkpointMs', '_enumeration', '_readGap', 'writeGap',
+    'onProgress', 'writeGap',
   ]);
   if (o === undefined || !isImage(o.source)) throw new TypeError(`source must be an open Image, got ${describe(o?.source)}`);
   const source = o.source;
@@ -117,11 +132,15 @@ export function checkReplicateOptions(options: ReplicateOptions): CheckedReplica
   const force = checkBool(o.force, 'force') ?? false;
   const signal = checkSignal(o.signal);
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new TypeError('onProgress must be a function');
-  if (o._beforeVerify !== undefined && typeof o._beforeVerify !== 'function') throw new TypeError('_beforeVerify must be a function');
-  const checkpointMs = o._checkpointMs === undefined ? 2000 : checkUint(o._checkpointMs, '_checkpointMs', { min: 10 });
-  const enumeration = ({ auto: 0, fine: 1, whole: 2 } as Record<string, number>)[o._enumeration ?? 'auto'];
-  if (enumeration === undefined) throw new RangeError(`_enumeration must be 'auto', 'fine' or 'whole'`);
-  const readGap = o._readGap === undefined ? undefined : checkUint(o._readGap, '_readGap');
+  // Symbol keys pass checkOptions (it checks string keys); the hooks are checked the same way.
+  const hooks = checkOptions<ReplicateTestHooks>((o as ReplicateOptionsWithHooks)[kReplicateTestHooks], 'replicate test hooks', [
+    'beforeVerify', 'checkpointMs', 'enumeration', 'readGap',
+  ]);
+  if (hooks.beforeVerify !== undefined && typeof hooks.beforeVerify !== 'function') throw new TypeError('beforeVerify hook must be a function');
+  const checkpointMs = hooks.checkpointMs === undefined ? 2000 : checkUint(hooks.checkpointMs, 'checkpointMs hook', { min: 10 });
+  const enumeration = ({ auto: 0, fine: 1, whole: 2 } as Record<string, number>)[hooks.enumeration ?? 'auto'];
+  if (enumeration === undefined) throw new RangeError(`enumeration hook must be 'auto', 'fine' or 'whole'`);
+  const readGap = hooks.readGap === undefined ? undefined : checkUint(hooks.readGap, 'readGap hook');
   const writeGap = o.writeGap === undefined ? 0 : checkUint(o.writeGap, 'writeGap', { max: 64 << 20 });
   let targetSpec: ReplicateTargetSpec | undefined;
   if (!isImage(o.target)) {
@@ -135,6 +154,6 @@ export function checkReplicateOptions(options: ReplicateOptions): CheckedReplica
   }
   return {
     source, toSnap, fromSnap, concurrency, chunkSize, verify, force, signal, onProgress: o.onProgress,
-    beforeVerify: o._beforeVerify, checkpointMs, enumeration, readGap, writeGap, targetSpec, target: o.target as ReplicateTargetSpec | Image,
+    beforeVerify: hooks.beforeVerify, checkpointMs, enumeration, readGap, writeGap, targetSpec, target: o.target as ReplicateTargetSpec | Image,
   };
 }
