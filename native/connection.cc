@@ -151,9 +151,9 @@ Napi::Value Close(const Napi::CallbackInfo& info) {
 
 void InitConnection(Napi::Env env, Napi::Object exports) {
   exports.Set("connect", Napi::Function::New(env, Connect));
-  exports.Set("fsid", Napi::Function::New(env, Fsid));
+  exports.Set("getFsid", Napi::Function::New(env, Fsid));
   exports.Set("listPools", Napi::Function::New(env, ListPools));
-  exports.Set("command", Napi::Function::New(env, Command));
+  exports.Set("sendCommand", Napi::Function::New(env, Command));
   exports.Set("closeConnection", Napi::Function::New(env, Close));
 }
 

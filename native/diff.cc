@@ -70,6 +70,6 @@ Napi::Value DiffRange(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-void InitDiff(Napi::Env env, Napi::Object exports) { exports.Set("diffRange", Napi::Function::New(env, DiffRange)); }
+void InitDiff(Napi::Env env, Napi::Object exports) { exports.Set("getDiffExtents", Napi::Function::New(env, DiffRange)); }
 
 }  // namespace rbdstream

@@ -289,13 +289,13 @@ void InitImage(Napi::Env env, Napi::Object exports) {
   exports.Set("read", Napi::Function::New(env, Read));
   exports.Set("write", Napi::Function::New(env, Write));
   exports.Set("mutate", Napi::Function::New(env, Mutate));
-  exports.Set("stat", Napi::Function::New(env, Stat));
-  exports.Set("resize", Napi::Function::New(env, Resize));
+  exports.Set("statImage", Napi::Function::New(env, Stat));
+  exports.Set("resizeImage", Napi::Function::New(env, Resize));
   exports.Set("updateFeatures", Napi::Function::New(env, UpdateFeatures));
-  exports.Set("metadataGet", Napi::Function::New(env, MetadataGet));
-  exports.Set("metadataSet", Napi::Function::New(env, MetadataSet));
-  exports.Set("metadataRemove", Napi::Function::New(env, MetadataRemove));
-  exports.Set("metadataList", Napi::Function::New(env, MetadataList));
+  exports.Set("getMetadata", Napi::Function::New(env, MetadataGet));
+  exports.Set("setMetadata", Napi::Function::New(env, MetadataSet));
+  exports.Set("removeMetadata", Napi::Function::New(env, MetadataRemove));
+  exports.Set("listMetadata", Napi::Function::New(env, MetadataList));
   exports.Set("closeImage", Napi::Function::New(env, CloseImage));
 }
 

@@ -207,7 +207,7 @@ Napi::Value OpenImage(const Napi::CallbackInfo& info) {
 void InitPool(Napi::Env env, Napi::Object exports) {
   exports.Set("openPool", Napi::Function::New(env, OpenPool));
   exports.Set("closePool", Napi::Function::New(env, ClosePool));
-  exports.Set("poolId", Napi::Function::New(env, PoolId));
+  exports.Set("getPoolId", Napi::Function::New(env, PoolId));
   exports.Set("createImage", Napi::Function::New(env, CreateImage));
   exports.Set("listImages", Napi::Function::New(env, ListImages));
   exports.Set("removeImage", Napi::Function::New(env, RemoveImage));

@@ -185,10 +185,10 @@ Napi::Value List(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitSnapshot(Napi::Env env, Napi::Object exports) {
-  exports.Set("snapCreate", Napi::Function::New(env, Create));
-  exports.Set("snapRemove", Napi::Function::New(env, Remove));
+  exports.Set("createSnapshot", Napi::Function::New(env, Create));
+  exports.Set("removeSnapshot", Napi::Function::New(env, Remove));
   exports.Set("snapOp", Napi::Function::New(env, Named));
-  exports.Set("snapList", Napi::Function::New(env, List));
+  exports.Set("listSnapshots", Napi::Function::New(env, List));
 }
 
 }  // namespace rbdstream

@@ -17,7 +17,7 @@ Napi::Value CopyStart(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto src = Unwrap<Image>(info[0], "image");
   auto dst = Unwrap<Image>(info[1], "image");
-  if (!info[2].IsObject() || !info[3].IsFunction()) throw Napi::TypeError::New(env, "copyStart(src, dst, opts, fn)");
+  if (!info[2].IsObject() || !info[3].IsFunction()) throw Napi::TypeError::New(env, "startCopy(src, dst, opts, fn)");
   Napi::Object o = info[2].As<Napi::Object>();
   auto job = std::make_shared<Job>(env);
   job->src = src;
@@ -120,9 +120,9 @@ Napi::Value LockAcquire(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitCopy(Napi::Env env, Napi::Object exports) {
-  exports.Set("copyStart", Napi::Function::New(env, CopyStart));
-  exports.Set("copyCancel", Napi::Function::New(env, CopyCancel));
-  exports.Set("lockAcquire", Napi::Function::New(env, LockAcquire));
+  exports.Set("startCopy", Napi::Function::New(env, CopyStart));
+  exports.Set("cancelCopy", Napi::Function::New(env, CopyCancel));
+  exports.Set("acquireLock", Napi::Function::New(env, LockAcquire));
 }
 
 }  // namespace rbdstream

@@ -111,10 +111,10 @@ Napi::Value GetGlobalStatus(const Napi::CallbackInfo& info) {
 
 void InitMirrorImage(Napi::Env env, Napi::Object exports) {
   exports.Set("mirrorImageOp", Napi::Function::New(env, ImageOp));
-  exports.Set("mirrorCreateSnapshot", Napi::Function::New(env, CreateSnapshot));
-  exports.Set("mirrorGetInfo", Napi::Function::New(env, GetInfo));
-  exports.Set("mirrorGetMode", Napi::Function::New(env, GetMode));
-  exports.Set("mirrorGetGlobalStatus", Napi::Function::New(env, GetGlobalStatus));
+  exports.Set("createMirrorSnapshot", Napi::Function::New(env, CreateSnapshot));
+  exports.Set("getImageMirrorInfo", Napi::Function::New(env, GetInfo));
+  exports.Set("getImageMirrorMode", Napi::Function::New(env, GetMode));
+  exports.Set("getImageMirrorStatus", Napi::Function::New(env, GetGlobalStatus));
 }
 
 }  // namespace rbdstream

@@ -410,20 +410,20 @@ Napi::Value ImageInfoList(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitMirrorPool(Napi::Env env, Napi::Object exports) {
-  exports.Set("mirrorSiteNameGet", Napi::Function::New(env, SiteNameGet));
-  exports.Set("mirrorSiteNameSet", Napi::Function::New(env, SiteNameSet));
-  exports.Set("mirrorModeGet", Napi::Function::New(env, ModeGet));
-  exports.Set("mirrorModeSet", Napi::Function::New(env, ModeSet));
-  exports.Set("mirrorUuidGet", Napi::Function::New(env, UuidGet));
-  exports.Set("mirrorBootstrapCreate", Napi::Function::New(env, BootstrapCreate));
-  exports.Set("mirrorBootstrapImport", Napi::Function::New(env, BootstrapImport));
-  exports.Set("mirrorPeerAdd", Napi::Function::New(env, PeerAdd));
-  exports.Set("mirrorPeerRemove", Napi::Function::New(env, PeerRemove));
+  exports.Set("getMirrorSiteName", Napi::Function::New(env, SiteNameGet));
+  exports.Set("setMirrorSiteName", Napi::Function::New(env, SiteNameSet));
+  exports.Set("getMirrorMode", Napi::Function::New(env, ModeGet));
+  exports.Set("setMirrorMode", Napi::Function::New(env, ModeSet));
+  exports.Set("getMirrorUuid", Napi::Function::New(env, UuidGet));
+  exports.Set("createMirrorBootstrap", Napi::Function::New(env, BootstrapCreate));
+  exports.Set("importMirrorBootstrap", Napi::Function::New(env, BootstrapImport));
+  exports.Set("addMirrorPeer", Napi::Function::New(env, PeerAdd));
+  exports.Set("removeMirrorPeer", Napi::Function::New(env, PeerRemove));
   exports.Set("mirrorPeerSet", Napi::Function::New(env, PeerSet));
-  exports.Set("mirrorPeerList", Napi::Function::New(env, PeerList));
-  exports.Set("mirrorStatusSummary", Napi::Function::New(env, StatusSummary));
-  exports.Set("mirrorGlobalStatusList", Napi::Function::New(env, GlobalStatusList));
-  exports.Set("mirrorImageInfoList", Napi::Function::New(env, ImageInfoList));
+  exports.Set("listMirrorPeers", Napi::Function::New(env, PeerList));
+  exports.Set("getMirrorStatusSummary", Napi::Function::New(env, StatusSummary));
+  exports.Set("listMirrorGlobalStatus", Napi::Function::New(env, GlobalStatusList));
+  exports.Set("listMirrorImageInfo", Napi::Function::New(env, ImageInfoList));
 }
 
 }  // namespace rbdstream
