@@ -8,17 +8,14 @@ export { isRbdError, type RbdError } from './core/errors.js';
 import { native } from './binding/index.js';
 /** Version of the librbd the addon is linked against. */
 export const librbdVersion: string = native.librbdVersion;
-export { MirrorPool, mirrorPool } from './mirror/pool.js';
-export { getSiteName, setSiteName } from './mirror/site.js';
+export { RadosMirror } from './mirror/rados.js';
+export { PoolMirror } from './mirror/pool.js';
+export { ImageMirror } from './mirror/image.js';
+export { failover, failback } from './mirror/failover.js';
 export { parseMirrorDescription } from './mirror/status.js';
-export {
-  enableMirroring, disableMirroring, getMirrorInfo, getMirrorMode, promoteImage, demoteImage, resyncImage,
-  createMirrorSnapshot, getMirrorStatus,
-} from './mirror/image.js';
-export { addSnapshotSchedule, removeSnapshotSchedule, listSnapshotSchedules, snapshotScheduleStatus } from './mirror/schedule.js';
-export { waitForMirrorSync, failover, failback } from './mirror/failover.js';
 export type {
   MirrorMode, MirrorImageMode, MirrorPeerDirection, MirrorImageState, MirrorStatusState,
+  SettableMirrorMode, SettableImageMode, SettablePeerDirection,
   MirrorHealth, MirrorPeer, AddPeerOptions, JournalPosition, MirrorReplayStatus,
   MirrorSiteStatus, MirrorImageStatus, MirrorImageInfo, MirroredImage, MirrorDaemonInfo,
   MirrorPoolStatus, ScheduleLevel, SnapshotScheduleItem, SnapshotScheduleLevel, ScheduledImage,

@@ -9,6 +9,7 @@ import type { Pool } from './pool.js';
 import { kHandle, kTrack, kOnClose, kForget } from './internal.js';
 import type { Readable } from 'node:stream';
 import { exportDiff, type ExportDiffOptions } from '../transfer/diff-export.js';
+import { ImageMirror } from '../mirror/image.js';
 
 export interface ImageStat {
   size: number;
@@ -56,6 +57,7 @@ export class Image {
   private handle: ImageHandle | undefined;
   readonly readOnly: boolean;
   private snapshotLabel: string | undefined;
+  private mirrorOps: ImageMirror | undefined;
 
   /** @internal */
   constructor(
@@ -82,6 +84,11 @@ export class Image {
 
   get closed(): boolean {
     return this.life.closed;
+  }
+
+  /** Mirroring of this image: enable/disable, promote/demote, resync, mirror snapshots, status. */
+  get mirror(): ImageMirror {
+    return (this.mirrorOps ??= new ImageMirror(this));
   }
 
   /** @internal */

@@ -6,6 +6,7 @@ import { featureBits, type FeatureName } from './features.js';
 import { Image } from './image.js';
 import type { Rados } from './rados.js';
 import { kHandle, kTrack, kForget } from './internal.js';
+import { PoolMirror } from '../mirror/pool.js';
 
 export interface CreateImageOptions {
   /** Feature names; default: the cluster's rbd_default_features. */
@@ -28,6 +29,7 @@ export interface OpenImageOptions {
 export class Pool {
   private readonly life: Lifecycle;
   private handle: IoCtxHandle | undefined;
+  private mirrorOps: PoolMirror | undefined;
 
   /** @internal */
   constructor(
@@ -53,6 +55,11 @@ export class Pool {
 
   get closed(): boolean {
     return this.life.closed;
+  }
+
+  /** Mirroring of this pool (or namespace): mode, peers, bootstrap, status. */
+  get mirror(): PoolMirror {
+    return (this.mirrorOps ??= new PoolMirror(this));
   }
 
   /** @internal Runs a native call tracked for close(). */

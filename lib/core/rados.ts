@@ -5,6 +5,7 @@ import { codedError } from './errors.js';
 import { checkName, checkOptions, checkUint } from './validate.js';
 import { Pool } from './pool.js';
 import { kHandle, kTrack, kForget } from './internal.js';
+import { RadosMirror } from '../mirror/rados.js';
 
 export interface ConnectOptions {
   /** Path to ceph.conf; default: librados' search (CEPH_CONF, /etc/ceph/ceph.conf). */
@@ -32,6 +33,7 @@ export class Rados {
   readonly user: string;
   readonly timeoutMs: number;
   private cachedFsid: string | undefined;
+  private mirrorOps: RadosMirror | undefined;
 
   private constructor(handle: ClusterHandle, user: string, timeoutMs: number) {
     this.handle = handle;
@@ -84,6 +86,11 @@ export class Rados {
 
   get closed(): boolean {
     return this.life.closed;
+  }
+
+  /** Cluster-wide mirroring: site name, mirror-snapshot schedules. */
+  get mirror(): RadosMirror {
+    return (this.mirrorOps ??= new RadosMirror(this));
   }
 
   /** The cluster's fsid. */

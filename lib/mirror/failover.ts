@@ -5,25 +5,25 @@ import type { Image } from '../core/image.js';
 import { kTrack } from '../core/internal.js';
 import type { FailbackOptions, FailoverOptions, FailoverStep, SyncState, WaitOptions } from './types.js';
 import { checkWait, poll } from './wait.js';
-import { demoteImage, getMirrorInfo, getMirrorStatus, promoteImage, resyncImage } from './image.js';
 
 function latestPrimarySnapshot(snaps: Awaited<ReturnType<Image['listSnapshots']>>) {
   return snaps.filter((s) => s.mirror && (s.mirror.state === 'primary' || s.mirror.state === 'primary-demoted')).at(-1);
 }
 
 /**
- * Resolves when the peer has copied the latest primary mirror snapshot (snapshot mode) or has
- * replayed the primary's journal up to its current end (journal mode).
- * `image` is the primary image.
+ * image.mirror.waitForSync(): resolves when the peer has copied the latest primary mirror
+ * snapshot (snapshot mode) or has replayed the primary's journal up to its current end (journal
+ * mode). `image` is the primary image. It lives here, beside its other user (failback), and
+ * reaches the image's mirroring through `image.mirror`, so this module imports no class at run time.
  */
 export async function waitForMirrorSync(image: Image, options: WaitOptions = {}): Promise<SyncState> {
-  const o = checkWait(options, 'waitForMirrorSync options');
+  const o = checkWait(options, 'waitForSync options');
   if (o.peer !== undefined && (typeof o.peer?.[kTrack] !== 'function' || o.peer.readOnly)) {
     // librbd registers no header watch for read-only opens: such a handle never sees new snapshots.
     throw new TypeError('peer must be an Image opened without readOnly (read-only handles are not notified of new snapshots)');
   }
   const what = `wait for mirror sync of '${image?.spec}'`;
-  const info = await getMirrorInfo(image);
+  const info = await image.mirror.getInfo();
   if (info.state !== 'enabled') throw codedError('EINVAL', `${what}: mirroring is not enabled on the image`, { operation: 'wait for mirror sync' });
   if (!info.primary) throw codedError('EINVAL', `${what}: the image is not primary (pass the primary image)`, { operation: 'wait for mirror sync' });
   let last = 'unknown';
@@ -41,7 +41,7 @@ export async function waitForMirrorSync(image: Image, options: WaitOptions = {})
             : 'not yet created on the peer';
         return copy?.mirror?.complete ? true : undefined;
       }
-      const st = await getMirrorStatus(image);
+      const st = await image.mirror.getStatus();
       const r = st.remotes.find((s) => s.replay);
       last = st.remotes.map((s) => `${s.siteName || s.mirrorUuid}: ${s.summary} ${s.description}`).join('; ') || 'no peer status';
       const rp = r?.replay;
@@ -56,7 +56,7 @@ export async function waitForMirrorSync(image: Image, options: WaitOptions = {})
   const since = Math.floor(Date.now() / 1000);
   await image.flush();
   const behind = await poll(o, what, async () => {
-    const st = await getMirrorStatus(image);
+    const st = await image.mirror.getStatus();
     last = st.remotes.map((s) => `${s.siteName || s.mirrorUuid}: ${s.summary} ${s.rawDescription}`).join('; ') || 'no peer status';
     const r = st.remotes.find((s) => s.replay);
     const rp = r?.replay;
@@ -72,7 +72,7 @@ export async function waitForMirrorSync(image: Image, options: WaitOptions = {})
 
 function stepError(step: FailoverStep, image: Image, e: unknown): Error {
   const cause = e as Error & { code?: string; errno?: number };
-  const err = codedError(cause?.code ?? 'EIO', `failover step '${step}' on '${image.spec}' failed: ${cause?.message ?? String(e)}`, {
+  const err = codedError((cause?.code ?? 'EIO') as Parameters<typeof codedError>[0], `failover step '${step}' on '${image.spec}' failed: ${cause?.message ?? String(e)}`, {
     step,
     errno: cause?.errno,
     cause: e,
@@ -94,7 +94,7 @@ export async function failover(options: FailoverOptions): Promise<void> {
   const deadline = Date.now() + w.timeoutMs;
 
   progress('check', `checking ${primary.spec} and ${secondary.spec}`);
-  const [pi, si] = await Promise.all([getMirrorInfo(primary), getMirrorInfo(secondary)]).catch((e) => {
+  const [pi, si] = await Promise.all([primary.mirror.getInfo(), secondary.mirror.getInfo()]).catch((e) => {
     throw stepError('check', primary, e);
   });
   if (pi.state !== 'enabled' || si.state !== 'enabled') {
@@ -110,7 +110,7 @@ export async function failover(options: FailoverOptions): Promise<void> {
   if (pi.primary) {
     progress('demote', `demoting ${primary.spec}`);
     try {
-      await demoteImage(primary);
+      await primary.mirror.demote();
     } catch (e) {
       throw stepError('demote', primary, e);
     }
@@ -126,7 +126,7 @@ export async function failover(options: FailoverOptions): Promise<void> {
       `promote '${secondary.spec}' after demotion of '${primary.spec}'`,
       async () => {
         try {
-          await promoteImage(secondary);
+          await secondary.mirror.promote();
           return true;
         } catch (e) {
           // EBUSY: demotion not replicated yet; EROFS: rbd-mirror still holds the image's
@@ -161,7 +161,7 @@ export async function failback(options: FailbackOptions): Promise<Image> {
   const remaining = () => Math.max(1, deadline - Date.now());
 
   progress('check', `checking ${primary.spec} and ${secondary.spec}`);
-  const [pi, si] = await Promise.all([getMirrorInfo(primary), getMirrorInfo(secondary)]).catch((e) => {
+  const [pi, si] = await Promise.all([primary.mirror.getInfo(), secondary.mirror.getInfo()]).catch((e) => {
     throw stepError('check', primary, e);
   });
   if (!si.primary) {
@@ -172,7 +172,7 @@ export async function failback(options: FailbackOptions): Promise<Image> {
     if (pi.primary) {
       progress('demote', `demoting ${primary.spec} (split-brain: both sites primary)`);
       try {
-        await demoteImage(primary);
+        await primary.mirror.demote();
       } catch (e) {
         throw stepError('demote', primary, e);
       }
@@ -182,7 +182,7 @@ export async function failback(options: FailbackOptions): Promise<Image> {
     const name = primary.name;
     const oldId = (await primary.stat()).id;
     try {
-      await resyncImage(primary);
+      await primary.mirror.resync();
     } catch (e) {
       throw stepError('resync', primary, e);
     }
@@ -201,9 +201,9 @@ export async function failback(options: FailbackOptions): Promise<Image> {
           throw e;
         }
         try {
-          const [st, info] = await Promise.all([img.stat(), getMirrorInfo(img)]);
+          const [st, info] = await Promise.all([img.stat(), img.mirror.getInfo()]);
           if (st.id !== oldId && info.state === 'enabled' && !info.primary) {
-            const status = await getMirrorStatus(img);
+            const status = await img.mirror.getStatus();
             if (status.local?.up && status.local.state === 'replaying') return img;
           }
         } catch (e) {

@@ -1,13 +1,15 @@
 // Pool mirroring: mode, uuid, bootstrap, peers, pool-wide status.
-import { type IoCtxHandle } from '../binding/index.js';
+import { native, type IoCtxHandle } from '../binding/index.js';
 import { codedError } from '../core/errors.js';
 import { checkName, checkOptions, checkUint, describe } from '../core/validate.js';
 import type { Pool } from '../core/pool.js';
 import { kHandle, kTrack } from '../core/internal.js';
 import {
-  DIRECTIONS, IMAGE_MODES, MODES, checkEnum, m,
-  type AddPeerOptions, type MirrorDaemonInfo, type MirrorHealth, type MirrorImageMode, type MirrorImageStatus, type MirrorMode,
-  type MirrorPeer, type MirrorPeerDirection, type MirrorPoolStatus, type MirrorStatusState, type MirroredImage,
+  IMAGE_MODES, PEER_DIRECTIONS, SETTABLE_MODES, checkEnum, imageModeName, imageModeRaw, imageStateName, mirrorModeName,
+  mirrorModeRaw, peerDirectionName, peerDirectionRaw, statusStateName,
+  type AddPeerOptions, type MirrorDaemonInfo, type MirrorHealth, type MirrorImageStatus, type MirrorMode,
+  type MirrorPeer, type MirrorPoolStatus, type MirrorStatusState, type MirroredImage, type SettableImageMode,
+  type SettableMirrorMode, type SettablePeerDirection,
 } from './types.js';
 import { toImageStatus, worst } from './status.js';
 import { getSiteName } from './site.js';
@@ -28,8 +30,9 @@ function checkKey(v: unknown): string {
   return v;
 }
 
-/** Mirroring operations on one pool (and namespace). */
-export class MirrorPool {
+/** Mirroring operations on one pool (and namespace): `pool.mirror`. */
+export class PoolMirror {
+  /** @internal */
   constructor(readonly pool: Pool) {}
 
   private run<T>(fn: (h: IoCtxHandle) => Promise<T>): Promise<T> {
@@ -37,24 +40,23 @@ export class MirrorPool {
   }
 
   async getMode(): Promise<MirrorMode> {
-    const mode = await this.run((h) => m.mirrorModeGet(h));
-    return MODES[mode] ?? 'disabled';
+    return mirrorModeName(await this.run((h) => native.getMirrorMode(h)));
   }
 
   /** 'image' mirrors images enabled one by one; 'pool' mirrors every journaling image. */
-  async setMode(mode: MirrorMode): Promise<void> {
-    const n = MODES.indexOf(checkEnum(mode, 'mirror mode', MODES));
-    await this.run((h) => m.mirrorModeSet(h, n));
+  async setMode(mode: SettableMirrorMode): Promise<void> {
+    const n = mirrorModeRaw(checkEnum(mode, 'mirror mode', SETTABLE_MODES));
+    await this.run((h) => native.setMirrorMode(h, n));
   }
 
   /** This pool's mirror uuid (how peers identify this site in status entries). */
   getUuid(): Promise<string> {
-    return this.run((h) => m.mirrorUuidGet(h));
+    return this.run((h) => native.getMirrorUuid(h));
   }
 
   /** A token a peer cluster imports to mirror with this one. It contains a key: keep it secret. */
   createBootstrapToken(): Promise<string> {
-    return this.run((h) => m.mirrorBootstrapCreate(h));
+    return this.run((h) => native.createMirrorBootstrap(h));
   }
 
   /** Imports a peer's bootstrap token (default direction 'rx-tx'). */
@@ -81,7 +83,7 @@ export class MirrorPool {
       });
     }
     try {
-      await this.run((h) => m.mirrorBootstrapImport(h, DIRECTIONS.indexOf(direction), token.trim()));
+      await this.run((h) => native.importMirrorBootstrap(h, peerDirectionRaw(direction), token.trim()));
     } catch (e) {
       // The native message never holds the token; name the peer it could not be used with.
       (e as Error).message += ` (peer site ${peer.fsid}, mon host ${peer.monHost.slice(0, 200)})`;
@@ -90,11 +92,11 @@ export class MirrorPool {
   }
 
   async listPeers(): Promise<MirrorPeer[]> {
-    const list = await this.run((h) => m.mirrorPeerList(h));
+    const list = await this.run((h) => native.listMirrorPeers(h));
     return list.map((p) => {
       const peer: MirrorPeer = {
         uuid: p.uuid,
-        direction: DIRECTIONS[p.direction] ?? 'rx-tx',
+        direction: peerDirectionName(p.direction),
         siteName: p.siteName,
         mirrorUuid: p.mirrorUuid,
         clientName: p.clientName,
@@ -116,45 +118,45 @@ export class MirrorPool {
     const direction = o.direction === undefined ? 'rx-tx' : checkEnum(o.direction, 'direction', ['rx-only', 'rx-tx'] as const);
     const monHost = o.monHost === undefined ? undefined : checkName(o.monHost, 'monHost');
     const key = o.key === undefined ? undefined : checkKey(o.key);
-    return this.run((h) => m.mirrorPeerAdd(h, DIRECTIONS.indexOf(direction), site, client, monHost, key));
+    return this.run((h) => native.addMirrorPeer(h, peerDirectionRaw(direction), site, client, monHost, key));
   }
 
   /** Removes a peer (ENOENT for an unknown uuid). */
   async removePeer(uuid: string): Promise<void> {
     checkUuid(uuid);
-    await this.run((h) => m.mirrorPeerRemove(h, uuid));
+    await this.run((h) => native.removeMirrorPeer(h, uuid));
   }
 
-  async setPeerDirection(uuid: string, direction: MirrorPeerDirection): Promise<void> {
+  async setPeerDirection(uuid: string, direction: SettablePeerDirection): Promise<void> {
     checkUuid(uuid);
-    const d = DIRECTIONS.indexOf(checkEnum(direction, 'direction', DIRECTIONS));
-    await this.run((h) => m.mirrorPeerSet(h, uuid, 'direction', d));
+    const d = peerDirectionRaw(checkEnum(direction, 'direction', PEER_DIRECTIONS));
+    await this.run((h) => native.setMirrorPeerDirection(h, uuid, d));
   }
 
   /** Sets the peer's site (cluster) name. */
   async setPeerSiteName(uuid: string, siteName: string): Promise<void> {
     checkUuid(uuid);
     checkName(siteName, 'site name', { forbid: '@' });
-    await this.run((h) => m.mirrorPeerSet(h, uuid, 'name', siteName));
+    await this.run((h) => native.setMirrorPeerSiteName(h, uuid, siteName));
   }
 
   /** Sets the client the local rbd-mirror uses on the peer ('client.<id>' or '<id>'). */
   async setPeerClient(uuid: string, client: string): Promise<void> {
     checkUuid(uuid);
     const c = checkName(client, 'client name', { forbid: '@' });
-    await this.run((h) => m.mirrorPeerSet(h, uuid, 'client', c.startsWith('client.') ? c : `client.${c}`));
+    await this.run((h) => native.setMirrorPeerClient(h, uuid, c.startsWith('client.') ? c : `client.${c}`));
   }
 
   async setPeerMonHost(uuid: string, monHost: string): Promise<void> {
     checkUuid(uuid);
     checkName(monHost, 'monHost');
-    await this.run((h) => m.mirrorPeerSet(h, uuid, 'monHost', monHost));
+    await this.run((h) => native.setMirrorPeerAttribute(h, uuid, 'mon_host', monHost));
   }
 
   async setPeerKey(uuid: string, key: string): Promise<void> {
     checkUuid(uuid);
     const k = checkKey(key);
-    await this.run((h) => m.mirrorPeerSet(h, uuid, 'key', k));
+    await this.run((h) => native.setMirrorPeerAttribute(h, uuid, 'key', k));
   }
 
   /**
@@ -162,7 +164,11 @@ export class MirrorPool {
    * from them, and the health of this cluster's rbd-mirror daemons (from the mgr service map).
    */
   async getStatusSummary(): Promise<MirrorPoolStatus> {
-    const states = await this.run((h) => m.mirrorStatusSummary(h));
+    const states: Partial<Record<MirrorStatusState, number>> = {};
+    for (const [raw, count] of await this.run((h) => native.getMirrorStatusSummary(h))) {
+      const state = statusStateName(raw);
+      states[state] = (states[state] ?? 0) + count;
+    }
     let total = 0;
     let imageHealth: MirrorHealth = 'OK';
     for (const [state, count] of Object.entries(states) as [MirrorStatusState, number][]) {
@@ -231,7 +237,7 @@ export class MirrorPool {
     const out: MirrorImageStatus[] = [];
     let start = '';
     for (;;) {
-      const page = await this.run((h) => m.mirrorGlobalStatusList(h, start, pageSize));
+      const page = await this.run((h) => native.listMirrorGlobalStatus(h, start, pageSize));
       for (const g of page) out.push(toImageStatus(g, localSite, peers));
       if (page.length < pageSize) break;
       start = page[page.length - 1].id!;
@@ -240,16 +246,25 @@ export class MirrorPool {
   }
 
   /** Images with mirroring enabled (all pages), optionally only those of one mode. */
-  async listMirroredImages(options: { mode?: MirrorImageMode; pageSize?: number } = {}): Promise<MirroredImage[]> {
-    const o = checkOptions<{ mode?: MirrorImageMode; pageSize?: number }>(options, 'listMirroredImages options', ['mode', 'pageSize']);
-    const mode = o.mode === undefined ? null : IMAGE_MODES.indexOf(checkEnum(o.mode, 'mode', IMAGE_MODES));
+  async listMirroredImages(options: { mode?: SettableImageMode; pageSize?: number } = {}): Promise<MirroredImage[]> {
+    const o = checkOptions<{ mode?: SettableImageMode; pageSize?: number }>(options, 'listMirroredImages options', ['mode', 'pageSize']);
+    const mode = o.mode === undefined ? null : imageModeRaw(checkEnum(o.mode, 'mode', IMAGE_MODES));
     const pageSize = o.pageSize === undefined ? 256 : checkUint(o.pageSize, 'pageSize', { min: 1, max: 1024 });
     const names = new Map((await this.pool.listImageSpecs()).map((s) => [s.id, s.name]));
     const out: MirroredImage[] = [];
     let start = '';
     for (;;) {
-      const page = await this.run((h) => m.mirrorImageInfoList(h, mode, start, pageSize));
-      for (const e of page) out.push({ ...e, name: names.get(e.id) ?? '' });
+      const page = await this.run((h) => native.listMirrorImageInfo(h, mode, start, pageSize));
+      for (const e of page) {
+        out.push({
+          id: e.id,
+          mode: imageModeName(e.mode),
+          globalId: e.globalId,
+          state: imageStateName(e.state),
+          primary: e.primary,
+          name: names.get(e.id) ?? '',
+        });
+      }
       if (page.length < pageSize) break;
       start = page[page.length - 1].id;
     }
@@ -261,13 +276,6 @@ export class MirrorPool {
     const [local, peers] = await Promise.all([getSiteName(this.pool.rados), this.listPeers().catch(() => [] as MirrorPeer[])]);
     return [local, new Map(peers.filter((p) => p.mirrorUuid).map((p) => [p.mirrorUuid, p.siteName]))];
   }
-}
-
-export function mirrorPool(pool: Pool): MirrorPool {
-  if (pool === null || typeof pool !== 'object' || typeof (pool as Pool)[kTrack] !== 'function') {
-    throw new TypeError(`pool must be a Pool, got ${describe(pool)}`);
-  }
-  return new MirrorPool(pool);
 }
 
 function parsePeerSpec(spec: unknown): { client: string; site: string } {

@@ -1,5 +1,9 @@
 // Site status descriptions: parsing rbd-mirror's JSON and shaping status entries.
-import type { JournalPosition, MirrorHealth, MirrorImageStatus, MirrorReplayStatus, MirrorSiteStatus, NativeGlobalStatus, NativeSiteStatus } from './types.js';
+import type { NativeGlobalStatus, NativeSiteStatus } from '../binding/index.js';
+import {
+  imageStateName, statusStateName,
+  type JournalPosition, type MirrorHealth, type MirrorImageStatus, type MirrorReplayStatus, type MirrorSiteStatus,
+} from './types.js';
 
 function num(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
@@ -50,13 +54,14 @@ export function parseMirrorDescription(description: string): { text: string; rep
 export function toSiteStatus(s: NativeSiteStatus, localSite: string, peers: Map<string, string>): MirrorSiteStatus {
   const local = s.mirrorUuid === '';
   const { text, replay } = parseMirrorDescription(s.description);
+  const state = statusStateName(s.state);
   const out: MirrorSiteStatus = {
     siteName: local ? localSite : (peers.get(s.mirrorUuid) ?? ''),
     mirrorUuid: s.mirrorUuid,
     local,
-    state: s.state,
+    state,
     up: s.up,
-    summary: `${s.up ? 'up' : 'down'}+${s.state}`,
+    summary: `${s.up ? 'up' : 'down'}+${state}`,
     description: text,
     rawDescription: s.description,
   };
@@ -70,7 +75,7 @@ export function toImageStatus(g: NativeGlobalStatus, localSite: string, peers: M
   const st: MirrorImageStatus = {
     name: g.name,
     globalId: g.globalId,
-    state: g.state,
+    state: imageStateName(g.state),
     primary: g.primary,
     remotes: sites.filter((s) => !s.local),
     sites,
@@ -81,7 +86,7 @@ export function toImageStatus(g: NativeGlobalStatus, localSite: string, peers: M
   return st;
 }
 
-export const HEALTH_ORDER: MirrorHealth[] = ['OK', 'UNKNOWN', 'WARNING', 'ERROR'];
+const HEALTH_ORDER: MirrorHealth[] = ['OK', 'UNKNOWN', 'WARNING', 'ERROR'];
 export function worst(a: MirrorHealth, b: MirrorHealth): MirrorHealth {
   return HEALTH_ORDER.indexOf(a) >= HEALTH_ORDER.indexOf(b) ? a : b;
 }

@@ -1,13 +1,18 @@
-// Public mirroring types, the native surface and the enum tables.
-import { native, type ClusterHandle, type ImageHandle, type IoCtxHandle } from '../binding/index.js';
+// Public mirroring types, and the tables mapping librbd's raw enum values to their names.
 import { describe } from '../core/validate.js';
 import type { Image } from '../core/image.js';
 
-export type MirrorMode = 'disabled' | 'image' | 'pool';
-export type MirrorImageMode = 'journal' | 'snapshot';
-export type MirrorPeerDirection = 'rx-only' | 'tx-only' | 'rx-tx';
-/** State of mirroring on an image (librbd's rbd_mirror_image_state_t). */
-export type MirrorImageState = 'disabling' | 'enabled' | 'disabled';
+/** Pool mirroring mode (rbd_mirror_mode_t). 'init-only' exists from Squid on. */
+export type MirrorMode = 'disabled' | 'image' | 'pool' | 'init-only' | 'unknown';
+/** How an image is mirrored (rbd_mirror_image_mode_t). */
+export type MirrorImageMode = 'journal' | 'snapshot' | 'unknown';
+/** rbd_mirror_peer_direction_t */
+export type MirrorPeerDirection = 'rx-only' | 'tx-only' | 'rx-tx' | 'unknown';
+/**
+ * State of mirroring on an image (librbd's rbd_mirror_image_state_t). 'creating' (newer
+ * releases) marks an image rbd-mirror is still creating on this site.
+ */
+export type MirrorImageState = 'disabling' | 'enabled' | 'disabled' | 'creating' | 'unknown';
 /** Replication state reported by a site (rbd_mirror_image_status_state_t). */
 export type MirrorStatusState =
   | 'unknown'
@@ -229,66 +234,44 @@ export interface FailbackOptions extends FailoverOptions {
   resync?: boolean;
 }
 
-
 // ---------------------------------------------------------------------------
-// Native surface (kept here so the core typing file stays untouched)
+// Raw enum values. The addon passes librbd's enums through as numbers; each table lists the
+// names by raw value. A value the table does not know (from a newer librbd) is 'unknown',
+// never another state.
 
-export interface NativeSiteStatus {
-  mirrorUuid: string;
-  state: MirrorStatusState;
-  description: string;
-  lastUpdate: number;
-  up: boolean;
-}
-export interface NativeGlobalStatus {
-  id?: string;
-  name: string;
-  globalId: string;
-  state: MirrorImageState;
-  primary: boolean;
-  sites: NativeSiteStatus[];
-}
-interface NativePeer {
-  uuid: string;
-  direction: number;
-  siteName: string;
-  mirrorUuid: string;
-  clientName: string;
-  lastSeen: number;
-  monHost: string;
-  hasKey: boolean;
-}
-interface MirrorNative {
-  mirrorSiteNameGet(c: ClusterHandle): Promise<string>;
-  mirrorSiteNameSet(c: ClusterHandle, name: string): Promise<void>;
-  mirrorModeGet(p: IoCtxHandle): Promise<number>;
-  mirrorModeSet(p: IoCtxHandle, mode: number): Promise<void>;
-  mirrorUuidGet(p: IoCtxHandle): Promise<string>;
-  mirrorBootstrapCreate(p: IoCtxHandle): Promise<string>;
-  mirrorBootstrapImport(p: IoCtxHandle, direction: number, token: string): Promise<void>;
-  mirrorPeerAdd(p: IoCtxHandle, direction: number, site: string, client: string, monHost?: string, key?: string): Promise<string>;
-  mirrorPeerRemove(p: IoCtxHandle, uuid: string): Promise<void>;
-  mirrorPeerSet(p: IoCtxHandle, uuid: string, what: 'name' | 'client' | 'direction' | 'monHost' | 'key', value: string | number): Promise<void>;
-  mirrorPeerList(p: IoCtxHandle): Promise<NativePeer[]>;
-  mirrorStatusSummary(p: IoCtxHandle): Promise<Partial<Record<MirrorStatusState, number>>>;
-  mirrorGlobalStatusList(p: IoCtxHandle, start: string, max: number): Promise<NativeGlobalStatus[]>;
-  mirrorImageInfoList(
-    p: IoCtxHandle,
-    mode: number | null,
-    start: string,
-    max: number,
-  ): Promise<{ id: string; mode: MirrorImageMode; globalId: string; state: MirrorImageState; primary: boolean }[]>;
-  mirrorImageOp(i: ImageHandle, op: 'enable' | 'disable' | 'promote' | 'demote' | 'resync', arg?: number | boolean): Promise<void>;
-  mirrorCreateSnapshot(i: ImageHandle): Promise<number>;
-  mirrorGetInfo(i: ImageHandle): Promise<MirrorImageInfo>;
-  mirrorGetMode(i: ImageHandle): Promise<MirrorImageMode>;
-  mirrorGetGlobalStatus(i: ImageHandle): Promise<NativeGlobalStatus>;
-}
-export const m = native as unknown as MirrorNative;
+// What callers may pass (checked before any native call).
+export type SettableMirrorMode = 'disabled' | 'image' | 'pool';
+export type SettableImageMode = Exclude<MirrorImageMode, 'unknown'>;
+export type SettablePeerDirection = Exclude<MirrorPeerDirection, 'unknown'>;
 
-export const MODES: readonly MirrorMode[] = ['disabled', 'image', 'pool'];
-export const IMAGE_MODES: readonly MirrorImageMode[] = ['journal', 'snapshot'];
-export const DIRECTIONS: readonly MirrorPeerDirection[] = ['rx-only', 'tx-only', 'rx-tx'];
+/** rbd_mirror_mode_t; INIT_ONLY (3) is cls::rbd::MIRROR_MODE_INIT_ONLY (Squid), which librbd casts. */
+const MIRROR_MODES: readonly MirrorMode[] = ['disabled', 'image', 'pool', 'init-only'];
+/** rbd_mirror_image_mode_t */
+export const IMAGE_MODES: readonly SettableImageMode[] = ['journal', 'snapshot'];
+/** rbd_mirror_peer_direction_t */
+export const PEER_DIRECTIONS: readonly SettablePeerDirection[] = ['rx-only', 'tx-only', 'rx-tx'];
+/** rbd_mirror_image_state_t; CREATING (3) is cls::rbd::MIRROR_IMAGE_STATE_CREATING, cast by librbd. */
+const IMAGE_STATES: readonly MirrorImageState[] = ['disabling', 'enabled', 'disabled', 'creating'];
+/** rbd_mirror_image_status_state_t */
+const STATUS_STATES: readonly MirrorStatusState[] = [
+  'unknown', 'error', 'syncing', 'starting_replay', 'replaying', 'stopping_replay', 'stopped',
+];
+/** The pool modes setMode() accepts. */
+export const SETTABLE_MODES: readonly SettableMirrorMode[] = ['disabled', 'image', 'pool'];
+
+function named<T extends string>(table: readonly T[], raw: number): T | 'unknown' {
+  return (Number.isInteger(raw) ? table[raw] : undefined) ?? 'unknown';
+}
+
+export const mirrorModeName = (raw: number): MirrorMode => named(MIRROR_MODES, raw);
+export const imageModeName = (raw: number): MirrorImageMode => named(IMAGE_MODES, raw);
+export const peerDirectionName = (raw: number): MirrorPeerDirection => named(PEER_DIRECTIONS, raw);
+export const imageStateName = (raw: number): MirrorImageState => named(IMAGE_STATES, raw);
+export const statusStateName = (raw: number): MirrorStatusState => named(STATUS_STATES, raw);
+
+export const mirrorModeRaw = (mode: SettableMirrorMode): number => MIRROR_MODES.indexOf(mode);
+export const imageModeRaw = (mode: SettableImageMode): number => IMAGE_MODES.indexOf(mode);
+export const peerDirectionRaw = (direction: SettablePeerDirection): number => PEER_DIRECTIONS.indexOf(direction);
 
 export function checkEnum<T extends string>(v: unknown, what: string, allowed: readonly T[]): T {
   if (typeof v !== 'string' || !allowed.includes(v as T)) {
