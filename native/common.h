@@ -196,6 +196,14 @@ std::string ArgString(const Napi::CallbackInfo& info, size_t i, const char* name
 bool ArgOptString(const Napi::CallbackInfo& info, size_t i, std::string* out);
 Napi::Value U64(Napi::Env env, uint64_t v);
 
+// A JS array of toJs(element) for each element of v.
+template <typename T, typename F>
+Napi::Array ToArray(Napi::Env env, const std::vector<T>& v, F toJs) {
+  Napi::Array a = Napi::Array::New(env, v.size());
+  for (size_t i = 0; i < v.size(); i++) a.Set(i, toJs(v[i]));
+  return a;
+}
+
 // librbd's string getters answer -ERANGE and set *len to the size needed:
 // call fill(buf, &len) until the buffer is big enough.
 template <typename F>

@@ -90,11 +90,7 @@ Napi::Value ListPools(const Napi::CallbackInfo& info) {
         for (const char* p = buf.data(); *p; p += strlen(p) + 1) r.names.emplace_back(p);
         return 0;
       },
-      [](Napi::Env env, R& r) {
-        Napi::Array a = Napi::Array::New(env, r.names.size());
-        for (size_t i = 0; i < r.names.size(); i++) a.Set(i, r.names[i]);
-        return a;
-      });
+      [](Napi::Env env, R& r) { return ToArray(env, r.names, [&](const std::string& n) { return Napi::String::New(env, n); }); });
 }
 
 // mon or mgr command: (handle, 'mon'|'mgr', jsonCmd, inbuf?) → { out: Buffer, status: string }

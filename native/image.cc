@@ -112,23 +112,36 @@ Napi::Value Write(const Napi::CallbackInfo& info) {
   });
 }
 
-// (handle, kind: 'discard'|'zero'|'flush', offset, length)
-Napi::Value Mutate(const Napi::CallbackInfo& info) {
+// (handle, offset, length): discard or write_zeroes over a range.
+template <typename F>
+Napi::Value RangeOp(const Napi::CallbackInfo& info, const char* opName, F call) {
   Napi::Env env = info.Env();
   auto img = Unwrap<Image>(info[0], "image");
-  std::string kind = ArgString(info, 1, "kind");
+  uint64_t off = ArgU64(info, 1, "offset");
+  uint64_t len = ArgU64(info, 2, "length");
+  auto* op = new ImageAio(env, info[0], img.get(), opName);
   rbd_image_t image = img->image;
-  if (kind == "flush") {
-    auto* op = new ImageAio(env, info[0], img.get(), "flush");
-    return Submit(env, op, [&](rbd_completion_t c) { return rbd_aio_flush(image, c); });
-  }
-  uint64_t off = ArgU64(info, 2, "offset");
-  uint64_t len = ArgU64(info, 3, "length");
-  bool zero = kind == "zero";
-  auto* op = new ImageAio(env, info[0], img.get(), zero ? "write zeroes" : "discard");
-  return Submit(env, op, [&](rbd_completion_t c) {
-    return zero ? rbd_aio_write_zeroes(image, off, len, c, 0, 0) : rbd_aio_discard(image, off, len, c);
+  return Submit(env, op, [&](rbd_completion_t c) { return call(image, off, len, c); });
+}
+
+Napi::Value Discard(const Napi::CallbackInfo& info) {
+  return RangeOp(info, "discard", [](rbd_image_t image, uint64_t off, uint64_t len, rbd_completion_t c) {
+    return rbd_aio_discard(image, off, len, c);
   });
+}
+
+Napi::Value WriteZeroes(const Napi::CallbackInfo& info) {
+  return RangeOp(info, "write zeroes", [](rbd_image_t image, uint64_t off, uint64_t len, rbd_completion_t c) {
+    return rbd_aio_write_zeroes(image, off, len, c, 0, 0);
+  });
+}
+
+Napi::Value Flush(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto img = Unwrap<Image>(info[0], "image");
+  auto* op = new ImageAio(env, info[0], img.get(), "flush");
+  rbd_image_t image = img->image;
+  return Submit(env, op, [&](rbd_completion_t c) { return rbd_aio_flush(image, c); });
 }
 
 struct StatResult {
@@ -288,7 +301,9 @@ Napi::Value CloseImage(const Napi::CallbackInfo& info) {
 void InitImage(Napi::Env env, Napi::Object exports) {
   exports.Set("read", Napi::Function::New(env, Read));
   exports.Set("write", Napi::Function::New(env, Write));
-  exports.Set("mutate", Napi::Function::New(env, Mutate));
+  exports.Set("discard", Napi::Function::New(env, Discard));
+  exports.Set("writeZeroes", Napi::Function::New(env, WriteZeroes));
+  exports.Set("flush", Napi::Function::New(env, Flush));
   exports.Set("statImage", Napi::Function::New(env, Stat));
   exports.Set("resizeImage", Napi::Function::New(env, Resize));
   exports.Set("updateFeatures", Napi::Function::New(env, UpdateFeatures));

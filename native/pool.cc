@@ -119,14 +119,12 @@ Napi::Value ListImages(const Napi::CallbackInfo& info) {
         return 0;
       },
       [](Napi::Env env, R& r) {
-        Napi::Array a = Napi::Array::New(env, r.images.size());
-        for (size_t i = 0; i < r.images.size(); i++) {
+        return ToArray(env, r.images, [&](const std::pair<std::string, std::string>& im) {
           Napi::Object o = Napi::Object::New(env);
-          o.Set("id", r.images[i].first);
-          o.Set("name", r.images[i].second);
-          a.Set(i, o);
-        }
-        return a;
+          o.Set("id", im.first);
+          o.Set("name", im.second);
+          return o;
+        });
       });
 }
 

@@ -1,4 +1,4 @@
-// Snapshots: create/remove/list (all namespaces)/rollback/protect/set.
+// Snapshots: create, remove, rollback, protect, unprotect, set (point reads at one), list (all namespaces).
 #include <ctime>
 
 #include "common.h"
@@ -53,29 +53,41 @@ Napi::Value Remove(const Napi::CallbackInfo& info) {
   });
 }
 
-// op: 'rollback' | 'protect' | 'unprotect' | 'set'
-Napi::Value Named(const Napi::CallbackInfo& info) {
+// (image, name): rollback, protect and unprotect; librbd offers these by name only.
+template <typename F>
+Napi::Value ByName(const Napi::CallbackInfo& info, const char* label, F call) {
   auto img = Unwrap<Image>(info[0], "image");
-  std::string op = ArgString(info, 1, "op");
+  SnapRef s = ArgSnap(info, 1);
+  return RunBlocking<Empty>(info.Env(), SnapCtx(label, img.get(), s), [img, s, call](Empty&) {
+    if (s.byId) return -EINVAL;
+    return call(img->image, s.name.c_str());
+  });
+}
+
+Napi::Value Rollback(const Napi::CallbackInfo& info) {
+  return ByName(info, "rollback snapshot", [](rbd_image_t im, const char* name) {
+    return rbd_snap_rollback_with_progress(im, name, NoProgress, nullptr);
+  });
+}
+
+Napi::Value Protect(const Napi::CallbackInfo& info) {
+  return ByName(info, "protect snapshot", [](rbd_image_t im, const char* name) { return rbd_snap_protect(im, name); });
+}
+
+Napi::Value Unprotect(const Napi::CallbackInfo& info) {
+  return ByName(info, "unprotect snapshot", [](rbd_image_t im, const char* name) { return rbd_snap_unprotect(im, name); });
+}
+
+// (image, name | id | null): null points reads back at the head.
+Napi::Value Set(const Napi::CallbackInfo& info) {
+  auto img = Unwrap<Image>(info[0], "image");
+  bool head = info[1].IsNull() || info[1].IsUndefined();
   SnapRef s;
-  bool head = false;
-  if (op == "set" && (info[2].IsNull() || info[2].IsUndefined()))
-    head = true;
-  else
-    s = ArgSnap(info, 2);
-  std::string label = op == "set" ? "set snapshot" : op + " snapshot";
-  return RunBlocking<Empty>(info.Env(), SnapCtx(label, img.get(), s), [img, s, op, head](Empty&) {
+  if (!head) s = ArgSnap(info, 1);
+  return RunBlocking<Empty>(info.Env(), SnapCtx("set snapshot", img.get(), s), [img, s, head](Empty&) {
     rbd_image_t im = img->image;
-    if (op == "set") {
-      if (head) return rbd_snap_set(im, nullptr);
-      return s.byId ? rbd_snap_set_by_id(im, s.id) : rbd_snap_set(im, s.name.c_str());
-    }
-    if (s.byId) return -EINVAL;  // librbd offers these by name only
-    if (op == "rollback")
-      return rbd_snap_rollback_with_progress(im, s.name.c_str(), NoProgress, nullptr);
-    if (op == "protect") return rbd_snap_protect(im, s.name.c_str());
-    if (op == "unprotect") return rbd_snap_unprotect(im, s.name.c_str());
-    return -EINVAL;
+    if (head) return rbd_snap_set(im, nullptr);
+    return s.byId ? rbd_snap_set_by_id(im, s.id) : rbd_snap_set(im, s.name.c_str());
   });
 }
 
@@ -187,7 +199,10 @@ Napi::Value List(const Napi::CallbackInfo& info) {
 void InitSnapshot(Napi::Env env, Napi::Object exports) {
   exports.Set("createSnapshot", Napi::Function::New(env, Create));
   exports.Set("removeSnapshot", Napi::Function::New(env, Remove));
-  exports.Set("snapOp", Napi::Function::New(env, Named));
+  exports.Set("rollbackSnapshot", Napi::Function::New(env, Rollback));
+  exports.Set("protectSnapshot", Napi::Function::New(env, Protect));
+  exports.Set("unprotectSnapshot", Napi::Function::New(env, Unprotect));
+  exports.Set("setSnapshot", Napi::Function::New(env, Set));
   exports.Set("listSnapshots", Napi::Function::New(env, List));
 }
 

@@ -1,4 +1,6 @@
 // The copy engine: see engine.h.
+// Over ~400 lines: one pipeline whose steps share its slots, queue and watermark state;
+// split up, each piece would need all of that passed in.
 #include <xxhash.h>
 
 #include <algorithm>

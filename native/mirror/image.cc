@@ -8,29 +8,41 @@ namespace {
 
 // --- image ---------------------------------------------------------------------
 
-// (image, op, arg): op 'enable' (arg = mode), 'disable' (arg = force),
-// 'promote' (arg = force), 'demote', 'resync'.
-Napi::Value ImageOp(const Napi::CallbackInfo& info) {
+// One call on an image's mirroring that resolves to nothing.
+template <typename F>
+Napi::Value ImageCall(const Napi::CallbackInfo& info, std::shared_ptr<Image> img, const char* label, F call) {
+  return RunBlocking<Empty>(info.Env(), OpContext::For(label, img.get()), [img, call](Empty&) { return call(img->image); });
+}
+
+// (image, mode: raw rbd_mirror_image_mode_t)
+Napi::Value Enable(const Napi::CallbackInfo& info) {
   auto img = Unwrap<Image>(info[0], "image");
-  std::string op = ArgString(info, 1, "op");
-  int mode = 0;
-  bool flag = false;
-  if (op == "enable")
-    mode = static_cast<int>(ArgU64(info, 2, "mode"));
-  else
-    flag = info.Length() > 2 && info[2].ToBoolean();
-  std::string label = op == "enable"    ? "enable mirroring"
-                      : op == "disable" ? "disable mirroring"
-                                        : op + " mirrored image";
-  return RunBlocking<Empty>(info.Env(), OpContext::For(label, img.get()), [img, op, mode, flag](Empty&) {
-    rbd_image_t im = img->image;
-    if (op == "enable") return rbd_mirror_image_enable2(im, static_cast<rbd_mirror_image_mode_t>(mode));
-    if (op == "disable") return rbd_mirror_image_disable(im, flag);
-    if (op == "promote") return rbd_mirror_image_promote(im, flag);
-    if (op == "demote") return rbd_mirror_image_demote(im);
-    if (op == "resync") return rbd_mirror_image_resync(im);
-    return -EINVAL;
-  });
+  auto mode = static_cast<rbd_mirror_image_mode_t>(ArgU64(info, 1, "mode"));
+  return ImageCall(info, img, "enable mirroring", [mode](rbd_image_t im) { return rbd_mirror_image_enable2(im, mode); });
+}
+
+bool ArgFlag(const Napi::CallbackInfo& info, size_t i) { return info.Length() > i && info[i].ToBoolean(); }
+
+// (image, force)
+Napi::Value Disable(const Napi::CallbackInfo& info) {
+  auto img = Unwrap<Image>(info[0], "image");
+  bool force = ArgFlag(info, 1);
+  return ImageCall(info, img, "disable mirroring", [force](rbd_image_t im) { return rbd_mirror_image_disable(im, force); });
+}
+
+// (image, force)
+Napi::Value Promote(const Napi::CallbackInfo& info) {
+  auto img = Unwrap<Image>(info[0], "image");
+  bool force = ArgFlag(info, 1);
+  return ImageCall(info, img, "promote mirrored image", [force](rbd_image_t im) { return rbd_mirror_image_promote(im, force); });
+}
+
+Napi::Value Demote(const Napi::CallbackInfo& info) {
+  return ImageCall(info, Unwrap<Image>(info[0], "image"), "demote mirrored image", rbd_mirror_image_demote);
+}
+
+Napi::Value Resync(const Napi::CallbackInfo& info) {
+  return ImageCall(info, Unwrap<Image>(info[0], "image"), "resync mirrored image", rbd_mirror_image_resync);
 }
 
 Napi::Value CreateSnapshot(const Napi::CallbackInfo& info) {
@@ -71,9 +83,9 @@ Napi::Value GetInfo(const Napi::CallbackInfo& info) {
       [](Napi::Env env, R& r) {
         Napi::Object o = Napi::Object::New(env);
         o.Set("globalId", r.globalId);
-        o.Set("state", ImageStateName(r.state));
+        o.Set("state", r.state);
         o.Set("primary", r.primary);
-        if (r.mode >= 0) o.Set("mode", ImageModeName(r.mode));
+        o.Set("mode", r.mode);  // -1: not reported (mirroring not enabled)
         return o;
       });
 }
@@ -86,7 +98,7 @@ Napi::Value GetMode(const Napi::CallbackInfo& info) {
   return RunBlocking<R>(
       info.Env(), OpContext::For("get mirror image mode", img.get()),
       [img](R& r) { return rbd_mirror_image_get_mode(img->image, &r.mode); },
-      [](Napi::Env env, R& r) { return Napi::String::New(env, ImageModeName(r.mode)); });
+      [](Napi::Env env, R& r) { return Napi::Number::New(env, r.mode); });
 }
 
 Napi::Value GetGlobalStatus(const Napi::CallbackInfo& info) {
@@ -110,7 +122,11 @@ Napi::Value GetGlobalStatus(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitMirrorImage(Napi::Env env, Napi::Object exports) {
-  exports.Set("mirrorImageOp", Napi::Function::New(env, ImageOp));
+  exports.Set("enableImageMirroring", Napi::Function::New(env, Enable));
+  exports.Set("disableImageMirroring", Napi::Function::New(env, Disable));
+  exports.Set("promoteImage", Napi::Function::New(env, Promote));
+  exports.Set("demoteImage", Napi::Function::New(env, Demote));
+  exports.Set("resyncImage", Napi::Function::New(env, Resync));
   exports.Set("createMirrorSnapshot", Napi::Function::New(env, CreateSnapshot));
   exports.Set("getImageMirrorInfo", Napi::Function::New(env, GetInfo));
   exports.Set("getImageMirrorMode", Napi::Function::New(env, GetMode));

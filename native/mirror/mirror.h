@@ -1,22 +1,11 @@
 // Mirroring helpers shared by native/mirror/pool.cc and native/mirror/image.cc:
-// librbd enum names and the global status record both sides report.
+// the global status record both sides report. Enums cross as raw numbers (lib/mirror/types.ts
+// names them), so a value this build does not know is never mistaken for another.
 #pragma once
 
 #include "common.h"
 
 namespace rbdstream {
-
-inline const char* kImageStatusState[] = {"unknown",  "error",           "syncing", "starting_replay",
-                                          "replaying", "stopping_replay", "stopped"};
-
-inline const char* StatusStateName(int s) { return s >= 0 && s <= 6 ? kImageStatusState[s] : "unknown"; }
-
-inline const char* kImageState[] = {"disabling", "enabled", "disabled"};
-inline const char* ImageStateName(int s) { return s >= 0 && s <= 2 ? kImageState[s] : "unknown"; }
-
-inline const char* ImageModeName(int m) {
-  return m == RBD_MIRROR_IMAGE_MODE_JOURNAL ? "journal" : m == RBD_MIRROR_IMAGE_MODE_SNAPSHOT ? "snapshot" : "unknown";
-}
 
 inline std::string Str(const char* s) { return s ? s : ""; }
 
@@ -56,20 +45,17 @@ inline Napi::Object GlobalStatusToJs(Napi::Env env, const GlobalStatus& g) {
   if (!g.id.empty()) o.Set("id", g.id);
   o.Set("name", g.name);
   o.Set("globalId", g.globalId);
-  o.Set("state", ImageStateName(g.state));
+  o.Set("state", g.state);
   o.Set("primary", g.primary);
-  Napi::Array sites = Napi::Array::New(env, g.sites.size());
-  for (size_t k = 0; k < g.sites.size(); k++) {
-    const SiteStatus& s = g.sites[k];
-    Napi::Object so = Napi::Object::New(env);
-    so.Set("mirrorUuid", s.mirrorUuid);
-    so.Set("state", StatusStateName(s.state));
-    so.Set("description", s.description);
-    so.Set("lastUpdate", Napi::Number::New(env, static_cast<double>(s.lastUpdate)));
-    so.Set("up", s.up);
-    sites.Set(k, so);
-  }
-  o.Set("sites", sites);
+  o.Set("sites", ToArray(env, g.sites, [&](const SiteStatus& s) {
+          Napi::Object so = Napi::Object::New(env);
+          so.Set("mirrorUuid", s.mirrorUuid);
+          so.Set("state", s.state);
+          so.Set("description", s.description);
+          so.Set("lastUpdate", Napi::Number::New(env, static_cast<double>(s.lastUpdate)));
+          so.Set("up", s.up);
+          return so;
+        }));
   return o;
 }
 

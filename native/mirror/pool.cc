@@ -1,3 +1,5 @@
+// Over ~400 lines: all of librbd's pool-level mirroring API in one place (peers are half of it,
+// and their attribute handling shares the key-wiping helpers below).
 // Pool-level mirroring: thin primitives over rbd_mirror_* (site name, pool mode, uuid,
 // bootstrap, peers, pool-wide status). Pool calls take an IoCtx handle, site name a
 // Cluster handle. Validation, paging and parsing live in lib/mirror.
@@ -203,35 +205,62 @@ Napi::Value PeerRemove(const Napi::CallbackInfo& info) {
   });
 }
 
-// (pool, uuid, what: 'name'|'client'|'direction'|'monHost'|'key', value)
-Napi::Value PeerSet(const Napi::CallbackInfo& info) {
+// One peer setter: (pool, uuid, value), `set(io, uuid)` runs off the JS thread.
+template <typename F>
+Napi::Value SetPeer(const Napi::CallbackInfo& info, std::shared_ptr<IoCtx> io, const std::string& uuid,
+                    const std::string& label, F set) {
+  OpContext ctx = OpContext::For("set mirror peer " + label + " of " + uuid, io.get());
+  return RunBlocking<Empty>(info.Env(), ctx, [io, uuid, set](Empty&) { return set(io->io, uuid.c_str()); });
+}
+
+Napi::Value PeerSetSiteName(const Napi::CallbackInfo& info) {
   auto io = Unwrap<IoCtx>(info[0], "pool");
   std::string uuid = ArgString(info, 1, "peer uuid");
-  std::string what = ArgString(info, 2, "attribute");
-  std::string value = what == "direction" ? std::to_string(ArgU64(info, 3, "direction")) : ArgString(info, 3, "value");
-  std::string label = what == "name" ? "site name" : what == "client" ? "client name" : what;
-  OpContext ctx = OpContext::For("set mirror peer " + label + " of " + uuid, io.get());
-  return RunBlocking<Empty>(info.Env(), ctx, [io, uuid, what, value](Empty&) {
-    if (what == "name") return rbd_mirror_peer_site_set_name(io->io, uuid.c_str(), value.c_str());
-    if (what == "client") return rbd_mirror_peer_site_set_client_name(io->io, uuid.c_str(), value.c_str());
-    if (what == "direction")
-      return rbd_mirror_peer_site_set_direction(io->io, uuid.c_str(),
-                                                static_cast<rbd_mirror_peer_direction_t>(std::stoi(value)));
-    if (what == "monHost" || what == "key") {
-      // Read-modify-write: set_attributes replaces the whole map.
-      std::vector<std::pair<std::string, std::string>> kv;
-      int rc = GetPeerAttributes(io->io, uuid, &kv);
-      if (rc < 0 && rc != -ENOENT) return rc;
-      std::string attr = what == "monHost" ? RBD_MIRROR_PEER_ATTRIBUTE_NAME_MON_HOST : RBD_MIRROR_PEER_ATTRIBUTE_NAME_KEY;
-      bool replaced = false;
-      for (auto& p : kv)
-        if (p.first == attr) p.second = value, replaced = true;
-      if (!replaced) kv.emplace_back(attr, value);
-      rc = SetPeerAttributes(io->io, uuid, kv);
-      Wipe(&kv);
-      return rc;
-    }
-    return -EINVAL;
+  std::string name = ArgString(info, 2, "value");
+  return SetPeer(info, io, uuid, "site name",
+                 [name](rados_ioctx_t io, const char* uuid) { return rbd_mirror_peer_site_set_name(io, uuid, name.c_str()); });
+}
+
+Napi::Value PeerSetClient(const Napi::CallbackInfo& info) {
+  auto io = Unwrap<IoCtx>(info[0], "pool");
+  std::string uuid = ArgString(info, 1, "peer uuid");
+  std::string client = ArgString(info, 2, "value");
+  return SetPeer(info, io, uuid, "client name", [client](rados_ioctx_t io, const char* uuid) {
+    return rbd_mirror_peer_site_set_client_name(io, uuid, client.c_str());
+  });
+}
+
+// (pool, uuid, direction: raw rbd_mirror_peer_direction_t)
+Napi::Value PeerSetDirection(const Napi::CallbackInfo& info) {
+  auto io = Unwrap<IoCtx>(info[0], "pool");
+  std::string uuid = ArgString(info, 1, "peer uuid");
+  auto dir = static_cast<rbd_mirror_peer_direction_t>(ArgU64(info, 2, "direction"));
+  return SetPeer(info, io, uuid, "direction",
+                 [dir](rados_ioctx_t io, const char* uuid) { return rbd_mirror_peer_site_set_direction(io, uuid, dir); });
+}
+
+// (pool, uuid, 'mon_host' | 'key', value): sets one attribute and keeps the other.
+Napi::Value PeerSetAttribute(const Napi::CallbackInfo& info) {
+  auto io = Unwrap<IoCtx>(info[0], "pool");
+  std::string uuid = ArgString(info, 1, "peer uuid");
+  std::string name = ArgString(info, 2, "attribute");
+  std::string value = ArgString(info, 3, "value");
+  bool known = name == RBD_MIRROR_PEER_ATTRIBUTE_NAME_MON_HOST || name == RBD_MIRROR_PEER_ATTRIBUTE_NAME_KEY;
+  // Error messages name the attribute as they always have ("monHost", "key").
+  std::string label = name == RBD_MIRROR_PEER_ATTRIBUTE_NAME_MON_HOST ? "monHost" : name;
+  return SetPeer(info, io, uuid, label, [name, value, known](rados_ioctx_t io, const char* uuid) {
+    if (!known) return -EINVAL;
+    // Read-modify-write: set_attributes replaces the whole map.
+    std::vector<std::pair<std::string, std::string>> kv;
+    int rc = GetPeerAttributes(io, uuid, &kv);
+    if (rc < 0 && rc != -ENOENT) return rc;
+    bool replaced = false;
+    for (auto& p : kv)
+      if (p.first == name) p.second = value, replaced = true;
+    if (!replaced) kv.emplace_back(name, value);
+    rc = SetPeerAttributes(io, uuid, kv);
+    Wipe(&kv);
+    return rc;
   });
 }
 
@@ -279,9 +308,7 @@ Napi::Value PeerList(const Napi::CallbackInfo& info) {
         return 0;
       },
       [](Napi::Env env, R& r) {
-        Napi::Array a = Napi::Array::New(env, r.peers.size());
-        for (size_t i = 0; i < r.peers.size(); i++) {
-          const PeerEntry& e = r.peers[i];
+        return ToArray(env, r.peers, [&](const PeerEntry& e) {
           Napi::Object o = Napi::Object::New(env);
           o.Set("uuid", e.uuid);
           o.Set("direction", e.direction);
@@ -291,9 +318,8 @@ Napi::Value PeerList(const Napi::CallbackInfo& info) {
           o.Set("lastSeen", Napi::Number::New(env, static_cast<double>(e.lastSeen)));
           o.Set("monHost", e.monHost);
           o.Set("hasKey", e.hasKey);
-          a.Set(i, o);
-        }
-        return a;
+          return o;
+        });
       });
 }
 
@@ -316,9 +342,13 @@ Napi::Value StatusSummary(const Napi::CallbackInfo& info) {
         return 0;
       },
       [](Napi::Env env, R& r) {
-        Napi::Object o = Napi::Object::New(env);
-        for (auto& p : r.counts) o.Set(StatusStateName(p.first), p.second);
-        return o;
+        // [state, count] pairs, state a raw rbd_mirror_image_status_state_t.
+        return ToArray(env, r.counts, [&](const std::pair<int, int>& c) {
+          Napi::Array pair = Napi::Array::New(env, 2);
+          pair.Set(0u, c.first);
+          pair.Set(1u, c.second);
+          return pair;
+        });
       });
 }
 
@@ -348,9 +378,7 @@ Napi::Value GlobalStatusList(const Napi::CallbackInfo& info) {
         return 0;
       },
       [](Napi::Env env, R& r) {
-        Napi::Array a = Napi::Array::New(env, r.list.size());
-        for (size_t i = 0; i < r.list.size(); i++) a.Set(i, GlobalStatusToJs(env, r.list[i]));
-        return a;
+        return ToArray(env, r.list, [&](const GlobalStatus& g) { return GlobalStatusToJs(env, g); });
       });
 }
 
@@ -393,17 +421,15 @@ Napi::Value ImageInfoList(const Napi::CallbackInfo& info) {
         return 0;
       },
       [](Napi::Env env, R& r) {
-        Napi::Array a = Napi::Array::New(env, r.list.size());
-        for (size_t i = 0; i < r.list.size(); i++) {
+        return ToArray(env, r.list, [&](const Entry& e) {
           Napi::Object o = Napi::Object::New(env);
-          o.Set("id", r.list[i].id);
-          o.Set("mode", ImageModeName(r.list[i].mode));
-          o.Set("globalId", r.list[i].globalId);
-          o.Set("state", ImageStateName(r.list[i].state));
-          o.Set("primary", r.list[i].primary);
-          a.Set(i, o);
-        }
-        return a;
+          o.Set("id", e.id);
+          o.Set("mode", e.mode);
+          o.Set("globalId", e.globalId);
+          o.Set("state", e.state);
+          o.Set("primary", e.primary);
+          return o;
+        });
       });
 }
 
@@ -419,7 +445,10 @@ void InitMirrorPool(Napi::Env env, Napi::Object exports) {
   exports.Set("importMirrorBootstrap", Napi::Function::New(env, BootstrapImport));
   exports.Set("addMirrorPeer", Napi::Function::New(env, PeerAdd));
   exports.Set("removeMirrorPeer", Napi::Function::New(env, PeerRemove));
-  exports.Set("mirrorPeerSet", Napi::Function::New(env, PeerSet));
+  exports.Set("setMirrorPeerSiteName", Napi::Function::New(env, PeerSetSiteName));
+  exports.Set("setMirrorPeerClient", Napi::Function::New(env, PeerSetClient));
+  exports.Set("setMirrorPeerDirection", Napi::Function::New(env, PeerSetDirection));
+  exports.Set("setMirrorPeerAttribute", Napi::Function::New(env, PeerSetAttribute));
   exports.Set("listMirrorPeers", Napi::Function::New(env, PeerList));
   exports.Set("getMirrorStatusSummary", Napi::Function::New(env, StatusSummary));
   exports.Set("listMirrorGlobalStatus", Napi::Function::New(env, GlobalStatusList));
