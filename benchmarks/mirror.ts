@@ -22,11 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import {
   Rados,
-  createMirrorSnapshot,
-  enableMirroring,
-  mirrorPool,
   replicate,
-  waitForMirrorSync,
   type Image,
   type Pool,
 } from '../lib/index.js';
@@ -86,17 +82,17 @@ async function main() {
     const [ra, rb] = await Promise.all([connect(A), connect(B)]);
     cleanup.unshift(() => Promise.all([ra.close(), rb.close()]));
     const [pa, pb]: Pool[] = await Promise.all([ra.openPool(POOL), rb.openPool(POOL)]);
-    await mirrorPool(pa).setMode('image');
-    await mirrorPool(pb).setMode('image');
+    await pa.mirror.setMode('image');
+    await pb.mirror.setMode('image');
     // rx-tx: a learns b as a peer at once, so the first mirror snapshot already lists b.
-    await mirrorPool(pb).importBootstrapToken(await mirrorPool(pa).createBootstrapToken(), { direction: 'rx-tx' });
+    await pb.mirror.importBootstrapToken(await pa.mirror.createBootstrapToken(), { direction: 'rx-tx' });
 
     await pa.createImage('src', IMAGE);
     const src = await pa.openImage('src');
     cleanup.unshift(() => src.close());
     await writeDelta(src, IMAGE / 4); // base content
     await src.createSnapshot('s0');
-    await enableMirroring(src, 'snapshot');
+    await src.mirror.enable('snapshot');
     let peer: Image | undefined;
     const t0 = Date.now();
     while (!peer) {
@@ -108,8 +104,8 @@ async function main() {
       }
     }
     cleanup.unshift(() => peer!.close());
-    await createMirrorSnapshot(src);
-    await waitForMirrorSync(src, { peer, timeoutMs: 180_000 });
+    await src.mirror.createSnapshot();
+    await src.mirror.waitForSync({ peer, timeoutMs: 180_000 });
     log('initial mirror sync done');
     // replicate's target: a full copy of s0 (not timed).
     await replicate({ source: src, toSnapshot: 's0', target: { pool: pb, name: 'repl', create: {} } });
@@ -121,7 +117,7 @@ async function main() {
       await src.createSnapshot(`s${i}`);
       const runMirror = async () => {
         const t = performance.now();
-        const sid = await createMirrorSnapshot(src);
+        const sid = await src.mirror.createSnapshot();
         for (;;) {
           const snaps = await peer!.listSnapshots({ allNamespaces: true });
           if (snaps.some((s) => s.mirror?.primarySnapId === sid && s.mirror.complete)) break;

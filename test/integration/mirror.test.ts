@@ -6,28 +6,12 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   Rados,
-  addSnapshotSchedule,
-  createMirrorSnapshot,
-  demoteImage,
-  disableMirroring,
-  enableMirroring,
   failback,
   failover,
-  getMirrorInfo,
-  getMirrorMode,
-  getMirrorStatus,
-  getSiteName,
-  listSnapshotSchedules,
-  mirrorPool,
-  promoteImage,
-  removeSnapshotSchedule,
-  setSiteName,
-  snapshotScheduleStatus,
-  waitForMirrorSync,
   type FailoverProgress,
   type Image,
-  type MirrorPool,
   type Pool,
+  type PoolMirror,
 } from '../../lib/index.js';
 import { startMirrorDaemon, status as setStatus, stopMirrorDaemon } from '../../tools/cluster/index.js';
 import { cephCli, getClusters, rbdCli, rbdExportMd5, type TestCluster } from '../support/clusters.js';
@@ -44,8 +28,8 @@ let ra: Rados;
 let rb: Rados;
 let pa: Pool;
 let pb: Pool;
-let ma: MirrorPool;
-let mb: MirrorPool;
+let ma: PoolMirror;
+let mb: PoolMirror;
 let scratch: Pool;
 let token = '';
 const startedDaemons: string[] = [];
@@ -142,10 +126,10 @@ beforeAll(async () => {
   await Promise.all([createPool(A, POOL), createPool(B, POOL), createPool(A, SCRATCH)]);
   [ra, rb] = await Promise.all([connect(A), connect(B)]);
   [pa, pb, scratch] = await Promise.all([ra.openPool(POOL), rb.openPool(POOL), ra.openPool(SCRATCH)]);
-  ma = mirrorPool(pa);
-  mb = mirrorPool(pb);
+  ma = pa.mirror;
+  mb = pb.mirror;
   await Promise.all([ma.setMode('image'), mb.setMode('image')]);
-  await Promise.all([setSiteName(ra, 'site-a'), setSiteName(rb, 'site-b')]);
+  await Promise.all([ra.mirror.setSiteName('site-a'), rb.mirror.setSiteName('site-b')]);
   token = await ma.createBootstrapToken();
   await mb.importBootstrapToken(token, { direction: 'rx-tx' });
 }, 180_000);
@@ -153,10 +137,10 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const img of opened) await img.close().catch(() => {});
   if (ra) {
-    await removeSnapshotSchedule(ra, { pool: POOL }).catch(() => {});
-    await setSiteName(ra, '').catch(() => {});
+    await ra.mirror.removeSnapshotSchedule({ pool: POOL }).catch(() => {});
+    await ra.mirror.setSiteName('').catch(() => {});
   }
-  if (rb) await setSiteName(rb, '').catch(() => {});
+  if (rb) await rb.mirror.setSiteName('').catch(() => {});
   await Promise.all([ra?.close(), rb?.close()]);
   if (A) await Promise.all([removePool(A, POOL), removePool(A, SCRATCH), B && removePool(B, POOL)]);
   for (const n of startedDaemons) await stopMirrorDaemon(clusters.dir!, n).catch(() => {});
@@ -169,9 +153,12 @@ describe('pool and site', () => {
   it('mode and site names', async () => {
     expect(await ma.getMode()).toBe('image');
     expect(await mb.getMode()).toBe('image');
-    expect(await getSiteName(ra)).toBe('site-a');
-    expect(await getSiteName(rb)).toBe('site-b');
-    const sm = mirrorPool(scratch);
+    expect(await ra.mirror.getSiteName()).toBe('site-a');
+    expect(await rb.mirror.getSiteName()).toBe('site-b');
+    const sm = scratch.mirror;
+    // One mirror object per handle.
+    expect(scratch.mirror).toBe(sm);
+    expect(ra.mirror).toBe(ra.mirror);
     expect(await sm.getMode()).toBe('disabled');
     await sm.setMode('pool');
     expect(await sm.getMode()).toBe('pool');
@@ -195,7 +182,7 @@ describe('pool and site', () => {
   });
 
   it('peers: add with mon host and key, set direction/name/client, remove', async () => {
-    const sm = mirrorPool(scratch);
+    const sm = scratch.mirror;
     await sm.setMode('image');
     try {
       const key = randomBytes(16).toString('base64');
@@ -242,7 +229,7 @@ describe('pool and site', () => {
 
     const garbage = Buffer.from(JSON.stringify({ fsid: 'x', client_id: 'y', key: 'SECRETSECRETSECRET', mon_host: 'z' })).toString('base64');
     for (const t of [garbage, 'definitely-not-a-token']) {
-      const e = (await mirrorPool(scratch).importBootstrapToken(t).catch((x: Error) => x)) as Error & { code: string };
+      const e = (await scratch.mirror.importBootstrapToken(t).catch((x: Error) => x)) as Error & { code: string };
       expect(e).toBeInstanceOf(Error);
       expect(e.code).toBe('EINVAL');
       expect(e.message).toMatch(t === garbage ? /peer site x, mon host z/ : /not a valid bootstrap token/);
@@ -259,18 +246,18 @@ describe('pool and site', () => {
   it('errors: enable on a pool with mirroring disabled; status of a non-mirrored image', async () => {
     await scratch.createImage('plain', 4 * MiB);
     const img = await open(scratch, 'plain');
-    const e = await enableMirroring(img, 'snapshot').catch((x: Error) => x);
+    const e = await img.mirror.enable('snapshot').catch((x: Error) => x);
     expect(e).toMatchObject({ code: 'EINVAL' });
     expect((e as Error).message).toMatch(/mirroring is disabled on pool/);
 
     await pa.createImage('not-mirrored', 4 * MiB);
     const nm = await open(pa, 'not-mirrored');
-    expect(await getMirrorInfo(nm)).toMatchObject({ state: 'disabled', primary: false });
-    expect((await getMirrorInfo(nm)).mode).toBeUndefined();
-    const se = await getMirrorStatus(nm).catch((x: Error) => x);
+    expect(await nm.mirror.getInfo()).toMatchObject({ state: 'disabled', primary: false });
+    expect((await nm.mirror.getInfo()).mode).toBeUndefined();
+    const se = await nm.mirror.getStatus().catch((x: Error) => x);
     expect(se).toMatchObject({ code: 'EINVAL', operation: 'get mirror image status', image: 'not-mirrored' });
-    await expect(getMirrorMode(nm)).rejects.toMatchObject({ code: 'EINVAL' });
-    for (const op of [() => promoteImage(nm), () => demoteImage(nm), () => createMirrorSnapshot(nm)]) {
+    await expect(nm.mirror.getMode()).rejects.toMatchObject({ code: 'EINVAL' });
+    for (const op of [() => nm.mirror.promote(), () => nm.mirror.demote(), () => nm.mirror.createSnapshot()]) {
       const err = (await op().catch((x: Error) => x)) as Error;
       expect(err).toMatchObject({ code: 'EINVAL', image: 'not-mirrored' });
       expect(err.message).toMatch(/mirroring is not enabled on the image/);
@@ -286,40 +273,40 @@ describe('snapshot mode', () => {
     await pa.createImage('snap1', 16 * MiB);
     a = await open(pa, 'snap1');
     await writeRandom(a, [0, 5 * MiB, 12 * MiB + 4096], 256 * 1024);
-    await enableMirroring(a, 'snapshot');
-    const info = await getMirrorInfo(a);
+    await a.mirror.enable('snapshot');
+    const info = await a.mirror.getInfo();
     expect(info).toMatchObject({ state: 'enabled', primary: true, mode: 'snapshot' });
     expect(info.globalId).toMatch(/^[0-9a-f-]{36}$/);
-    const sid = await createMirrorSnapshot(a);
+    const sid = await a.mirror.createSnapshot();
     const snaps = await a.listSnapshots({ allNamespaces: true });
     expect(snaps.find((s) => s.id === sid)?.mirror?.state).toBe('primary');
 
     b = await openWhenReplicated(pb, 'snap1');
-    const r1 = await waitForMirrorSync(a, { peer: b, timeoutMs: SYNC_TIMEOUT });
+    const r1 = await a.mirror.waitForSync({ peer: b, timeoutMs: SYNC_TIMEOUT });
     expect(r1).toEqual({ mode: 'snapshot', snapshotId: sid });
     const copy = (await b.listSnapshots({ allNamespaces: true })).find((s) => s.mirror?.primarySnapId === sid);
     expect(copy?.mirror).toMatchObject({ state: 'non-primary', complete: true });
-    expect(await getMirrorInfo(b)).toMatchObject({ state: 'enabled', primary: false, mode: 'snapshot', globalId: info.globalId });
+    expect(await b.mirror.getInfo()).toMatchObject({ state: 'enabled', primary: false, mode: 'snapshot', globalId: info.globalId });
     expect(await md5(B, 'snap1')).toBe(await md5(A, 'snap1'));
     const ro = await pb.openImage('snap1', { readOnly: true });
     opened.push(ro);
-    await expect(waitForMirrorSync(a, { peer: ro })).rejects.toThrow(/readOnly/);
-    await expect(waitForMirrorSync(b)).rejects.toMatchObject({ code: 'EINVAL' });
+    await expect(a.mirror.waitForSync({ peer: ro })).rejects.toThrow(/readOnly/);
+    await expect(b.mirror.waitForSync()).rejects.toMatchObject({ code: 'EINVAL' });
 
     // Round 2: a small delta.
     await writeRandom(a, [3 * MiB, 15 * MiB], 64 * 1024);
-    const sid2 = await createMirrorSnapshot(a);
+    const sid2 = await a.mirror.createSnapshot();
     expect(sid2).toBeGreaterThan(sid);
     // Without the peer handle: the peer's status report.
-    expect(await waitForMirrorSync(a, { timeoutMs: SYNC_TIMEOUT })).toEqual({ mode: 'snapshot', snapshotId: sid2 });
-    await waitForMirrorSync(a, { peer: b, timeoutMs: SYNC_TIMEOUT });
+    expect(await a.mirror.waitForSync({ timeoutMs: SYNC_TIMEOUT })).toEqual({ mode: 'snapshot', snapshotId: sid2 });
+    await a.mirror.waitForSync({ peer: b, timeoutMs: SYNC_TIMEOUT });
     expect(await md5(B, 'snap1')).toBe(await md5(A, 'snap1'));
     await expect(b.write(Buffer.alloc(512), 0)).rejects.toMatchObject({ code: 'EROFS' });
   });
 
   it('global status: each site with state, up, last update and parsed replay JSON', async () => {
     const st = await until('up+replaying on site-b', async () => {
-      const s = await getMirrorStatus(a);
+      const s = await a.mirror.getStatus();
       const r = s.remotes.find((x) => x.siteName === 'site-b');
       return r?.up && r.state === 'replaying' && r.replay?.lastSnapshotSyncSeconds !== undefined ? s : undefined;
     });
@@ -337,7 +324,7 @@ describe('snapshot mode', () => {
     expect(r.replay!.localSnapshotTimestamp).toBe(r.replay!.remoteSnapshotTimestamp);
     expect(r.replay!.raw).toHaveProperty('replay_state', 'idle');
 
-    const sb = await getMirrorStatus(b);
+    const sb = await b.mirror.getStatus();
     expect(sb.primary).toBe(false);
     expect(sb.local?.siteName).toBe('site-b');
   });
@@ -345,7 +332,7 @@ describe('snapshot mode', () => {
   it('pool status summary, image status list (all pages), mirrored images', async () => {
     await pa.createImage('snap2', 4 * MiB);
     const s2 = await open(pa, 'snap2');
-    await enableMirroring(s2, 'snapshot');
+    await s2.mirror.enable('snapshot');
     const all = await ma.listImageStatus({ pageSize: 1 });
     expect(all.map((s) => s.name).sort()).toEqual(['snap1', 'snap2']);
     expect(all.every((s) => s.globalId && s.id)).toBe(true);
@@ -371,33 +358,33 @@ describe('snapshot mode', () => {
     expect(sum.total).toBe(Object.values(sum.states).reduce((x, y) => x + y!, 0));
     expect(sum.total).toBeGreaterThanOrEqual(1);
     expect(['OK', 'WARNING']).toContain(sum.imageHealth);
-    await disableMirroring(s2);
-    expect((await getMirrorInfo(s2)).state).toBe('disabled');
+    await s2.mirror.disable();
+    expect((await s2.mirror.getInfo()).state).toBe('disabled');
   }, 120_000);
 
   it('errors: promote an already-primary image; demote a non-primary one', async () => {
-    const e = await promoteImage(a).catch((x: Error) => x);
+    const e = await a.mirror.promote().catch((x: Error) => x);
     expect(e).toMatchObject({ code: 'EINVAL', operation: 'promote mirrored image', image: 'snap1' });
     expect((e as Error).message).toMatch(/already primary/);
-    await expect(demoteImage(b)).rejects.toMatchObject({ code: 'EINVAL' });
+    await expect(b.mirror.demote()).rejects.toMatchObject({ code: 'EINVAL' });
     // Non-forced promote of the non-primary while the primary is active.
-    await expect(promoteImage(b)).rejects.toMatchObject({ code: 'EBUSY' });
+    await expect(b.mirror.promote()).rejects.toMatchObject({ code: 'EBUSY' });
   });
 
   it('demote/promote round trip via failover, with progress', async () => {
     const steps: FailoverProgress[] = [];
     await failover({ primary: a, secondary: b, timeoutMs: SYNC_TIMEOUT, onProgress: (p) => steps.push(p) });
     expect(steps.map((s) => s.step)).toEqual(['check', 'demote', 'wait', 'promote', 'done']);
-    expect((await getMirrorInfo(a)).primary).toBe(false);
-    expect((await getMirrorInfo(b)).primary).toBe(true);
+    expect((await a.mirror.getInfo()).primary).toBe(false);
+    expect((await b.mirror.getInfo()).primary).toBe(true);
     await writeRandom(b, [MiB], 128 * 1024);
-    await createMirrorSnapshot(b);
-    await waitForMirrorSync(b, { peer: a, timeoutMs: SYNC_TIMEOUT });
+    await b.mirror.createSnapshot();
+    await b.mirror.waitForSync({ peer: a, timeoutMs: SYNC_TIMEOUT });
     expect(await md5(A, 'snap1')).toBe(await md5(B, 'snap1'));
     // And back.
     await failover({ primary: b, secondary: a, timeoutMs: SYNC_TIMEOUT });
-    expect((await getMirrorInfo(a)).primary).toBe(true);
-    expect((await getMirrorInfo(b)).primary).toBe(false);
+    expect((await a.mirror.getInfo()).primary).toBe(true);
+    expect((await b.mirror.getInfo()).primary).toBe(false);
     expect(await md5(A, 'snap1')).toBe(await md5(B, 'snap1'));
     // A failover onto an image that is already primary is refused at the check step.
     await expect(failover({ primary: b, secondary: a })).rejects.toMatchObject({ code: 'EEXIST', step: 'check' });
@@ -405,9 +392,9 @@ describe('snapshot mode', () => {
 
   it('forced promote → split-brain → failback (demote + resync) → back in sync', async () => {
     // Site A "fails": B is promoted by force while A still thinks it is primary.
-    await promoteImage(b, { force: true });
-    expect((await getMirrorInfo(a)).primary).toBe(true);
-    expect((await getMirrorInfo(b)).primary).toBe(true);
+    await b.mirror.promote({ force: true });
+    expect((await a.mirror.getInfo()).primary).toBe(true);
+    expect((await b.mirror.getInfo()).primary).toBe(true);
     // Until B's rbd-mirror notices the promotion and stops replaying, it holds B's exclusive lock
     // and denies it to writers: librbd answers EROFS. Only that is retried.
     await until('B writable after the forced promote', async () => {
@@ -419,7 +406,7 @@ describe('snapshot mode', () => {
         throw Object.assign(e as Error, { fatal: true });
       }
     }, 60_000);
-    await createMirrorSnapshot(b);
+    await b.mirror.createSnapshot();
     await writeRandom(a, [4 * MiB], 4096); // divergent write on the old primary
     const wantB = await md5(B, 'snap1');
     expect(await md5(A, 'snap1')).not.toBe(wantB);
@@ -431,8 +418,8 @@ describe('snapshot mode', () => {
     opened.push(a);
     expect(steps).toContain('resync');
     expect(steps.at(-1)).toBe('done');
-    expect((await getMirrorInfo(a)).primary).toBe(true);
-    expect((await getMirrorInfo(b)).primary).toBe(false);
+    expect((await a.mirror.getInfo()).primary).toBe(true);
+    expect((await b.mirror.getInfo()).primary).toBe(false);
     expect(await md5(A, 'snap1')).toBe(wantB);
     expect(await md5(B, 'snap1')).toBe(wantB);
   }, 200_000);
@@ -442,16 +429,16 @@ describe('journal mode', () => {
   it('enable turns on exclusive-lock + journaling, write, wait, compare', async () => {
     await pa.createImage('jrnl', 8 * MiB, { features: ['layering'] });
     const a = await open(pa, 'jrnl');
-    await enableMirroring(a, 'journal');
+    await a.mirror.enable('journal');
     const st = await a.stat();
     expect(st.features).toEqual(expect.arrayContaining(['exclusive-lock', 'journaling']));
-    expect(await getMirrorMode(a)).toBe('journal');
+    expect(await a.mirror.getMode()).toBe('journal');
     await writeRandom(a, [0, 3 * MiB, 7 * MiB], 128 * 1024);
     const b = await openWhenReplicated(pb, 'jrnl');
-    expect(await waitForMirrorSync(a, { timeoutMs: SYNC_TIMEOUT })).toEqual({ mode: 'journal', entriesBehindPrimary: 0 });
-    expect(await getMirrorInfo(b)).toMatchObject({ primary: false, mode: 'journal' });
+    expect(await a.mirror.waitForSync({ timeoutMs: SYNC_TIMEOUT })).toEqual({ mode: 'journal', entriesBehindPrimary: 0 });
+    expect(await b.mirror.getInfo()).toMatchObject({ primary: false, mode: 'journal' });
     expect(await md5(B, 'jrnl')).toBe(await md5(A, 'jrnl'));
-    const s = await getMirrorStatus(a);
+    const s = await a.mirror.getStatus();
     expect(s.remotes[0].replay?.entriesBehindPrimary).toBe(0);
     expect(s.remotes[0].replay?.primaryPosition).toMatchObject({ entryTid: expect.any(Number) });
   }, 120_000);
@@ -460,16 +447,16 @@ describe('journal mode', () => {
     await pa.createImage('jrnl-ro', 4 * MiB, { features: ['layering'] });
     const ro = await pa.openImage('jrnl-ro', { readOnly: true });
     opened.push(ro);
-    await expect(enableMirroring(ro, 'journal')).rejects.toMatchObject({ code: 'EROFS' });
+    await expect(ro.mirror.enable('journal')).rejects.toMatchObject({ code: 'EROFS' });
   });
 });
 
 describe('snapshot schedules (mgr)', () => {
   it('add, list (recursive), status, remove with exact values', async () => {
-    await addSnapshotSchedule(ra, { pool: POOL, interval: '6h' });
-    await addSnapshotSchedule(ra, { pool: POOL, interval: '1d', startTime: '14:00' });
-    await addSnapshotSchedule(ra, { pool: POOL, image: 'snap1', interval: '30m' });
-    expect(await listSnapshotSchedules(ra, { pool: POOL })).toEqual([
+    await ra.mirror.addSnapshotSchedule({ pool: POOL, interval: '6h' });
+    await ra.mirror.addSnapshotSchedule({ pool: POOL, interval: '1d', startTime: '14:00' });
+    await ra.mirror.addSnapshotSchedule({ pool: POOL, image: 'snap1', interval: '30m' });
+    expect(await ra.mirror.listSnapshotSchedules({ pool: POOL })).toEqual([
       {
         levelSpec: `${POOL}/`,
         pool: POOL,
@@ -481,16 +468,16 @@ describe('snapshot schedules (mgr)', () => {
         ],
       },
     ]);
-    const rec = await listSnapshotSchedules(ra, { pool: POOL, recursive: true });
+    const rec = await ra.mirror.listSnapshotSchedules({ pool: POOL, recursive: true });
     expect(rec.map((l) => [l.levelSpec, l.image, l.schedules])).toEqual([
       [`${POOL}/`, '', [{ interval: '6h', startTime: null }, { interval: '1d', startTime: '14:00:00' }]],
       [`${POOL}/snap1`, 'snap1', [{ interval: '30m', startTime: null }]],
     ]);
-    expect(await listSnapshotSchedules(ra, { pool: POOL, image: 'snap1' })).toHaveLength(1);
+    expect(await ra.mirror.listSnapshotSchedules({ pool: POOL, image: 'snap1' })).toHaveLength(1);
 
     const t0 = Date.now();
     const sched = await until('scheduled image in status', async () => {
-      const s = await snapshotScheduleStatus(ra, { pool: POOL });
+      const s = await ra.mirror.snapshotScheduleStatus({ pool: POOL });
       return s.find((x) => x.image === 'snap1');
     }, 120_000);
     expect(sched).toMatchObject({ spec: `${POOL}/snap1`, pool: POOL, namespace: '', image: 'snap1' });
@@ -498,14 +485,14 @@ describe('snapshot schedules (mgr)', () => {
     expect(sched.scheduleTime.getTime()).toBeLessThanOrEqual(t0 + 30 * 60_000 + 60_000);
     expect(sched.scheduleTime.getUTCMinutes() % 30).toBe(0);
 
-    await removeSnapshotSchedule(ra, { pool: POOL, interval: '1d', startTime: '14:00' });
-    expect((await listSnapshotSchedules(ra, { pool: POOL }))[0].schedules).toEqual([{ interval: '6h', startTime: null }]);
-    await removeSnapshotSchedule(ra, { pool: POOL });
-    await removeSnapshotSchedule(ra, { pool: POOL, image: 'snap1' });
-    expect(await listSnapshotSchedules(ra, { pool: POOL, recursive: true })).toEqual([]);
-    await expect(removeSnapshotSchedule(ra, { pool: POOL, interval: '6h' })).rejects.toMatchObject({ code: 'ENOENT' });
-    await expect(addSnapshotSchedule(ra, { pool: POOL, interval: '6 hours' })).rejects.toThrow(TypeError);
-    const np = await addSnapshotSchedule(ra, { pool: 'no-such-pool-x', interval: '6h' }).catch((e: Error) => e);
+    await ra.mirror.removeSnapshotSchedule({ pool: POOL, interval: '1d', startTime: '14:00' });
+    expect((await ra.mirror.listSnapshotSchedules({ pool: POOL }))[0].schedules).toEqual([{ interval: '6h', startTime: null }]);
+    await ra.mirror.removeSnapshotSchedule({ pool: POOL });
+    await ra.mirror.removeSnapshotSchedule({ pool: POOL, image: 'snap1' });
+    expect(await ra.mirror.listSnapshotSchedules({ pool: POOL, recursive: true })).toEqual([]);
+    await expect(ra.mirror.removeSnapshotSchedule({ pool: POOL, interval: '6h' })).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(ra.mirror.addSnapshotSchedule({ pool: POOL, interval: '6 hours' })).rejects.toThrow(TypeError);
+    const np = await ra.mirror.addSnapshotSchedule({ pool: 'no-such-pool-x', interval: '6h' }).catch((e: Error) => e);
     expect(np).toMatchObject({ code: 'EINVAL' });
     expect((np as Error).message).toMatch(/pool no-such-pool-x does not exist/);
   }, 150_000);
