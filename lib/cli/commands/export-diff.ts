@@ -2,7 +2,6 @@
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import { Option, type Command } from 'commander';
-import { exportDiff } from '../../transfer/diff-export.js';
 import { controller, run } from '../action.js';
 import { clusterOptions, openPool, outputStream, parseImageSpec, sourceFlags } from '../options.js';
 import { emitJson, formatBytes, jsonOutput, ProgressBar, progressMode } from '../output.js';
@@ -25,7 +24,7 @@ export function registerExportDiff(program: Command): void {
       let streamBytes = 0;
       let last = { dataBytes: 0, zeroBytes: 0, size: 0 };
       try {
-        const stream = exportDiff(image, {
+        const stream = image.exportDiff({
           snapshot: s.snap!,
           fromSnapshot: o.fromSnap as string | undefined,
           format: Number(o.exportFormat) as 1 | 2,

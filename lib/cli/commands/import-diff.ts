@@ -17,7 +17,9 @@ export function registerImportDiff(program: Command): void {
       const image = await (await openPool(r, s.pool, s.namespace)).openImage(s.image);
       const bar = new ProgressBar(progressMode(g), s.image);
       try {
-        const res = await importDiff(inputStream(path), image, {
+        const res = await importDiff({
+          input: inputStream(path),
+          target: image,
           force: Boolean(o.force),
           signal: controller.signal,
           onProgress: (p) => bar.update(p.offset, p.size),

@@ -1,6 +1,5 @@
 // mirror status: a pool's mirroring summary.
 import type { Command } from 'commander';
-import { MirrorPool } from '../../mirror/mirror.js';
 import { run } from '../action.js';
 import { clusterOptions, openPool, parsePoolSpec, sourceFlags } from '../options.js';
 import { emitJson } from '../output.js';
@@ -13,7 +12,7 @@ export function registerMirror(program: Command): void {
     .action(run(async (session, g, spec: string, o: Record<string, unknown>) => {
       const s = parsePoolSpec(spec);
       const r = await session.connect(sourceFlags(o));
-      const mp = new MirrorPool(await openPool(r, s.pool, s.namespace));
+      const mp = (await openPool(r, s.pool, s.namespace)).mirror;
       const [mode, st] = await Promise.all([mp.getMode(), mp.getStatusSummary()]);
       if (g.json) return emitJson({ pool: spec, mode, ...st });
       const states = Object.entries(st.states).map(([k, v]) => `    ${k}: ${v}`);
