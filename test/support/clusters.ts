@@ -2,7 +2,7 @@
  * Cluster helper for tests, benchmarks and the demo.
  *
  * - resolveClusters(): use existing clusters named by RBD_STREAM_CONF_A/B (+ KEYRING/USER/POOL),
- *   or start two fresh local clusters (scripts/cluster.ts `up`) in a new temp dir.
+ *   or start two fresh local clusters (tools/cluster `up`) in a new temp dir.
  * - getClusters(): in test files, the clusters provided by test/global-setup.ts
  *   (outside vitest: rebuilt from the RBD_STREAM_* environment).
  * - rbdCli / cephCli / rbdExportMd5: run the real CLIs against a cluster, with timeouts.
@@ -34,7 +34,7 @@ export interface TestCluster {
 export interface ResolvedClusters {
   /** True when these clusters were started by resolveClusters (and must be stopped by us). */
   started: boolean;
-  /** Set directory (scripts/cluster.ts) when started. */
+  /** Set directory (tools/cluster) when started. */
   dir?: string;
   a: TestCluster;
   b?: TestCluster;

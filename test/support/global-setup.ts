@@ -84,7 +84,7 @@ export default async function setup({ provide }: Pick<TestProject, 'provide'>) {
 
   let clusters;
   try {
-    // fastMon: snapshot and pool changes commit in ~0.1 s instead of ~0.9 s (see scripts/cluster.ts).
+    // fastMon: snapshot and pool changes commit in ~0.1 s instead of ~0.9 s (see tools/cluster).
     clusters = await resolveClusters({ mirror: process.env.RBD_STREAM_MIRROR === '1', fastMon: true, log, onDir: arm });
   } catch (e) {
     onExit();
