@@ -56,9 +56,15 @@ struct OpContext {
   static OpContext For(const std::string& op, const Image* img);
 };
 
-// Build `Error` with .code ('ENOENT', …), .errno (negative, as in Node's
-// system errors), .operation/.pool/.image/.snapshot and a message naming them.
+// Build an RbdError (through the factory lib/binding registers) with .code ('ENOENT', …),
+// .errno (negative, as in Node's system errors), .operation/.pool/.image/.snapshot and a
+// message naming them.
 Napi::Error ErrnoError(Napi::Env env, int rc, const OpContext& ctx);
+// The RbdError with code ERR_CLOSED for a handle used after close: "<what> is closed".
+Napi::Error ClosedError(Napi::Env env, const std::string& what);
+// This environment's error factory (empty until lib/binding registers it); kept with the
+// aio state in util/aio.cc, the environment's one instance-data slot.
+Napi::FunctionReference& ErrorFactory(Napi::Env env);
 
 // ---------------------------------------------------------------------------
 // Handles cross into JS as type-tagged externals holding a shared_ptr.
@@ -99,11 +105,7 @@ Box<T>* UnwrapBox(const Napi::Value& v, const char* what) {
 template <typename T>
 std::shared_ptr<T> Unwrap(const Napi::Value& v, const char* what) {
   Box<T>* box = UnwrapBox<T>(v, what);
-  if (!box->ptr) {
-    auto err = Napi::Error::New(v.Env(), std::string(what) + " is closed");
-    err.Set("code", Napi::String::New(v.Env(), "ERR_CLOSED"));
-    throw err;
-  }
+  if (!box->ptr) throw ClosedError(v.Env(), what);
   return box->ptr;
 }
 

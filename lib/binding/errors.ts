@@ -1,8 +1,13 @@
 // native/util/errors.cc
-/** Builds native errors; registered once at load (lib/binding/index.ts). */
+/**
+ * Builds native errors; registered once at load (lib/binding/index.ts). For a librbd/librados
+ * failure `props.errno` (negative) is set and `message` is the text after the code (the factory
+ * names the errno and prefixes `${code}: `); for a closed handle `props.code` is 'ERR_CLOSED' and
+ * `message` is the whole message ("image is closed").
+ */
 export type NativeErrorFactory = (
   message: string,
-  props: { errno: number; operation: string; pool?: string; namespace?: string; image?: string; snapshot?: string },
+  props: { errno?: number; code?: 'ERR_CLOSED'; operation?: string; pool?: string; namespace?: string; image?: string; snapshot?: string },
 ) => Error;
 
 export interface ErrorsBinding {

@@ -13,6 +13,7 @@ import { diffFunctions, type DiffBinding } from './diff.js';
 import { mirrorPoolFunctions, type MirrorPoolBinding } from './mirror-pool.js';
 import { mirrorImageFunctions, type MirrorImageBinding } from './mirror-image.js';
 import { copyFunctions, type CopyBinding } from './copy.js';
+import { RbdError, errnoCode } from '../core/errors.js';
 
 export type * from './handles.js';
 export type { NativeErrorFactory } from './errors.js';
@@ -57,3 +58,10 @@ function load(): NativeBinding {
 }
 
 export const native: NativeBinding = load();
+
+// Every error the addon raises is an RbdError; its code comes from the one table in lib/core/errors.ts.
+native.setErrorFactory((message, { code, ...fields }) => {
+  if (code !== undefined) return new RbdError(code, message, fields);
+  const name = errnoCode(fields.errno ?? 0);
+  return new RbdError(name, `${name}: ${message}`, fields);
+});

@@ -1,7 +1,7 @@
 // A connection to one cluster.
 import { native, type ClusterHandle } from '../binding/index.js';
 import { Lifecycle } from './lifecycle.js';
-import { codedError } from './errors.js';
+import { codedError, errnoCode } from './errors.js';
 import { checkName, checkOptions, checkUint } from './validate.js';
 import { Pool } from './pool.js';
 import { kHandle, kTrack, kForget } from './internal.js';
@@ -130,7 +130,7 @@ export class Rados {
     }
     const r = await this.life.run(() => native.sendCommand(this[kHandle], target, JSON.stringify(cmd), input));
     if (r.rc < 0) {
-      const code = native.errnoCode(r.rc);
+      const code = errnoCode(r.rc);
       throw codedError(code, `${target} command '${cmd.prefix}' failed: ${r.status || 'no status'}`, {
         errno: r.rc,
         operation: `${target} command ${cmd.prefix}`,

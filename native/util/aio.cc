@@ -12,9 +12,11 @@ namespace {
 void CallJs(Napi::Env env, Napi::Function, std::nullptr_t*, AioOp* op);
 using Tsfn = Napi::TypedThreadSafeFunction<std::nullptr_t, AioOp, CallJs>;
 
+// Per-environment state: the aio drain function, and the error factory (util/errors.cc).
 struct AddonData {
   Tsfn tsfn;
   size_t inflight = 0;  // touched on the JS thread only
+  Napi::FunctionReference errorFactory;
 };
 
 AddonData* Data(Napi::Env env) { return env.GetInstanceData<AddonData>(); }
@@ -64,6 +66,8 @@ rbd_completion_t AioBegin(Napi::Env env, AioOp* op) {
 }
 
 void AioAbort(Napi::Env env, AioOp* op) { Finish(env, op, false); }
+
+Napi::FunctionReference& ErrorFactory(Napi::Env env) { return Data(env)->errorFactory; }
 
 void InitAio(Napi::Env env, Napi::Object) {
   auto* d = new AddonData();

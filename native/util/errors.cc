@@ -1,4 +1,4 @@
-// The one errno→Error helper.
+// The one errno→Error helper, and the argument helpers.
 #include <cstring>
 
 #include "common.h"
@@ -24,14 +24,28 @@ OpContext OpContext::For(const std::string& op, const Image* img) {
   return c;
 }
 
-static std::string ErrnoName(int err) {
-  const char* name = strerrorname_np(err);
-  return name ? name : ("E" + std::to_string(err));
+// Builds an error through the factory lib/binding registers (an RbdError, named and typed on
+// the JS side from the errno: lib/core/errors.ts holds the only errno→name table). Without a
+// factory (the addon loaded on its own) or if it fails, a plain Error with the same fields.
+static Napi::Error BuildError(Napi::Env env, const std::string& message, Napi::Object props) {
+  Napi::FunctionReference& factory = ErrorFactory(env);
+  if (!factory.IsEmpty()) {
+    napi_value argv[2] = {Napi::String::New(env, message), props};
+    napi_value result = nullptr;
+    if (napi_call_function(env, env.Undefined(), factory.Value(), 2, argv, &result) == napi_ok && result != nullptr)
+      return Napi::Error(env, result);
+    napi_value ignored;
+    napi_get_and_clear_last_exception(env, &ignored);
+  }
+  Napi::Error e = Napi::Error::New(env, message);
+  Napi::Object o = e.Value();
+  Napi::Array keys = props.GetPropertyNames();
+  for (uint32_t i = 0; i < keys.Length(); i++) o.Set(keys.Get(i), props.Get(keys.Get(i)));
+  return e;
 }
 
 Napi::Error ErrnoError(Napi::Env env, int rc, const OpContext& ctx) {
   int err = rc < 0 ? -rc : rc;
-  std::string code = ErrnoName(err);
   std::string target;
   if (!ctx.pool.empty()) {
     target = ctx.pool;
@@ -39,21 +53,27 @@ Napi::Error ErrnoError(Napi::Env env, int rc, const OpContext& ctx) {
   }
   if (!ctx.image.empty()) target += (target.empty() ? "" : "/") + ctx.image;
   if (!ctx.snap.empty()) target += "@" + ctx.snap;
-  std::string msg = code + ": " + ctx.op;
+  // The factory puts the code in front: "ENOENT: open image 'rbd/x' failed: No such file or directory".
+  std::string msg = ctx.op;
   if (!target.empty()) msg += " '" + target + "'";
   msg += " failed: ";
   msg += strerror(err);
   // Full pools, pools over quota and hung OSDs all surface as a timeout: say so.
   if (err == ETIMEDOUT) msg += " (no reply within the operation timeout: OSD down or hung, or pool full/over quota)";
-  Napi::Error e = Napi::Error::New(env, msg);
-  e.Set("code", Napi::String::New(env, code));
-  e.Set("errno", Napi::Number::New(env, -err));
-  e.Set("operation", Napi::String::New(env, ctx.op));
-  if (!ctx.pool.empty()) e.Set("pool", Napi::String::New(env, ctx.pool));
-  if (!ctx.ns.empty()) e.Set("namespace", Napi::String::New(env, ctx.ns));
-  if (!ctx.image.empty()) e.Set("image", Napi::String::New(env, ctx.image));
-  if (!ctx.snap.empty()) e.Set("snapshot", Napi::String::New(env, ctx.snap));
-  return e;
+  Napi::Object props = Napi::Object::New(env);
+  props.Set("errno", Napi::Number::New(env, -err));
+  props.Set("operation", Napi::String::New(env, ctx.op));
+  if (!ctx.pool.empty()) props.Set("pool", Napi::String::New(env, ctx.pool));
+  if (!ctx.ns.empty()) props.Set("namespace", Napi::String::New(env, ctx.ns));
+  if (!ctx.image.empty()) props.Set("image", Napi::String::New(env, ctx.image));
+  if (!ctx.snap.empty()) props.Set("snapshot", Napi::String::New(env, ctx.snap));
+  return BuildError(env, msg, props);
+}
+
+Napi::Error ClosedError(Napi::Env env, const std::string& what) {
+  Napi::Object props = Napi::Object::New(env);
+  props.Set("code", Napi::String::New(env, "ERR_CLOSED"));
+  return BuildError(env, what + " is closed", props);
 }
 
 // Lets JS build the same errors for failures it detects itself.
@@ -67,9 +87,11 @@ static Napi::Value MakeError(const Napi::CallbackInfo& info) {
   return ErrnoError(info.Env(), rc, ctx).Value();
 }
 
-static Napi::Value ErrnoCode(const Napi::CallbackInfo& info) {
-  int err = info[0].As<Napi::Number>().Int32Value();
-  return Napi::String::New(info.Env(), ErrnoName(err < 0 ? -err : err));
+// (factory(message, props) → Error): registered once, by lib/binding/index.ts.
+static Napi::Value SetErrorFactory(const Napi::CallbackInfo& info) {
+  if (!info[0].IsFunction()) throw Napi::TypeError::New(info.Env(), "factory must be a function");
+  ErrorFactory(info.Env()) = Napi::Persistent(info[0].As<Napi::Function>());
+  return info.Env().Undefined();
 }
 
 uint64_t ArgU64(const Napi::CallbackInfo& info, size_t i, const char* name) {
@@ -104,8 +126,8 @@ bool ArgOptString(const Napi::CallbackInfo& info, size_t i, std::string* out) {
 Napi::Value U64(Napi::Env env, uint64_t v) { return Napi::Number::New(env, static_cast<double>(v)); }
 
 void InitErrors(Napi::Env env, Napi::Object exports) {
+  exports.Set("setErrorFactory", Napi::Function::New(env, SetErrorFactory));
   exports.Set("makeError", Napi::Function::New(env, MakeError));
-  exports.Set("errnoCode", Napi::Function::New(env, ErrnoCode));
 }
 
 }  // namespace rbdstream
