@@ -1,6 +1,7 @@
 // Every error path named by the issue, asserting err.code / err.errno and the message context.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isRbdError, type Pool, type Rados } from '../../lib/index.js';
+import { RbdError } from '../../lib/core/errors.js';
 import { A, Images, MiB, connectTo } from '../support/helpers.js';
 
 async function caught(p: Promise<unknown>): Promise<Error & Record<string, unknown>> {
@@ -138,6 +139,7 @@ describe('error codes', () => {
     for (const call of calls) {
       const e = await caught(Promise.resolve().then(call));
       expect(e.code).toBe('ERR_CLOSED');
+      expect(e).toBeInstanceOf(RbdError);
       expect(e.message).toContain(name);
     }
     await img.close(); // idempotent
@@ -159,9 +161,11 @@ describe('error codes', () => {
     }
   });
 
-  it('errors are plain Errors with a stack, and JSON-serialisable fields', async () => {
+  it('errors are RbdErrors (so Errors) with a stack, and JSON-serialisable fields', async () => {
     const e = await caught(pool.openImage('missing-image-e'));
     expect(e).toBeInstanceOf(Error);
+    expect(e).toBeInstanceOf(RbdError);
+    expect(e.message).toBe(`ENOENT: open image '${A.pool}/missing-image-e' failed: No such file or directory`);
     expect(typeof e.stack).toBe('string');
     expect(JSON.parse(JSON.stringify(e))).toMatchObject({ code: 'ENOENT', errno: -2 });
   });

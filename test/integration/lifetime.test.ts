@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Pool, Rados } from '../../lib/index.js';
 import { native } from '../../lib/binding/index.js';
+import { RbdError } from '../../lib/core/errors.js';
 import { cephCli, rbdCli, rbdExportMd5 } from '../support/clusters.js';
 import { A, Images, KiB, MiB, connectTo, md5, rnd } from '../support/helpers.js';
 
@@ -136,6 +137,7 @@ describe('lifetime', () => {
     await native.closeConnection(h);
     await native.closePool(io);
     expect(() => native.getFsid(h)).toThrow(expect.objectContaining({ code: 'ERR_CLOSED' }));
+    expect(() => native.getFsid(h)).toThrow(RbdError);
     const data = rnd(4 * KiB);
     await native.write(im, data, 0);
     expect((await native.read(im, 0, Buffer.alloc(4 * KiB), false)).equals(data)).toBe(true);
