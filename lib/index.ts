@@ -1,13 +1,12 @@
+// The package's public API: re-exports only.
 export { Rados, DEFAULT_TIMEOUT_MS, type ConnectOptions } from './core/rados.js';
 export { Pool, type CreateImageOptions, type OpenImageOptions } from './core/pool.js';
 export { Image, type ImageStat } from './core/image.js';
 export type { Extent, DiffOptions } from './core/diff.js';
 export type { SnapshotInfo, SnapshotNamespace, SnapshotRef, MirrorSnapshotInfo } from './core/snapshot.js';
 export { FEATURE_BITS, featureBits, featureNames, type FeatureName } from './core/features.js';
-export { isRbdError, type RbdError } from './core/errors.js';
-import { native } from './binding/index.js';
-/** Version of the librbd the addon is linked against. */
-export const librbdVersion: string = native.librbdVersion;
+export { RbdError, isRbdError, type RbdErrorCode } from './core/errors.js';
+export { librbdVersion } from './core/librbd.js';
 export { RadosMirror } from './mirror/rados.js';
 export { PoolMirror } from './mirror/pool.js';
 export { ImageMirror } from './mirror/image.js';
