@@ -3,7 +3,7 @@
 // librbd/librados — never a crash, a hang or a success.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  Image, Pool, Rados, exportDiff, importDiff, inspectDiff, parseDiff, replicate, syncImage, syncPool,
+  Image, Pool, Rados, importDiff, inspectDiff, parseDiff, replicate, syncImage, syncPool,
 } from '../../lib/index.js';
 import { END_RECORD, TAG, encodeBanner, encodeExtentHead, encodeName, encodeSize } from '../../lib/transfer/diff-format.js';
 import { getClusters } from '../support/clusters.js';
@@ -263,9 +263,10 @@ add('replicate: missing target, no create', rep((x) => rOpts(x, { target: { pool
 add('replicate: into itself (snapshot exists)', rep((x) => rOpts(x, { target: x.img })), code('EEXIST'));
 
 // --- exportDiff / importDiff / inspectDiff / parseDiff ---------------------------------------
-const exp = (f: (x: Ctx) => [unknown, unknown]) => (x: Ctx) => drain(exportDiff(...(f(x) as [never, never])));
-add('exportDiff: image null', exp(() => [null, { snapshot: 'snap1' }]), T);
-add('exportDiff: image a Pool', exp((x) => [x.p, { snapshot: 'snap1' }]), T);
+// image.exportDiff(options): the image is the receiver, so only the options can be wrong in type.
+const exp = (f: (x: Ctx) => [Image, unknown]) => (x: Ctx) => { const [img, o] = f(x); return drain(img.exportDiff(o as never)); };
+add('exportDiff: options null', exp((x) => [x.img, null]), T);
+add('exportDiff: options an array', exp((x) => [x.img, [{ snapshot: 'snap1' }]]), T);
 add('exportDiff: no options', exp((x) => [x.img, undefined]), T);
 add('exportDiff: unknown option', exp((x) => [x.img, { snapshot: 'snap1', snap: 1 }]), T);
 add('exportDiff: snapshot empty', exp((x) => [x.img, { snapshot: '' }]), R);
@@ -281,11 +282,14 @@ add('exportDiff: closed image', exp((x) => [x.closedImg, { snapshot: 'snap1' }])
 
 const v1 = (...parts: Buffer[]) => [encodeBanner(1), ...parts];
 const imp = (input: (x: Ctx) => unknown, opts: unknown = {}, on: (x: Ctx) => Image = (x) => x.img) =>
-  (x: Ctx) => importDiff(input(x) as never, on(x), opts as never);
+  (x: Ctx) => importDiff({ input: input(x), target: on(x), ...(opts as object) } as never);
+add('importDiff: no options', () => importDiff(undefined as never), T);
+add('importDiff: input missing', (x: Ctx) => importDiff({ target: x.img } as never), T);
 add('importDiff: input null', imp(() => null), T);
 add('importDiff: input number', imp(() => 5), T);
 add('importDiff: input string', imp(() => 'rbd diff v1\n'), T);
-add('importDiff: image null', imp(() => v1(END_RECORD), {}, () => null as never), T);
+add('importDiff: target null', imp(() => v1(END_RECORD), {}, () => null as never), T);
+add('importDiff: target a Pool', imp(() => v1(END_RECORD), {}, (x) => x.p as never), T);
 add('importDiff: read-only image', imp(() => v1(END_RECORD), {}, (x) => x.roImg), code('EROFS'));
 add('importDiff: closed image', imp(() => v1(END_RECORD), {}, (x) => x.closedImg), code('ERR_CLOSED'));
 add('importDiff: unknown option', imp(() => v1(END_RECORD), { verify: true }), T);
