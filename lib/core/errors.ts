@@ -92,16 +92,18 @@ export interface RbdErrorFields {
 
 export class RbdError extends Error implements RbdErrorFields {
   code: RbdErrorCode;
-  errno?: number;
-  operation?: string;
-  pool?: string;
-  namespace?: string;
-  image?: string;
-  snapshot?: string;
-  status?: string;
-  offset?: number;
-  position?: number;
-  step?: string;
+  // `declare`: unset fields stay absent (not own properties holding undefined), as on the
+  // plain errors this class replaced.
+  declare errno?: number;
+  declare operation?: string;
+  declare pool?: string;
+  declare namespace?: string;
+  declare image?: string;
+  declare snapshot?: string;
+  declare status?: string;
+  declare offset?: number;
+  declare position?: number;
+  declare step?: string;
 
   /** `message` is the whole message (codedError and the addon prefix it with the code). */
   constructor(code: RbdErrorCode, message: string, fields: RbdErrorFields = {}) {
