@@ -1,17 +1,18 @@
 /**
  * npm run cluster -- up|down|status [--dir D] [--names a,b] [--osd-mb N] [--mirror] [--fast-mon] [--osd-op-threads N]
- *                    [--objectstore memstore|bluestore] [--base-port P] [--json]
+ *                    [--objectstore memstore|bluestore] [--base-port P] [--release host|pacific|reef|tentacle] [--json]
  */
 import { resolve } from 'node:path';
 import { envExports } from './conf.js';
 import { down } from './daemons.js';
 import { noop } from './exec.js';
+import { parseRelease } from './release.js';
 import { status } from './status.js';
 import { DEFAULT_DIR, type UpOptions } from './types.js';
 import { up } from './up.js';
 
 function parseArgs(argv: string[]) {
-  const o: { cmd?: string; dir?: string; names?: string[]; osdMiB?: number; mirror: boolean; fastMon?: boolean; osdOpThreads?: number; objectstore?: UpOptions['objectstore']; json: boolean; basePort?: number } =
+  const o: { cmd?: string; dir?: string; names?: string[]; osdMiB?: number; mirror: boolean; fastMon?: boolean; osdOpThreads?: number; objectstore?: UpOptions['objectstore']; json: boolean; basePort?: number; release?: UpOptions['release'] } =
     { mirror: false, json: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -32,6 +33,7 @@ function parseArgs(argv: string[]) {
       case '--fast-mon': o.fastMon = true; break;
       case '--osd-op-threads': o.osdOpThreads = Number(val()); break;
       case '--objectstore': o.objectstore = val() as UpOptions['objectstore']; break;
+      case '--release': o.release = parseRelease(val()) ?? 'host'; break;
       case '--json': o.json = true; break;
       case '-h': case '--help': o.cmd = 'help'; break;
       default:
@@ -42,13 +44,16 @@ function parseArgs(argv: string[]) {
   return o;
 }
 
-const USAGE = `usage: npm run cluster -- up|down|status [--dir D] [--names a,b] [--osd-mb N] [--mirror] [--fast-mon] [--osd-op-threads N] [--objectstore memstore|bluestore] [--base-port P] [--json]
+const USAGE = `usage: npm run cluster -- up|down|status [--dir D] [--names a,b] [--osd-mb N] [--mirror] [--fast-mon] [--osd-op-threads N] [--objectstore memstore|bluestore] [--base-port P] [--release R] [--json]
   up      start (or reuse) a set of independent local Ceph clusters (mon+mgr+memstore osd [+rbd-mirror])
   down    stop exactly the recorded daemons and remove the set's data
   status  health and daemon pids of each cluster
   --fast-mon  mon commits after 50 ms, not 1 s (snapshot ops ~0.1 s instead of ~0.9 s; tests use it)
   --osd-op-threads N  OSD op threads (default 1: more lets memstore crash when snapshots are trimmed)
   --objectstore S  memstore (default, RAM) or bluestore (a sparse file per OSD; survives an OSD restart)
+  --release R  run the daemons of Ceph R (pacific, reef, tentacle) from its Debian chroot
+               (scripts/release-chroot.mjs builds it on first use); host (default) = the host's Ceph;
+               default from RBD_STREAM_RELEASE if set
 default dir: ${DEFAULT_DIR}`;
 
 async function main() {
@@ -58,7 +63,7 @@ async function main() {
   switch (o.cmd) {
     case 'up': {
       const t0 = Date.now();
-      const set = await up({ dir, names: o.names, osdMiB: o.osdMiB, mirror: o.mirror, fastMon: o.fastMon, osdOpThreads: o.osdOpThreads, objectstore: o.objectstore, basePort: o.basePort,
+      const set = await up({ dir, names: o.names, osdMiB: o.osdMiB, mirror: o.mirror, fastMon: o.fastMon, osdOpThreads: o.osdOpThreads, objectstore: o.objectstore, basePort: o.basePort, release: o.release,
         log: o.json ? noop : err });
       const secs = (Date.now() - t0) / 1000;
       if (o.json) {
@@ -67,7 +72,7 @@ async function main() {
       }
       const out: string[] = [`Clusters ready in ${dir} (${secs.toFixed(1)} s):`, ''];
       for (const c of Object.values(set.clusters)) {
-        out.push(`  ${c.name}: fsid ${c.fsid}  mon ${c.monAddr}  pids mon ${c.pids.mon} mgr ${c.pids.mgr} osd ${c.pids.osd}` +
+        out.push(`  ${c.name}: ${c.release ?? 'host release'}  fsid ${c.fsid}  mon ${c.monAddr}  pids mon ${c.pids.mon} mgr ${c.pids.mgr} osd ${c.pids.osd}` +
           (c.pids.mirror ? ` rbd-mirror ${c.pids.mirror}` : ''));
       }
       out.push('', 'Use them from a shell:', '');

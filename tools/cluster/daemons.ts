@@ -2,11 +2,14 @@
  * Starting and stopping the daemons of a set. A daemon runs in foreground mode (`-f`) as a
  * detached child, so the recorded pid is the daemon itself; stopping signals exactly those pids,
  * each verified through /proc/<pid>/cmdline to be a Ceph daemon started with its cluster's conf.
+ * A daemon of another release (release.ts) is started through a short chain of execs
+ * (unshare, sh, chroot, sh) that ends in the daemon with the same pid.
  */
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, readdirSync, rmSync, rmdirSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { cephCmd, childEnv, sleep, tail } from './exec.js';
+import { inRoot, WRAPPER_BINARIES, WRAPPER_MARK } from './release.js';
 import { readState, statePath, writeJsonAtomic } from './state.js';
 import { DEFAULT_DIR, type ClusterInfo, type StateFile } from './types.js';
 
@@ -21,7 +24,10 @@ function procState(pid: number): string | undefined {
   }
 }
 
-/** True if pid is a live (non-zombie) Ceph daemon started with this cluster's conf. */
+/**
+ * True if pid is a live (non-zombie) Ceph daemon started with this cluster's conf — or, for a
+ * chroot'ed one, still one of the wrapper stages that exec into it (argv naming a daemon and the conf).
+ */
 export function isOurDaemon(pid: number | undefined, conf: string): boolean {
   if (!pid || pid <= 1) return false;
   const st = procState(pid);
@@ -32,8 +38,10 @@ export function isOurDaemon(pid: number | undefined, conf: string): boolean {
   } catch {
     return false;
   }
-  if (argv.length === 0 || !DAEMON_BINARIES.has(basename(argv[0]))) return false;
-  return argv.includes(conf);
+  if (argv.length === 0 || !argv.includes(conf)) return false;
+  const bin = basename(argv[0]);
+  if (DAEMON_BINARIES.has(bin)) return true;
+  return WRAPPER_BINARIES.has(bin) && argv.includes(WRAPPER_MARK) && argv.some((a) => DAEMON_BINARIES.has(a));
 }
 
 export function daemonPids(info: ClusterInfo): [string, number | undefined][] {
@@ -42,12 +50,16 @@ export function daemonPids(info: ClusterInfo): [string, number | undefined][] {
 
 export interface Spawned { pid: number; exited: () => { code: number | null; signal: string | null } | undefined }
 
-/** Starts a daemon detached, in foreground mode, stdout/stderr appended to log/<label>.out. */
-export function spawnDaemon(cdir: string, conf: string, label: string, bin: string, args: string[]): Spawned {
+/**
+ * Starts a daemon detached, in foreground mode, stdout/stderr appended to log/<label>.out; from the
+ * chroot `root` (default the host) with the cluster directory bind-mounted at the same path.
+ */
+export function spawnDaemon(cdir: string, conf: string, label: string, bin: string, args: string[], root = '/'): Spawned {
   const out = openSync(join(cdir, 'log', `${label}.out`), 'a');
   let exit: { code: number | null; signal: string | null } | undefined;
   try {
-    const child = spawn(bin, [...args, '-c', conf], {
+    const [file, argv] = inRoot(root, bin, [...args, '-c', conf], { binds: [{ src: cdir }], cwd: cdir });
+    const child = spawn(file, argv, {
       detached: true, stdio: ['ignore', out, out], env: childEnv(conf), cwd: cdir,
     });
     if (child.pid === undefined) throw new Error(`failed to start ${bin}`);
@@ -71,7 +83,7 @@ export function readPidFile(path: string): number | undefined {
 
 export function spawnMirror(info: ClusterInfo): Spawned {
   return spawnDaemon(info.dir, info.conf, `client.${info.mirrorUser}`, 'rbd-mirror',
-    ['-f', '--id', info.mirrorUser]);
+    ['-f', '--id', info.mirrorUser], info.root);
 }
 
 /** Sends `sig` to each pid that is verified to be one of our daemons; returns those signalled. */

@@ -29,7 +29,7 @@ export async function restartOsd(dir: string, name: string, timeoutMs = 60_000):
     if (Date.now() > deadline) throw new Error(`osd.0 of ${name} (pid ${c.pids.osd}) is still running`);
     await sleep(50);
   }
-  const d = spawnDaemon(c.dir, c.conf, 'osd.0', 'ceph-osd', ['-f', '-i', '0']);
+  const d = spawnDaemon(c.dir, c.conf, 'osd.0', 'ceph-osd', ['-f', '-i', '0'], c.root);
   const s2 = readState(dir)!;
   s2.clusters[name].pids.osd = d.pid;
   writeJsonAtomic(statePath(dir), s2);

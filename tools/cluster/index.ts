@@ -15,6 +15,7 @@
  * exec.ts     ceph/rbd CLI with timeouts        types.ts   shared types and defaults
  * watchdog.ts starts watchdog.mjs, which tears a set down if its owner dies
  * ceph-paths.ts  absolute plugin paths of the installed Ceph (osd class dir, …) for ceph.conf
+ * release.ts  other Ceph releases: daemons from a Debian chroot (`up({ release: 'reef' })`)
  *
  * Only Node built-ins are used. Secrets (keys) are written to files with mode 0600, never printed.
  */
@@ -23,6 +24,7 @@ export { envExports } from './conf.js';
 export { down, downSync, isOurDaemon, startMirrorDaemon, stopMirrorDaemon } from './daemons.js';
 export { cephCmd, freePorts, rbdCmd, run, tail } from './exec.js';
 export { restartOsd, signalDaemon } from './faults.js';
+export { defaultRelease, inRoot, parseRelease, releaseRoot, RELEASES, type Bind, type Release } from './release.js';
 export { status, waitHealthy } from './status.js';
 export { up } from './up.js';
 export { spawnWatchdog } from './watchdog.js';

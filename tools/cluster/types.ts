@@ -1,6 +1,7 @@
 /** Types and defaults shared by the cluster tool's modules (see index.ts for the overview). */
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Release } from './release.js';
 
 export interface ClusterPids {
   mon: number;
@@ -26,6 +27,10 @@ export interface ClusterInfo {
   /** rbd-mirror user of this cluster (`rbd-mirror.<name>`) and its keyring. */
   mirrorUser: string;
   mirrorKeyring: string;
+  /** The Ceph release its daemons run from (release.ts); absent: the host's. */
+  release?: Release;
+  /** That release's chroot ('/' or absent: the host). */
+  root?: string;
 }
 
 export interface ClusterSet {
@@ -60,6 +65,11 @@ export interface UpOptions {
   mirror?: boolean;
   /** Mon ports basePort, basePort+1, ...; default: free ports picked automatically. */
   basePort?: number;
+  /**
+   * Run the daemons of this Ceph release, from its chroot (scripts/release-chroot.mjs builds it on
+   * first use); 'host' = the host's own Ceph. Default: RBD_STREAM_RELEASE, else the host's.
+   */
+  release?: Release | 'host';
   log?: (s: string) => void;
 }
 

@@ -7,6 +7,7 @@ import { cephConf, genKey, keyringEntry, writeSecret } from './conf.js';
 import { down, isOurDaemon, readPidFile, spawnDaemon, spawnMirror, startMirrorDaemon, type Spawned } from './daemons.js';
 import { cephCmd, childEnv, freePorts, noop, rbdCmd, run, tail } from './exec.js';
 import { readState, statePath, toSet, writeJsonAtomic } from './state.js';
+import { defaultRelease, inRoot, parseRelease, releaseRoot, type Release } from './release.js';
 import { isLive, waitHealthy } from './status.js';
 import { DEFAULT_DIR, DEFAULT_NAMES, DEFAULT_OSD_MIB, type ClusterInfo, type ClusterSet, type StateFile, type UpOptions } from './types.js';
 
@@ -19,6 +20,9 @@ interface CreateCtx {
   osdOpThreads: number;
   objectstore: 'memstore' | 'bluestore';
   cephPaths: CephPaths;
+  /** Release and chroot the daemons run from (root '/': the host's Ceph). */
+  release?: Release;
+  root: string;
   mirror: boolean;
   log: (s: string) => void;
   /** Called whenever a daemon pid is known, so partial sets can be cleaned up. */
@@ -66,22 +70,25 @@ async function createCluster(ctx: CreateCtx): Promise<ClusterInfo> {
 
   const monmap = join(cdir, 'monmap');
   const env = childEnv(conf);
-  await run('monmaptool', ['--create', '--clobber', '--fsid', fsid, '--addv', 'a', `[v2:127.0.0.1:${port}]`, monmap], { env });
+  // mkfs with the release's own tools (store formats differ between releases).
+  const inRelease = (cmd: string, args: string[]) => run(...inRoot(ctx.root, cmd, args, { binds: [{ src: cdir }], cwd: cdir }), { env });
+  await inRelease('monmaptool', ['--create', '--clobber', '--fsid', fsid, '--addv', 'a', `[v2:127.0.0.1:${port}]`, monmap]);
   await Promise.all([
-    run('ceph-mon', ['--mkfs', '-i', 'a', '-c', conf, '--monmap', monmap, '--keyring', monKeyring], { env }),
-    run('ceph-osd', ['--mkfs', '-i', '0', '-c', conf, '--osd-uuid', osdUuid, '--no-mon-config'], { env }),
+    inRelease('ceph-mon', ['--mkfs', '-i', 'a', '-c', conf, '--monmap', monmap, '--keyring', monKeyring]),
+    inRelease('ceph-osd', ['--mkfs', '-i', '0', '-c', conf, '--osd-uuid', osdUuid, '--no-mon-config']),
   ]);
   rmSync(monKeyring, { force: true });
 
   const info: ClusterInfo = {
     name, dir: cdir, conf, keyring, user: 'admin', fsid, monAddr: `v2:127.0.0.1:${port}`, port,
     pids: { mon: 0, mgr: 0, osd: 0 }, mirrorUser: `rbd-mirror.${name}`, mirrorKeyring,
+    ...(ctx.release ? { release: ctx.release, root: ctx.root } : {}),
   };
   const t0 = Date.now();
-  const mon = spawnDaemon(cdir, conf, 'mon.a', 'ceph-mon', ['-f', '-i', 'a']);
+  const mon = spawnDaemon(cdir, conf, 'mon.a', 'ceph-mon', ['-f', '-i', 'a'], ctx.root);
   info.pids.mon = mon.pid;
   ctx.record(info);
-  const mgr = spawnDaemon(cdir, conf, 'mgr.x', 'ceph-mgr', ['-f', '-i', 'x']);
+  const mgr = spawnDaemon(cdir, conf, 'mgr.x', 'ceph-mgr', ['-f', '-i', 'x'], ctx.root);
   info.pids.mgr = mgr.pid;
   ctx.record(info);
 
@@ -101,7 +108,7 @@ async function createCluster(ctx: CreateCtx): Promise<ClusterInfo> {
   }
   rmSync(osdSecret, { force: true });
   log(`[${name}] mon up (${Date.now() - t0} ms)`);
-  const osd = spawnDaemon(cdir, conf, 'osd.0', 'ceph-osd', ['-f', '-i', '0']);
+  const osd = spawnDaemon(cdir, conf, 'osd.0', 'ceph-osd', ['-f', '-i', '0'], ctx.root);
   info.pids.osd = osd.pid;
   ctx.record(info);
 
@@ -151,11 +158,13 @@ export async function up(opts: UpOptions = {}): Promise<ClusterSet> {
   const threads = opts.osdOpThreads ?? 1;
   if (!Number.isInteger(threads) || threads < 1 || threads > 32) throw new RangeError(`osdOpThreads must be an integer 1..32, got ${threads}`);
   const objectstore = opts.objectstore ?? 'memstore';
+  const release = opts.release === undefined ? defaultRelease() : parseRelease(opts.release);
   if (objectstore !== 'memstore' && objectstore !== 'bluestore') throw new RangeError(`objectstore must be 'memstore' or 'bluestore', got ${String(objectstore)}`);
 
   const existing = readState(dir);
   if (existing) {
-    const sameNames = Object.keys(existing.clusters).sort().join(',') === [...names].sort().join(',');
+    const sameNames = Object.keys(existing.clusters).sort().join(',') === [...names].sort().join(',') &&
+      Object.values(existing.clusters).every((c) => c.release === release);
     if (sameNames && await isLive(existing)) {
       log(`cluster set in ${dir} is already running`);
       if (opts.mirror) {
@@ -171,7 +180,9 @@ export async function up(opts: UpOptions = {}): Promise<ClusterSet> {
   }
 
   // Before anything is created: a Ceph without its plugins fails here, with the paths tried.
-  const cephPaths = findCephPaths();
+  const root = release ? releaseRoot(release) : '/';
+  const cephPaths = findCephPaths(root);
+  if (release) log(`release ${release}: daemons from the chroot ${root}`);
   mkdirSync(dir, { recursive: true });
   const state: StateFile = {
     version: 1, createdAt: new Date().toISOString(), createdBy: process.pid, dir, clusters: {},
@@ -183,7 +194,7 @@ export async function up(opts: UpOptions = {}): Promise<ClusterSet> {
   const ports = opts.basePort ? names.map((_, i) => opts.basePort! + i) : await freePorts(names.length);
   try {
     await Promise.all(names.map((name, i) => createCluster({
-      setDir: dir, name, port: ports[i], osdBytes, fastMon: !!opts.fastMon, osdOpThreads: threads, objectstore, cephPaths, mirror: !!opts.mirror, log,
+      setDir: dir, name, port: ports[i], osdBytes, fastMon: !!opts.fastMon, osdOpThreads: threads, objectstore, cephPaths, release, root, mirror: !!opts.mirror, log,
       record: (info) => { state.clusters[name] = { ...info, pids: { ...info.pids } }; save(); },
     })));
   } catch (e) {

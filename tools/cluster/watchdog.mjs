@@ -16,7 +16,10 @@ function ours(pid, conf) {
     const st = fs.readFileSync('/proc/' + pid + '/stat', 'utf8');
     if (/^[ZX]/.test(st.slice(st.lastIndexOf(')') + 2))) return false;
     const argv = fs.readFileSync('/proc/' + pid + '/cmdline', 'utf8').split('\0').filter(Boolean);
-    return argv.length > 0 && bins.has(path.basename(argv[0])) && argv.includes(conf);
+    if (argv.length === 0 || !argv.includes(conf)) return false;
+    // A chroot'ed daemon may still be in a wrapper stage (release.ts) that execs into it.
+    return bins.has(path.basename(argv[0])) ||
+      (['unshare', 'sh', 'chroot'].includes(path.basename(argv[0])) && argv.includes('rbd-stream-chroot') && argv.some((a) => bins.has(a)));
   } catch { return false; }
 }
 let seen = false;
