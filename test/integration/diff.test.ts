@@ -1,9 +1,9 @@
 // image.diff() against `rbd diff --format json` (with and without --whole-object).
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { native } from '../../lib/binding/index.js';
-import type { Extent, Image, Pool, Rados } from '../../lib/index.js';
+import type { Extent, Image } from '../../lib/index.js';
 import { rbdCli } from '../support/clusters.js';
-import { A, Images, KiB, MiB, cliDiff, connectTo, rnd } from '../support/helpers.js';
+import { A, KiB, MiB, cliDiff, rnd, usePool } from '../support/helpers.js';
 
 async function collect(img: Image, opts: Parameters<Image['diff']>[0] = {}): Promise<Extent[]> {
   const out: Extent[] = [];
@@ -23,17 +23,7 @@ function clip(ext: Extent[], off: number, len: number): Extent[] {
 }
 
 describe('image.diff', () => {
-  let r: Rados;
-  let pool: Pool;
-  const imgs = new Images(A);
-  beforeAll(async () => {
-    r = await connectTo(A);
-    pool = await r.openPool(A.pool);
-  });
-  afterAll(async () => {
-    await r?.close();
-    await imgs.purge();
-  });
+  const fx = usePool(A);
 
   /** Compares our diff with the CLI's for both granularities; returns the fine one. */
   async function expectSameAsCli(img: Image, spec: string, fromSnap?: string): Promise<Extent[]> {
@@ -65,8 +55,8 @@ describe('image.diff', () => {
     ['no object-map', ['layering', 'exclusive-lock'] as const],
   ] as const) {
     it(`${label}: full and from-snapshot diffs equal rbd diff (fine and --whole-object)`, async () => {
-      const name = await imgs.create(pool, `diff-${features ? 'nomap' : 'fd'}`, 40 * MiB, features ? { features: [...features] } : {});
-      const img = await pool.openImage(name);
+      const name = await fx.images.create(fx.pool, `diff-${features ? 'nomap' : 'fd'}`, 40 * MiB, features ? { features: [...features] } : {});
+      const img = await fx.pool.openImage(name);
       const st = await img.stat();
       if (features) expect(st.features).not.toContain('object-map');
       else expect(st.features).toContain('fast-diff');
@@ -77,7 +67,7 @@ describe('image.diff', () => {
       // The discarded object shows up as not existing.
       expect(since).toContainEqual({ offset: 3 * st.objectSize, length: st.objectSize, exists: false });
       // And the snapshot itself, read through an image opened at it.
-      const at = await pool.openImage(name, { snapshot: 's1' });
+      const at = await fx.pool.openImage(name, { snapshot: 's1' });
       expect(await collect(at)).toEqual(await cliDiff(A, `${name}@s1`));
       await at.close();
       await img.close();
@@ -85,8 +75,8 @@ describe('image.diff', () => {
   }
 
   it('offset/length windows equal the CLI diff clipped to the window', async () => {
-    const name = await imgs.create(pool, 'diff-win', 40 * MiB);
-    const img = await pool.openImage(name);
+    const name = await fx.images.create(fx.pool, 'diff-win', 40 * MiB);
+    const img = await fx.pool.openImage(name);
     await workload(img, 4 * MiB);
     const cli = await cliDiff(A, name);
     const cliSince = await cliDiff(A, name, { fromSnap: 's1' });
@@ -102,8 +92,8 @@ describe('image.diff', () => {
   });
 
   it('a resized image (grown, then shrunk) equals rbd diff', async () => {
-    const name = await imgs.create(pool, 'diff-resize', 8 * MiB);
-    const img = await pool.openImage(name);
+    const name = await fx.images.create(fx.pool, 'diff-resize', 8 * MiB);
+    const img = await fx.pool.openImage(name);
     await img.write(rnd(4 * KiB), 6 * MiB);
     await img.createSnapshot('small');
     await img.resize(24 * MiB);
@@ -118,15 +108,15 @@ describe('image.diff', () => {
   });
 
   it('a clone: includeParent true equals rbd diff; false reports only the clone\'s own writes', async () => {
-    const parent = await imgs.create(pool, 'diff-parent', 16 * MiB);
-    const pimg = await pool.openImage(parent);
+    const parent = await fx.images.create(fx.pool, 'diff-parent', 16 * MiB);
+    const pimg = await fx.pool.openImage(parent);
     await pimg.write(rnd(1 * MiB), 0);
     await pimg.write(rnd(4 * KiB), 9 * MiB);
     await pimg.createSnapshot('base');
     await pimg.protectSnapshot('base');
-    const child = imgs.name('diff-child');
+    const child = fx.images.name('diff-child');
     await rbdCli(A, ['clone', `${A.pool}/${parent}@base`, `${A.pool}/${child}`]);
-    const cimg = await pool.openImage(child);
+    const cimg = await fx.pool.openImage(child);
     await cimg.write(rnd(8 * KiB), 13 * MiB);
     await cimg.flush();
     const withParent = await expectSameAsCli(cimg, child);
@@ -155,8 +145,8 @@ describe('image.diff', () => {
   });
 
   it('batches: batchSize bounds every batch; concatenation is the same diff', async () => {
-    const name = await imgs.create(pool, 'diff-batch', 64 * MiB, { order: 20 });
-    const img = await pool.openImage(name);
+    const name = await fx.images.create(fx.pool, 'diff-batch', 64 * MiB, { order: 20 });
+    const img = await fx.pool.openImage(name);
     await Promise.all(Array.from({ length: 40 }, (_, i) => img.write(rnd(4 * KiB), i * 1536 * KiB)));
     const all = await collect(img);
     expect(all).toEqual(await cliDiff(A, name));
@@ -172,8 +162,8 @@ describe('image.diff', () => {
     // 1 TiB, thin: without --whole-object librbd visits every object, so a full diff would take ages;
     // a consumer that stops after the first batch must not pay for the rest.
     // (object-map keeps its removal fast; a fine diff still visits every object in Pacific.)
-    const name = await imgs.create(pool, 'diff-huge', 1024 * 1024 * MiB);
-    const img = await pool.openImage(name);
+    const name = await fx.images.create(fx.pool, 'diff-huge', 1024 * 1024 * MiB);
+    const img = await fx.pool.openImage(name);
     await img.write(rnd(4 * KiB), 0);
     await img.write(rnd(4 * KiB), 512 * 1024 * MiB);
     const it1 = img.diff({ batchSize: 1 })[Symbol.asyncIterator]();

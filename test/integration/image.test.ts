@@ -1,26 +1,15 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Pool, Rados } from '../../lib/index.js';
+import { describe, expect, it } from 'vitest';
 import { rbdCli, rbdExportMd5 } from '../support/clusters.js';
-import { A, Images, KiB, MiB, connectTo, md5, rnd } from '../support/helpers.js';
+import { A, KiB, MiB, md5, rnd, usePool } from '../support/helpers.js';
 
 describe('Image', () => {
-  let r: Rados;
-  let pool: Pool;
-  const imgs = new Images(A);
-  beforeAll(async () => {
-    r = await connectTo(A);
-    pool = await r.openPool(A.pool);
-  });
-  afterAll(async () => {
-    await r?.close();
-    await imgs.purge();
-  });
+  const fx = usePool(A);
 
   const info = async (name: string) => JSON.parse(await rbdCli(A, ['info', '--format', 'json', `${A.pool}/${name}`]));
 
   it('stat agrees with `rbd info`', async () => {
-    const name = await imgs.create(pool, 'img-stat', 12 * MiB, { order: 21 });
-    const img = await pool.openImage(name);
+    const name = await fx.images.create(fx.pool, 'img-stat', 12 * MiB, { order: 21 });
+    const img = await fx.pool.openImage(name);
     const st = await img.stat();
     const i = await info(name);
     expect(st.size).toBe(i.size);
@@ -37,8 +26,8 @@ describe('Image', () => {
   });
 
   it('write/read round-trip; rbd export md5 matches the data written', async () => {
-    const name = await imgs.create(pool, 'img-rw', 8 * MiB);
-    const img = await pool.openImage(name);
+    const name = await fx.images.create(fx.pool, 'img-rw', 8 * MiB);
+    const img = await fx.pool.openImage(name);
     const expected = Buffer.alloc(8 * MiB);
     // Unaligned, sparse and object-crossing writes.
     const writes: [number, number][] = [[0, 4096], [12345, 777], [4 * MiB - 1000, 3000], [7 * MiB, 1 * MiB]];
@@ -59,18 +48,18 @@ describe('Image', () => {
   });
 
   it('reads data written with the CLI (import)', async () => {
-    const name = imgs.name('img-imp');
+    const name = fx.images.name('img-imp');
     const data = rnd(3 * MiB + 5);
     await rbdCli(A, ['--no-progress', 'import', '-', `${A.pool}/${name}`], { input: data });
-    const img = await pool.openImage(name, { readOnly: true });
+    const img = await fx.pool.openImage(name, { readOnly: true });
     expect((await img.stat()).size).toBe(data.length);
     expect(md5(await img.read(0, data.length))).toBe(md5(data));
     await img.close();
   });
 
   it('read crossing the end returns the bytes up to it; read at the end → EINVAL; zero-length read', async () => {
-    const name = await imgs.create(pool, 'img-end', 1 * MiB);
-    const img = await pool.openImage(name);
+    const name = await fx.images.create(fx.pool, 'img-end', 1 * MiB);
+    const img = await fx.pool.openImage(name);
     const tail = rnd(100);
     await img.write(tail, 1 * MiB - 100);
     const b = await img.read(1 * MiB - 100, 4096);
@@ -91,8 +80,8 @@ describe('Image', () => {
   });
 
   it('discard and writeZeroes read back as zeros; rbd export agrees', async () => {
-    const name = await imgs.create(pool, 'img-zero', 8 * MiB);
-    const img = await pool.openImage(name);
+    const name = await fx.images.create(fx.pool, 'img-zero', 8 * MiB);
+    const img = await fx.pool.openImage(name);
     const expected = rnd(8 * MiB);
     await img.write(expected, 0);
     await img.discard(0, 4 * MiB); // whole object: deallocated
@@ -108,8 +97,8 @@ describe('Image', () => {
   });
 
   it('resize: grow, shrink needs allowShrink (EINVAL), shrink with it', async () => {
-    const name = await imgs.create(pool, 'img-resize', 4 * MiB);
-    const img = await pool.openImage(name);
+    const name = await fx.images.create(fx.pool, 'img-resize', 4 * MiB);
+    const img = await fx.pool.openImage(name);
     await img.write(Buffer.alloc(4096, 7), 2 * MiB);
     await img.resize(16 * MiB);
     expect((await img.stat()).size).toBe(16 * MiB);
@@ -125,8 +114,8 @@ describe('Image', () => {
   });
 
   it('metadata: set/get/list/remove, agreeing with `rbd image-meta`', async () => {
-    const name = await imgs.create(pool, 'img-meta', 1 * MiB);
-    const img = await pool.openImage(name);
+    const name = await fx.images.create(fx.pool, 'img-meta', 1 * MiB);
+    const img = await fx.pool.openImage(name);
     await img.setMetadata('k1', 'v1');
     await img.setMetadata('k2', 'a longer value with spaces and ünïcödé');
     expect(await img.getMetadata('k1')).toBe('v1');
@@ -152,8 +141,8 @@ describe('Image', () => {
   });
 
   it('updateFeatures: disable fast-diff/object-map; enabling them on a written image flags the map invalid', async () => {
-    const name = await imgs.create(pool, 'img-feat', 8 * MiB);
-    const img = await pool.openImage(name);
+    const name = await fx.images.create(fx.pool, 'img-feat', 8 * MiB);
+    const img = await fx.pool.openImage(name);
     await img.write(rnd(4096), 0);
     await img.updateFeatures(['fast-diff', 'object-map'], false);
     expect((await img.stat()).features).not.toContain('object-map');
@@ -166,28 +155,28 @@ describe('Image', () => {
     expect((await info(name)).flags).toEqual(expect.arrayContaining(['object map invalid', 'fast diff invalid']));
     await img.close();
     await rbdCli(A, ['--no-progress', 'object-map', 'rebuild', `${A.pool}/${name}`]);
-    const img2 = await pool.openImage(name);
+    const img2 = await fx.pool.openImage(name);
     expect((await img2.stat()).flags).toEqual({ objectMapInvalid: false, fastDiffInvalid: false });
     await img2.close();
   });
 
   it('readOnly open reads the data and reports readOnly', async () => {
-    const name = await imgs.create(pool, 'img-ro', 1 * MiB);
-    const w = await pool.openImage(name);
+    const name = await fx.images.create(fx.pool, 'img-ro', 1 * MiB);
+    const w = await fx.pool.openImage(name);
     const data = rnd(8 * KiB);
     await w.write(data, 0);
     await w.close();
-    const ro = await pool.openImage(name, { readOnly: true });
+    const ro = await fx.pool.openImage(name, { readOnly: true });
     expect(ro.readOnly).toBe(true);
     expect((await ro.read(0, data.length)).equals(data)).toBe(true);
     await ro.close();
   });
 
   it('small reads share slabs without overlapping; readInto fills a caller buffer', async () => {
-    const name = imgs.name('img-small');
+    const name = fx.images.name('img-small');
     const data = rnd(2 * MiB);
     await rbdCli(A, ['--no-progress', 'import', '-', `${A.pool}/${name}`], { input: data });
-    const img = await pool.openImage(name, { readOnly: true });
+    const img = await fx.pool.openImage(name, { readOnly: true });
     // 600 concurrent reads of odd and slab-sized lengths: each must hold exactly its own bytes.
     const reqs = Array.from({ length: 600 }, (_, i) => ({ off: (i * 7919 * 13) % (2 * MiB - 20 * KiB), len: [1, 1000, 4096, 4097, 16 * KiB, 16 * KiB + 1][i % 6] }));
     const got = await Promise.all(reqs.map((q) => img.read(q.off, q.len)));
@@ -212,8 +201,8 @@ describe('Image', () => {
   });
 
   it('many concurrent writes and reads at once (QD 64) keep data intact', async () => {
-    const name = await imgs.create(pool, 'img-qd', 4 * MiB);
-    const img = await pool.openImage(name);
+    const name = await fx.images.create(fx.pool, 'img-qd', 4 * MiB);
+    const img = await fx.pool.openImage(name);
     const bufs = Array.from({ length: 64 }, () => rnd(64 * KiB));
     await Promise.all(bufs.map((b, i) => img.write(b, i * 64 * KiB)));
     const back = await Promise.all(bufs.map((_, i) => img.read(i * 64 * KiB, 64 * KiB)));

@@ -1,28 +1,17 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Pool, Rados } from '../../lib/index.js';
+import { describe, expect, it } from 'vitest';
 import { rbdCli, rbdExportMd5 } from '../support/clusters.js';
-import { A, Images, MiB, connectTo, md5, rnd } from '../support/helpers.js';
+import { A, MiB, md5, rnd, usePool } from '../support/helpers.js';
 
 interface CliSnap { id: number; name: string; size: number; protected: string; timestamp: string; namespace?: { type: string } }
 
 describe('snapshots', () => {
-  let r: Rados;
-  let pool: Pool;
-  const imgs = new Images(A);
-  beforeAll(async () => {
-    r = await connectTo(A);
-    pool = await r.openPool(A.pool);
-  });
-  afterAll(async () => {
-    await r?.close();
-    await imgs.purge();
-  });
+  const fx = usePool(A);
   const cliSnaps = async (name: string, all = false): Promise<CliSnap[]> =>
     JSON.parse(await rbdCli(A, ['snap', 'ls', '--format', 'json', ...(all ? ['--all'] : []), `${A.pool}/${name}`]));
 
   it('create/list agree with `rbd snap ls` (id, name, size, timestamp, protected)', async () => {
-    const name = await imgs.create(pool, 'snap-ls', 4 * MiB);
-    const img = await pool.openImage(name);
+    const name = await fx.images.create(fx.pool, 'snap-ls', 4 * MiB);
+    const img = await fx.pool.openImage(name);
     await img.createSnapshot('s1');
     await img.resize(8 * MiB);
     await img.createSnapshot('s2');
@@ -48,8 +37,8 @@ describe('snapshots', () => {
   });
 
   it('snapshot data is frozen: open at snapshot, setSnapshot(name|id|null), rbd export of the snapshot', async () => {
-    const name = await imgs.create(pool, 'snap-data', 4 * MiB);
-    const img = await pool.openImage(name);
+    const name = await fx.images.create(fx.pool, 'snap-data', 4 * MiB);
+    const img = await fx.pool.openImage(name);
     const v1 = rnd(4 * MiB);
     await img.write(v1, 0);
     await img.createSnapshot('v1');
@@ -59,18 +48,18 @@ describe('snapshots', () => {
     expect(await rbdExportMd5(A, `${name}@v1`)).toBe(md5(v1));
     expect(await rbdExportMd5(A, name)).toBe(md5(v2));
 
-    const atSnap = await pool.openImage(name, { snapshot: 'v1' });
+    const atSnap = await fx.pool.openImage(name, { snapshot: 'v1' });
     expect(atSnap.readOnly).toBe(true);
     expect(atSnap.snapshot).toBe('v1');
     expect(md5(await atSnap.read(0, 4 * MiB))).toBe(md5(v1));
     await atSnap.close();
 
     const id = (await img.getSnapshot('v1'))!.id;
-    const byId = await pool.openImage(name, { snapshot: { id } });
+    const byId = await fx.pool.openImage(name, { snapshot: { id } });
     expect(md5(await byId.read(0, 4 * MiB))).toBe(md5(v1));
     await byId.close();
 
-    const ro = await pool.openImage(name, { readOnly: true });
+    const ro = await fx.pool.openImage(name, { readOnly: true });
     await ro.setSnapshot('v1');
     expect(ro.snapshot).toBe('v1');
     expect(md5(await ro.read(0, 4 * MiB))).toBe(md5(v1));
@@ -85,8 +74,8 @@ describe('snapshots', () => {
   });
 
   it('rollbackToSnapshot restores the data (CLI oracle)', async () => {
-    const name = await imgs.create(pool, 'snap-rb', 8 * MiB);
-    const img = await pool.openImage(name);
+    const name = await fx.images.create(fx.pool, 'snap-rb', 8 * MiB);
+    const img = await fx.pool.openImage(name);
     const v1 = rnd(1 * MiB);
     await img.write(v1, 3 * MiB);
     await img.createSnapshot('base');
@@ -101,8 +90,8 @@ describe('snapshots', () => {
   });
 
   it('protect/unprotect: visible in `rbd snap ls`; protected snapshot cannot be removed (EBUSY) unless forced', async () => {
-    const name = await imgs.create(pool, 'snap-prot', 4 * MiB);
-    const img = await pool.openImage(name);
+    const name = await fx.images.create(fx.pool, 'snap-prot', 4 * MiB);
+    const img = await fx.pool.openImage(name);
     await img.createSnapshot('p');
     await img.protectSnapshot('p');
     expect((await img.getSnapshot('p'))?.protected).toBe(true);
@@ -117,9 +106,9 @@ describe('snapshots', () => {
   });
 
   it('listSnapshots({ allNamespaces }): trash and group namespaces', async () => {
-    const parent = await imgs.create(pool, 'snap-ns', 4 * MiB);
-    const clone = imgs.name('snap-ns-clone');
-    const img = await pool.openImage(parent);
+    const parent = await fx.images.create(fx.pool, 'snap-ns', 4 * MiB);
+    const clone = fx.images.name('snap-ns-clone');
+    const img = await fx.pool.openImage(parent);
     await img.createSnapshot('base');
     // A clone v2 keeps a removed snapshot in the trash namespace.
     await rbdCli(A, ['clone', '--rbd-default-clone-format', '2', `${A.pool}/${parent}@base`, `${A.pool}/${clone}`]);
@@ -147,12 +136,12 @@ describe('snapshots', () => {
   });
 
   it('listSnapshots({ allNamespaces }): mirror namespace (snapshot-based mirroring, no peer)', async () => {
-    const name = await imgs.create(pool, 'snap-mirror', 4 * MiB);
+    const name = await fx.images.create(fx.pool, 'snap-mirror', 4 * MiB);
     const prevMode = JSON.parse(await rbdCli(A, ['mirror', 'pool', 'info', '--format', 'json', A.pool])).mode;
     if (prevMode === 'disabled') await rbdCli(A, ['mirror', 'pool', 'enable', A.pool, 'image']);
     try {
       await rbdCli(A, ['mirror', 'image', 'enable', `${A.pool}/${name}`, 'snapshot']);
-      const img = await pool.openImage(name);
+      const img = await fx.pool.openImage(name);
       const all = await img.listSnapshots({ allNamespaces: true });
       const m = all.find((s) => s.namespace === 'mirror');
       expect(m).toBeDefined();

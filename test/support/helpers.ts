@@ -1,6 +1,7 @@
 // Shared helpers for the binding tests: connections to the suite's clusters,
 // unique image names and cleanup of what a test file created.
 import { createHash, randomBytes } from 'node:crypto';
+import { afterAll, beforeAll } from 'vitest';
 import { Rados, type Pool } from '../../lib/index.js';
 import { getClusters, rbdCli, type TestCluster } from './clusters.js';
 
@@ -72,4 +73,31 @@ export async function cliDiff(
   args.push(spec.includes('/') ? spec : `${c.pool}/${spec}`);
   const out = JSON.parse(await rbdCli(c, args)) as { offset: number; length: number; exists: string | boolean }[];
   return out.map((e) => ({ offset: e.offset, length: e.length, exists: e.exists === true || e.exists === 'true' }));
+}
+
+/** A connection and an open pool for a test file (or describe block), closed after it, with its images purged. */
+export interface PoolFixture {
+  readonly rados: Rados;
+  readonly pool: Pool;
+  readonly images: Images;
+}
+
+/** Registers beforeAll/afterAll hooks that connect to `c`, open its pool, and clean up after. */
+export function usePool(c: TestCluster = A): PoolFixture {
+  const images = new Images(c);
+  let rados: Rados | undefined;
+  let pool: Pool | undefined;
+  beforeAll(async () => {
+    rados = await connectTo(c);
+    pool = await rados.openPool(c.pool);
+  });
+  afterAll(async () => {
+    await rados?.close();
+    await images.purge();
+  });
+  return {
+    get rados() { return rados!; },
+    get pool() { return pool!; },
+    images,
+  };
 }
