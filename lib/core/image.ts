@@ -1,6 +1,6 @@
 // An open image: data path, metadata, features, snapshots, diff.
 import { native, type ImageHandle } from '../binding/index.js';
-import { Lifecycle } from './lifecycle.js';
+import { NativeHandle } from './handle.js';
 import { MAX_IO_BYTES, checkBool, checkName, checkOptions, checkSignal, checkSnapName, checkUint, describe } from './validate.js';
 import { FLAG_FAST_DIFF_INVALID, FLAG_OBJECT_MAP_INVALID, featureBits, featureNames, type FeatureName } from './features.js';
 import { toSnapshotInfo, type SnapshotInfo, type SnapshotRef } from './snapshot.js';
@@ -52,9 +52,7 @@ function readTarget(length: number): Buffer {
   return b;
 }
 
-export class Image {
-  private readonly life: Lifecycle;
-  private handle: ImageHandle | undefined;
+export class Image extends NativeHandle<ImageHandle> {
   readonly readOnly: boolean;
   private snapshotLabel: string | undefined;
   private mirrorOps: ImageMirror | undefined;
@@ -66,10 +64,9 @@ export class Image {
     readonly name: string,
     o: { readOnly: boolean; snapshot?: string },
   ) {
-    this.handle = handle;
+    super(handle, () => `image '${this.spec}'`);
     this.readOnly = o.readOnly;
     this.snapshotLabel = o.snapshot;
-    this.life = new Lifecycle(() => `image '${this.spec}'`);
   }
 
   /** pool[/namespace]/image[@snapshot] */
@@ -82,29 +79,14 @@ export class Image {
     return this.snapshotLabel;
   }
 
-  get closed(): boolean {
-    return this.life.closed;
-  }
-
   /** Mirroring of this image: enable/disable, promote/demote, resync, mirror snapshots, status. */
   get mirror(): ImageMirror {
     return (this.mirrorOps ??= new ImageMirror(this));
   }
 
-  /** @internal */
-  get [kHandle](): ImageHandle {
-    this.life.ensureOpen();
-    return this.handle!;
-  }
-
   /** @internal Runs `hook` when close() begins (see Lifecycle.onClose). */
   [kOnClose](hook: () => void): () => void {
     return this.life.onClose(hook);
-  }
-
-  /** @internal Runs a native call tracked for close(). */
-  [kTrack]<T>(start: () => Promise<T>): Promise<T> {
-    return this.life.run(start);
   }
 
   async stat(): Promise<ImageStat> {
@@ -335,18 +317,9 @@ export class Image {
     return exportDiff(this, options);
   }
 
-  /** Closes the image (`await using` support). */
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
-  }
-
-  /** Waits for in-flight operations, then closes the image. Later calls reject with code ERR_CLOSED. */
-  close(): Promise<void> {
-    return this.life.close(async () => {
-      const h = this.handle!;
-      this.handle = undefined;
-      this.pool[kForget](this);
-      await native.closeImage(h);
-    });
+  /** @internal */
+  protected async release(h: ImageHandle): Promise<void> {
+    this.pool[kForget](this);
+    await native.closeImage(h);
   }
 }

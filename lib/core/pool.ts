@@ -1,6 +1,6 @@
 // A pool (librados io context), optionally within a namespace.
 import { native, type IoCtxHandle } from '../binding/index.js';
-import { Lifecycle } from './lifecycle.js';
+import { NativeHandle } from './handle.js';
 import { checkImageName, checkOptions, checkSnapName, checkUint, describe } from './validate.js';
 import { featureBits, type FeatureName } from './features.js';
 import { Image } from './image.js';
@@ -26,9 +26,7 @@ export interface OpenImageOptions {
   snapshot?: string | { id: number };
 }
 
-export class Pool {
-  private readonly life: Lifecycle;
-  private handle: IoCtxHandle | undefined;
+export class Pool extends NativeHandle<IoCtxHandle> {
   private mirrorOps: PoolMirror | undefined;
 
   /** @internal */
@@ -38,8 +36,7 @@ export class Pool {
     readonly name: string,
     readonly namespace: string,
   ) {
-    this.handle = handle;
-    this.life = new Lifecycle(() => `pool '${this.spec}'`);
+    super(handle, () => `pool '${this.spec}'`);
   }
 
   /** 'pool' or 'pool/namespace'. */
@@ -47,24 +44,9 @@ export class Pool {
     return this.namespace ? `${this.name}/${this.namespace}` : this.name;
   }
 
-  /** @internal */
-  get [kHandle](): IoCtxHandle {
-    this.life.ensureOpen();
-    return this.handle!;
-  }
-
-  get closed(): boolean {
-    return this.life.closed;
-  }
-
   /** Mirroring of this pool (or namespace): mode, peers, bootstrap, status. */
   get mirror(): PoolMirror {
     return (this.mirrorOps ??= new PoolMirror(this));
-  }
-
-  /** @internal Runs a native call tracked for close(). */
-  [kTrack]<T>(start: () => Promise<T>): Promise<T> {
-    return this.life.run(start);
   }
 
   /** The pool's numeric id. */
@@ -130,19 +112,10 @@ export class Pool {
     this.life.forget(image);
   }
 
-  /** Closes the pool (`await using` support). */
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
-  }
-
-  /** Closes images opened from this pool (waiting for their I/O), then the io context. */
-  close(): Promise<void> {
-    return this.life.close(async () => {
-      const h = this.handle!;
-      this.handle = undefined;
-      this.rados[kForget](this);
-      await native.closePool(h);
-    });
+  /** @internal */
+  protected async release(h: IoCtxHandle): Promise<void> {
+    this.rados[kForget](this);
+    await native.closePool(h);
   }
 }
 

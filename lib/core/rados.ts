@@ -1,6 +1,6 @@
 // A connection to one cluster.
 import { native, type ClusterHandle } from '../binding/index.js';
-import { Lifecycle } from './lifecycle.js';
+import { NativeHandle } from './handle.js';
 import { codedError, errnoCode } from './errors.js';
 import { checkName, checkOptions, checkUint } from './validate.js';
 import { Pool } from './pool.js';
@@ -27,19 +27,16 @@ export interface ConnectOptions {
 const CONNECT_OPTIONS = ['conf', 'clusterName', 'user', 'keyring', 'key', 'config', 'timeoutMs'] as const;
 export const DEFAULT_TIMEOUT_MS = 30_000;
 
-export class Rados {
-  private readonly life: Lifecycle;
-  private handle: ClusterHandle | undefined;
+export class Rados extends NativeHandle<ClusterHandle> {
   readonly user: string;
   readonly timeoutMs: number;
   private cachedFsid: string | undefined;
   private mirrorOps: RadosMirror | undefined;
 
   private constructor(handle: ClusterHandle, user: string, timeoutMs: number) {
-    this.handle = handle;
+    super(handle, () => `connection (${this.user})`);
     this.user = user;
     this.timeoutMs = timeoutMs;
-    this.life = new Lifecycle(() => `connection (${this.user})`);
   }
 
   static async connect(options: ConnectOptions = {}): Promise<Rados> {
@@ -71,21 +68,6 @@ export class Rados {
     if (config.some(([k]) => k === 'key')) config.push(['admin_socket', '']);
     const handle = await native.connect({ conf: o.conf, clusterName: o.clusterName, user: fullName, config });
     return new Rados(handle, fullName, timeoutMs);
-  }
-
-  /** @internal */
-  get [kHandle](): ClusterHandle {
-    this.life.ensureOpen();
-    return this.handle!;
-  }
-
-  /** @internal Runs a native call tracked for close(). */
-  [kTrack]<T>(start: () => Promise<T>): Promise<T> {
-    return this.life.run(start);
-  }
-
-  get closed(): boolean {
-    return this.life.closed;
   }
 
   /** Cluster-wide mirroring: site name, mirror-snapshot schedules. */
@@ -147,17 +129,8 @@ export class Rados {
     return (text === '' ? undefined : JSON.parse(text)) as T;
   }
 
-  /** Closes the connection (`await using` support). */
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
-  }
-
-  /** Closes pools and images opened from this connection (waiting for their I/O), then disconnects. */
-  close(): Promise<void> {
-    return this.life.close(async () => {
-      const h = this.handle!;
-      this.handle = undefined;
-      await native.closeConnection(h);
-    });
+  /** @internal */
+  protected async release(h: ClusterHandle): Promise<void> {
+    await native.closeConnection(h);
   }
 }
