@@ -8,7 +8,7 @@
 //   one-byte payload, and its importer reads one byte: we do the same both ways.
 // Pacific's `rbd import-diff` accepts v1 only; v2 diffs are what `rbd export/import
 // --export-format 2` embed in their image stream (see imageV2Container in the tests).
-import { codedError } from '../core/errors.js';
+import { codedError, type RbdError, type RbdErrorCode } from '../core/errors.js';
 
 export type DiffVersion = 1 | 2;
 
@@ -95,7 +95,7 @@ export type DiffEvent =
 /** Anything that yields byte chunks: a Node Readable, an async generator, an array of Buffers. */
 export type ByteSource = AsyncIterable<Uint8Array | string> | Iterable<Uint8Array>;
 
-function corrupt(code: string, message: string, at: number): Error & { code: string } {
+function corrupt(code: RbdErrorCode, message: string, at: number): RbdError {
   return codedError(code, `${message} (at stream byte ${at})`, { operation: 'parse rbd diff stream', position: at });
 }
 

@@ -1,5 +1,5 @@
 // importDiff: an `rbd export-diff` stream (ours or rbd's) applied to an image, with import-diff's checks.
-import { codedError } from '../core/errors.js';
+import { codedError, type RbdErrorCode } from '../core/errors.js';
 import { checkBool, checkOptions, checkSignal, checkUint, describe } from '../core/validate.js';
 import { parseDiff, type ByteSource, type DiffVersion } from './diff-format.js';
 import { Image } from '../core/image.js';
@@ -58,7 +58,7 @@ export interface ImportDiffResult {
 const WRITE_CHUNK = 4 << 20;
 const WRITE_BUDGET = 64 << 20;
 
-function refusal(code: string, errno: number, message: string, image: Image, snapshot?: string) {
+function refusal(code: RbdErrorCode, errno: number, message: string, image: Image, snapshot?: string) {
   return codedError(code, message, {
     errno, operation: 'import-diff', pool: image.pool.name, namespace: image.pool.namespace || undefined, image: image.name, snapshot,
   });
