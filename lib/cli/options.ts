@@ -105,3 +105,15 @@ export function clusterOptions(cmd: Command, dest: boolean): Command {
   }
   return cmd;
 }
+
+/** The flags sync and sync-pool share (snapshot prefix, retention, verify, force, copy tuning). */
+export function syncOptions(c: Command, help: { force: string; concurrency: string }): Command {
+  return c
+    .option('--prefix <prefix>', 'snapshot prefix owned by sync', 'rbd-sync-')
+    .option('--keep-source <n>', 'prefixed snapshots kept on the source', intArg('keep-source', 1), 3)
+    .option('--keep-target <n>', 'prefixed snapshots kept on the target', intArg('keep-target', 1), 3)
+    .option('--verify', 'checksum the copied extents on both sides afterwards')
+    .option('--force', help.force)
+    .option('--concurrency <n>', help.concurrency, intArg('concurrency', 1))
+    .option('--write-gap <bytes>', 'write nearby changes as one op, rewriting up to this many unchanged bytes (default 0)', intArg('write-gap'));
+}

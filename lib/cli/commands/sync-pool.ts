@@ -2,23 +2,19 @@
 import type { Command } from 'commander';
 import { syncPool, type SyncPoolImageResult } from '../../transfer/sync.js';
 import { controller, EXIT, run } from '../action.js';
-import { clusterOptions, destFlags, intArg, openPool, parsePoolSpec, sourceFlags } from '../options.js';
+import { clusterOptions, destFlags, intArg, openPool, parsePoolSpec, sourceFlags, syncOptions } from '../options.js';
 import { emitJson, formatBytes } from '../output.js';
 
 export function registerSyncPool(program: Command): void {
-  clusterOptions(program.command('sync-pool'), true)
+  syncOptions(clusterOptions(program.command('sync-pool'), true), {
+    force: 'overwrite targets that have no common snapshot or were modified',
+    concurrency: 'chunks in flight per image',
+  })
     .description('sync every image of a pool (or those matching --images), N at a time')
     .argument('<source>', 'pool[/namespace]')
     .argument('[dest]', 'pool[/namespace] (default: same as source)')
     .option('--images <glob|list>', "a glob ('db-*') or a comma-separated list of image names")
     .option('--parallel <n>', 'images synced at the same time', intArg('parallel', 1), 2)
-    .option('--prefix <prefix>', 'snapshot prefix owned by sync', 'rbd-sync-')
-    .option('--keep-source <n>', 'prefixed snapshots kept on the source', intArg('keep-source', 1), 3)
-    .option('--keep-target <n>', 'prefixed snapshots kept on the target', intArg('keep-target', 1), 3)
-    .option('--verify', 'checksum the copied extents on both sides afterwards')
-    .option('--force', 'overwrite targets that have no common snapshot or were modified')
-    .option('--concurrency <n>', 'chunks in flight per image', intArg('concurrency', 1))
-    .option('--write-gap <bytes>', 'write nearby changes as one op, rewriting up to this many unchanged bytes (default 0)', intArg('write-gap'))
     .action(run(async (session, g, src: string, dst: string | undefined, o: Record<string, unknown>) => {
       const s = parsePoolSpec(src);
       const d = parsePoolSpec(dst ?? src);

@@ -2,21 +2,17 @@
 import type { Command } from 'commander';
 import { syncImage } from '../../transfer/sync.js';
 import { controller, run } from '../action.js';
-import { clusterOptions, destFlags, intArg, openPool, parseImageSpec, sourceFlags } from '../options.js';
+import { clusterOptions, destFlags, openPool, parseImageSpec, sourceFlags, syncOptions } from '../options.js';
 import { emitJson, formatBytes, ProgressBar, progressMode } from '../output.js';
 
 export function registerSync(program: Command): void {
-  clusterOptions(program.command('sync'), true)
+  syncOptions(clusterOptions(program.command('sync'), true), {
+    force: 'overwrite a target that has no common snapshot or was modified',
+    concurrency: 'chunks in flight',
+  })
     .description('replicate one image to another cluster/pool: full the first time, then incremental')
     .argument('<source>', 'pool[/namespace]/image')
     .argument('[dest]', 'pool[/namespace]/image (default: same as source)')
-    .option('--prefix <prefix>', 'snapshot prefix owned by sync', 'rbd-sync-')
-    .option('--keep-source <n>', 'prefixed snapshots kept on the source', intArg('keep-source', 1), 3)
-    .option('--keep-target <n>', 'prefixed snapshots kept on the target', intArg('keep-target', 1), 3)
-    .option('--verify', 'checksum the copied extents on both sides afterwards')
-    .option('--force', 'overwrite a target that has no common snapshot or was modified')
-    .option('--concurrency <n>', 'chunks in flight', intArg('concurrency', 1))
-    .option('--write-gap <bytes>', 'write nearby changes as one op, rewriting up to this many unchanged bytes (default 0)', intArg('write-gap'))
     .action(run(async (session, g, src: string, dst: string | undefined, o: Record<string, unknown>) => {
       const s = parseImageSpec(src, 'forbidden');
       const d = parseImageSpec(dst ?? src, 'forbidden');
