@@ -8,7 +8,7 @@ export abstract class NativeHandle<H> {
   protected readonly life: Lifecycle;
   #handle: H | undefined;
 
-  /** @internal */
+  /** @hidden */
   protected constructor(handle: H, what: () => string) {
     this.#handle = handle;
     this.life = new Lifecycle(what);

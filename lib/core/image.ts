@@ -57,7 +57,7 @@ export class Image extends NativeHandle<ImageHandle> {
   private snapshotLabel: string | undefined;
   private mirrorOps: ImageMirror | undefined;
 
-  /** @internal */
+  /** @hidden Opened by pool.openImage(), not constructed directly. */
   constructor(
     readonly pool: Pool,
     handle: ImageHandle,

@@ -29,7 +29,7 @@ export interface OpenImageOptions {
 export class Pool extends NativeHandle<IoCtxHandle> {
   private mirrorOps: PoolMirror | undefined;
 
-  /** @internal */
+  /** @hidden Opened by rados.openPool(), not constructed directly. */
   constructor(
     readonly rados: Rados,
     handle: IoCtxHandle,
