@@ -1,3 +1,4 @@
+// Over ~400 lines: export, import and CLI interop share one set of source images and snapshots.
 // rbd diff streams: byte equality and interop with the real rbd CLI, import checks, corrupt input.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Readable } from 'node:stream';

@@ -1,3 +1,5 @@
+// Over ~400 lines: every scenario needs the same two clusters with rbd-mirror daemons and
+// bootstrapped peers, which take ~30 s to set up; one file sets them up once.
 /**
  * RBD mirroring end to end: two clusters, an rbd-mirror daemon on each, peers bootstrapped both
  * ways, on a dedicated pool (so the other test files' pool `rbd` is untouched).

@@ -1,3 +1,5 @@
+// Over ~400 lines: the copy engine's guarantees (seeded histories, resume, identity, refusals,
+// verify) share one pair of clusters and fixtures.
 // replicate(): real clusters a → b, the rbd CLI as oracle (`rbd export … | md5`).
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';

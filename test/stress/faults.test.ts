@@ -1,3 +1,4 @@
+// Over ~400 lines: each fault runs on the same dedicated clusters, started once for all of them.
 // Faults on dedicated small clusters (never the shared suite clusters a/b, which other test
 // files use): a hung OSD, a killed and restarted OSD, a pool over quota, close() with work in flight.
 //
