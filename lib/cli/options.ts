@@ -117,3 +117,15 @@ export function syncOptions(c: Command, help: { force: string; concurrency: stri
     .option('--concurrency <n>', help.concurrency, intArg('concurrency', 1))
     .option('--write-gap <bytes>', 'write nearby changes as one op, rewriting up to this many unchanged bytes (default 0)', intArg('write-gap'));
 }
+
+/** syncImage/syncPool options from the flags syncOptions() declared. */
+export function syncFlags(o: Record<string, unknown>) {
+  return {
+    prefix: o.prefix as string,
+    keep: { source: o.keepSource as number, target: o.keepTarget as number },
+    verify: Boolean(o.verify),
+    force: Boolean(o.force),
+    concurrency: o.concurrency as number | undefined,
+    writeGap: o.writeGap as number | undefined,
+  };
+}

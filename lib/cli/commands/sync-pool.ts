@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { syncPool, type SyncPoolImageResult } from '../../transfer/sync.js';
 import { controller, EXIT, run } from '../action.js';
-import { clusterOptions, destFlags, intArg, openPool, parsePoolSpec, sourceFlags, syncOptions } from '../options.js';
+import { clusterOptions, destFlags, intArg, openPool, parsePoolSpec, sourceFlags, syncFlags, syncOptions } from '../options.js';
 import { emitJson, formatBytes } from '../output.js';
 
 export function registerSyncPool(program: Command): void {
@@ -31,12 +31,7 @@ export function registerSyncPool(program: Command): void {
         target: await openPool(rd, d.pool, d.namespace),
         images,
         parallel: o.parallel as number,
-        prefix: o.prefix as string,
-        keep: { source: o.keepSource as number, target: o.keepTarget as number },
-        verify: Boolean(o.verify),
-        force: Boolean(o.force),
-        concurrency: o.concurrency as number | undefined,
-        writeGap: o.writeGap as number | undefined,
+        ...syncFlags(o),
         signal: controller.signal,
         onImage: g.json ? undefined : (x) => process.stdout.write(line(x)),
       });

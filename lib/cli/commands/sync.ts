@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { syncImage } from '../../transfer/sync.js';
 import { controller, run } from '../action.js';
-import { clusterOptions, destFlags, openPool, parseImageSpec, sourceFlags, syncOptions } from '../options.js';
+import { clusterOptions, destFlags, openPool, parseImageSpec, sourceFlags, syncFlags, syncOptions } from '../options.js';
 import { emitJson, formatBytes, ProgressBar, progressMode } from '../output.js';
 
 export function registerSync(program: Command): void {
@@ -26,12 +26,7 @@ export function registerSync(program: Command): void {
         const r = await syncImage({
           source: image,
           target: { pool: target, name: d.image },
-          prefix: o.prefix as string,
-          keep: { source: o.keepSource as number, target: o.keepTarget as number },
-          verify: Boolean(o.verify),
-          force: Boolean(o.force),
-          concurrency: o.concurrency as number | undefined,
-          writeGap: o.writeGap as number | undefined,
+          ...syncFlags(o),
           signal: controller.signal,
           onProgress: (p) => bar.update(p.bytesDone, p.bytesTotal),
         });
