@@ -10,6 +10,7 @@ import {
 } from '../../lib/transfer/diff-format.js';
 import { sourceIdentity } from '../../lib/transfer/identity.js';
 import { getClusters, rbdCli, rbdExportMd5, type TestCluster } from '../support/clusters.js';
+import { chunk } from '../support/chunks.js';
 
 const { a, b } = getClusters() as { a: TestCluster; b: TestCluster };
 const tag = `ds${process.pid}`;
@@ -431,24 +432,16 @@ describe('diff stream parser (property tests)', () => {
     parts.push(END_RECORD);
     return Buffer.concat(parts);
   };
-  const chunked = (buf: Buffer, cuts: number[]) => {
-    const pos = [...new Set(cuts.map((c) => c % (buf.length + 1)))].sort((x, y) => x - y);
-    const out: Buffer[] = [];
-    let p = 0;
-    for (const c of pos) { out.push(buf.subarray(p, c)); p = c; }
-    out.push(buf.subarray(p));
-    return out;
-  };
 
   it('round-trips any record sequence, however it is chunked', async () => {
     await fc.assert(fc.asyncProperty(streamArb, fc.array(fc.nat(), { maxLength: 10 }), async (s, cuts) => {
       const buf = encode(s);
       const evs: DiffEvent[] = [];
-      for await (const ev of parseDiff(chunked(buf, cuts))) evs.push(ev);
+      for await (const ev of parseDiff(chunk(buf, cuts))) evs.push(ev);
       const data = evs.filter((e) => e.type === 'data').map((e) => (e as { data: Buffer }).data);
       const writes = s.extents.filter((e) => !e.zero);
       expect(Buffer.concat(data).equals(Buffer.concat(writes.map((e) => Buffer.from(e.data))))).toBe(true);
-      const summary = await inspectDiff(chunked(buf, cuts));
+      const summary = await inspectDiff(chunk(buf, cuts));
       expect(summary).toMatchObject({
         version: s.v, size: 2 << 20, dataExtents: writes.length, zeroExtents: s.extents.length - writes.length, streamBytes: buf.length,
       });

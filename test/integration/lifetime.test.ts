@@ -15,6 +15,14 @@ import { A, Images, KiB, MiB, connectTo, md5, rnd } from '../support/helpers.js'
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const tmp = mkdtempSync(path.join(tmpdir(), 'rbd-stream-lifetime-'));
 
+/** The child ended by itself, with status 0, no signal, and no native crash on stderr. */
+function expectCleanExit(res: { code: number | null; signal: NodeJS.Signals | null; stderr: string; timedOut: boolean }): void {
+  expect(res.timedOut).toBe(false);
+  expect(res.stderr).not.toMatch(/Assertion|terminate called|Segmentation|FATAL/);
+  expect(res.signal).toBeNull();
+  expect(res.code).toBe(0);
+}
+
 /** Runs a TS script in a child node (via tsx) with the given stdin lines; resolves its exit status and output. */
 function runChild(
   source: string,
@@ -202,10 +210,7 @@ process.stdin.destroy();
         },
       },
     );
-    expect(res.timedOut).toBe(false);
-    expect(res.stderr).not.toMatch(/Assertion|terminate called|Segmentation|FATAL/);
-    expect(res.signal).toBeNull();
-    expect(res.code).toBe(0);
+    expectCleanExit(res);
     expect(res.stdout).toContain('bye');
     expect(sawWatchers).toBe(3);
     expect(freed).toBe(true);
@@ -242,10 +247,7 @@ if (isMainThread) {
       childArgs(name),
       { timeoutMs: 45_000 },
     );
-    expect(res.timedOut).toBe(false);
-    expect(res.stderr).not.toMatch(/Assertion|terminate called|Segmentation|FATAL/);
-    expect(res.signal).toBeNull();
-    expect(res.code).toBe(0);
+    expectCleanExit(res);
     expect(res.stdout).toContain('workers exited [0,0]');
     expect(res.stdout).toContain('main done');
   }, 60_000);
@@ -271,10 +273,7 @@ ${mode === 'process.exit' ? 'process.exit(0);' : ''}
         childArgs(name),
         { timeoutMs: 45_000 },
       );
-      expect(res.timedOut).toBe(false);
-      expect(res.stderr).not.toMatch(/Assertion|terminate called|Segmentation|FATAL/);
-      expect(res.signal).toBeNull();
-      expect(res.code).toBe(0);
+      expectCleanExit(res);
       expect(res.stdout).toContain('leaving');
       // On a natural exit the environment teardown closes the images, so their watches are gone.
       // process.exit() skips environment teardown in Node: the watches time out on the OSD like a crashed

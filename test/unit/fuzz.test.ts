@@ -12,6 +12,7 @@ import {
   type DiffEvent,
 } from '../../lib/transfer/diff-format.js';
 import { checkImageName, checkName, checkSnapName } from '../../lib/core/validate.js';
+import { chunk } from '../support/chunks.js';
 
 const RUNS = { spec: 3000, specRoundTrip: 1500, mutated: 3000, records: 2000, chunking: 500 };
 let totalRuns = 0;
@@ -119,14 +120,6 @@ function mutate(buf: Buffer, ms: Mutation[]): Buffer {
   return b;
 }
 
-function chunk(buf: Buffer, cuts: number[]): Buffer[] {
-  const pos = [...new Set(cuts.map((c) => c % (buf.length + 1)))].sort((x, y) => x - y);
-  const out: Buffer[] = [];
-  let p = 0;
-  for (const c of pos) { out.push(buf.subarray(p, c)); p = c; }
-  out.push(buf.subarray(p));
-  return out;
-}
 
 /** Parses fully; returns the events or the error. Checks invariants of whatever it yields. */
 async function parseAll(chunks: Buffer[], maxChunk?: number): Promise<{ events: DiffEvent[]; error?: { code?: string } }> {
