@@ -5,10 +5,11 @@ import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const committed = new URL('./api.md', import.meta.url);
+const root = new URL('..', import.meta.url).pathname;
+const committed = new URL('../docs/api.md', import.meta.url);
 const dir = mkdtempSync(join(tmpdir(), 'rbd-stream-api-'));
 try {
-  execFileSync('npx', ['typedoc', '--out', dir, '--logLevel', 'Warn'], { stdio: 'inherit' });
+  execFileSync('npx', ['typedoc', '--out', dir, '--logLevel', 'Warn'], { stdio: 'inherit', cwd: root });
   const fresh = readFileSync(join(dir, 'api.md'), 'utf8');
   const old = existsSync(committed) ? readFileSync(committed, 'utf8') : '';
   if (fresh !== old) {
