@@ -48,6 +48,17 @@ export function releaseRoot(release: Release): string {
   return root;
 }
 
+/**
+ * True if the release's monmaptool takes `--auth-allowed-ciphers`: such releases (Tentacle 20.2.4
+ * on Debian sid) keep the allowed cephx ciphers in the monmap, default aes256k only, which no
+ * Pacific or Reef client speaks (they fail with "handle_auth_bad_method ... Permission denied").
+ */
+export function monmapHasCiphers(root: string): boolean {
+  const [file, args] = inRoot(root, 'monmaptool', ['--help']);
+  const r = spawnSync(file, args, { encoding: 'utf8', timeout: 30_000 });
+  return `${r.stdout ?? ''}${r.stderr ?? ''}`.includes('--auth-allowed-ciphers');
+}
+
 /** A directory of the host made visible inside the chroot (at `dst`, default the same path). */
 export interface Bind { src: string; dst?: string }
 

@@ -7,7 +7,7 @@ import { cephConf, genKey, keyringEntry, writeSecret } from './conf.js';
 import { down, isOurDaemon, readPidFile, spawnDaemon, spawnMirror, startMirrorDaemon, type Spawned } from './daemons.js';
 import { cephCmd, childEnv, freePorts, noop, rbdCmd, run, tail } from './exec.js';
 import { readState, statePath, toSet, writeJsonAtomic } from './state.js';
-import { defaultRelease, inRoot, parseRelease, releaseRoot, type Release } from './release.js';
+import { defaultRelease, inRoot, monmapHasCiphers, parseRelease, releaseRoot, type Release } from './release.js';
 import { isLive, waitHealthy } from './status.js';
 import { DEFAULT_DIR, DEFAULT_NAMES, DEFAULT_OSD_MIB, type ClusterInfo, type ClusterSet, type StateFile, type UpOptions } from './types.js';
 
@@ -20,6 +20,7 @@ interface CreateCtx {
   osdOpThreads: number;
   objectstore: 'memstore' | 'bluestore';
   cephPaths: CephPaths;
+  monmapCiphers: boolean;
   /** Release and chroot the daemons run from (root '/': the host's Ceph). */
   release?: Release;
   root: string;
@@ -41,7 +42,7 @@ async function createCluster(ctx: CreateCtx): Promise<ClusterInfo> {
   const mirrorKeyring = join(cdir, 'rbd-mirror.keyring');
   writeFileSync(conf, cephConf({
     cdir, name, fsid, port, osdBytes: ctx.osdBytes, fastMon: ctx.fastMon, osdOpThreads: ctx.osdOpThreads, objectstore: ctx.objectstore,
-    cephPaths: ctx.cephPaths,
+    cephPaths: ctx.cephPaths, monmapCiphers: ctx.monmapCiphers,
   }));
 
   // Keys: the mon keyring seeds the auth database at mkfs with admin, mgr and rbd-mirror users,
@@ -72,7 +73,9 @@ async function createCluster(ctx: CreateCtx): Promise<ClusterInfo> {
   const env = childEnv(conf);
   // mkfs with the release's own tools (store formats differ between releases).
   const inRelease = (cmd: string, args: string[]) => run(...inRoot(ctx.root, cmd, args, { binds: [{ src: cdir }], cwd: cdir }), { env });
-  await inRelease('monmaptool', ['--create', '--clobber', '--fsid', fsid, '--addv', 'a', `[v2:127.0.0.1:${port}]`, monmap]);
+  // Allow AES keys next to aes256k where the monmap restricts ciphers (monmapHasCiphers).
+  const ciphers = ctx.monmapCiphers ? ['--auth-allowed-ciphers', 'aes,aes256k'] : [];
+  await inRelease('monmaptool', ['--create', '--clobber', '--fsid', fsid, '--addv', 'a', `[v2:127.0.0.1:${port}]`, ...ciphers, monmap]);
   await Promise.all([
     inRelease('ceph-mon', ['--mkfs', '-i', 'a', '-c', conf, '--monmap', monmap, '--keyring', monKeyring]),
     inRelease('ceph-osd', ['--mkfs', '-i', '0', '-c', conf, '--osd-uuid', osdUuid, '--no-mon-config']),
@@ -131,6 +134,7 @@ async function createCluster(ctx: CreateCtx): Promise<ClusterInfo> {
     checkAlive('ceph-mgr', mgr, 'mgr.x');
     checkAlive('ceph-osd', osd, 'osd.0');
   });
+  if (ctx.monmapCiphers) await muteInsecureKeyWarnings(conf);
   log(`[${name}] healthy (${Date.now() - t0} ms after mon start)`);
 
   // Prefer the pids the daemons wrote themselves (identical in foreground mode).
@@ -140,6 +144,20 @@ async function createCluster(ctx: CreateCtx): Promise<ClusterInfo> {
   }
   ctx.record(info);
   return info;
+}
+
+/**
+ * The AUTH_INSECURE_* warnings that come with allowing AES keys (a choice of this tool, so that
+ * older clients connect) are muted, sticky, so that the cluster reads HEALTH_OK as on other releases.
+ */
+async function muteInsecureKeyWarnings(conf: string): Promise<void> {
+  const known = ['AUTH_INSECURE_CLIENT_KEY_TYPE', 'AUTH_INSECURE_SERVICE_KEY_TYPE', 'AUTH_INSECURE_ROTATING_SERVICE_KEY_TYPE',
+    'AUTH_INSECURE_KEYS_ALLOWED', 'AUTH_INSECURE_KEYS_CREATABLE'];
+  const { stdout } = await cephCmd(conf, ['health', 'detail', '--format', 'json']);
+  const raised = Object.keys((JSON.parse(stdout) as { checks?: Record<string, unknown> }).checks ?? {});
+  for (const code of new Set([...known, ...raised.filter((c) => c.startsWith('AUTH_INSECURE_'))])) {
+    await cephCmd(conf, ['health', 'mute', code, '--sticky']);
+  }
 }
 
 /**
@@ -182,6 +200,7 @@ export async function up(opts: UpOptions = {}): Promise<ClusterSet> {
   // Before anything is created: a Ceph without its plugins fails here, with the paths tried.
   const root = release ? releaseRoot(release) : '/';
   const cephPaths = findCephPaths(root);
+  const monmapCiphers = monmapHasCiphers(root);
   if (release) log(`release ${release}: daemons from the chroot ${root}`);
   mkdirSync(dir, { recursive: true });
   const state: StateFile = {
@@ -194,7 +213,7 @@ export async function up(opts: UpOptions = {}): Promise<ClusterSet> {
   const ports = opts.basePort ? names.map((_, i) => opts.basePort! + i) : await freePorts(names.length);
   try {
     await Promise.all(names.map((name, i) => createCluster({
-      setDir: dir, name, port: ports[i], osdBytes, fastMon: !!opts.fastMon, osdOpThreads: threads, objectstore, cephPaths, release, root, mirror: !!opts.mirror, log,
+      setDir: dir, name, port: ports[i], osdBytes, fastMon: !!opts.fastMon, osdOpThreads: threads, objectstore, cephPaths, monmapCiphers, release, root, mirror: !!opts.mirror, log,
       record: (info) => { state.clusters[name] = { ...info, pids: { ...info.pids } }; save(); },
     })));
   } catch (e) {
