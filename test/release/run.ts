@@ -1,0 +1,198 @@
+/**
+ * npm run test:release -- <pacific|reef|tentacle> [--client host|chroot|cross] [--out F] [vitest args / test files...]
+ *
+ * Runs the integration suite against two clusters of one Ceph release (tools/cluster `up --release`,
+ * with rbd-mirror daemons), started here and stopped here even on failure (a watchdog covers a
+ * killed runner). Client arrangements:
+ *   host   (default) the host-built addon (build/Release, snapshotted for the run) loaded by the
+ *          chroot's node, so it links that release's librbd.so.1; vitest and the `rbd` CLI oracle
+ *          run in the chroot too.
+ *   chroot the addon rebuilt inside the chroot against that release's headers, in
+ *          /var/cache/rbd-stream/builds/<release> (bind-mounted over build/ for the run only).
+ *   cross  host node, host addon, host librbd and host CLI against that release's daemons; test
+ *          files that start clusters of their own get that release too (RBD_STREAM_RELEASE).
+ * In the chroot arrangements the repo is bind-mounted at the same path (release.ts: a private
+ * mount namespace, nothing mounted on the host), and files that start their own clusters run the
+ * chroot's daemons directly. Prints a summary and writes vitest's JSON report to --out.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { down, envExports, inRoot, parseRelease, releaseRoot, spawnWatchdog, up, type Bind, type Release } from '../../tools/cluster/index.js';
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const BUILDS = process.env.RBD_STREAM_RELEASE_BUILDS || '/var/cache/rbd-stream/builds';
+type Client = 'host' | 'chroot' | 'cross';
+const log = (s: string) => process.stderr.write(`[test:release] ${s}\n`);
+
+function parseArgs(argv: string[]) {
+  const o: { release?: Release; client: Client; out?: string; vitest: string[] } = { client: 'host', vitest: [] };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = () => (a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[++i]);
+    const key = a.split('=')[0];
+    if (key === '--client') {
+      const c = val();
+      if (c !== 'host' && c !== 'chroot' && c !== 'cross') throw new Error(`--client host|chroot|cross, got ${c}`);
+      o.client = c;
+    } else if (key === '--out') {
+      o.out = resolve(val());
+    } else if (!o.release && !a.startsWith('-')) {
+      o.release = parseRelease(a);
+      if (!o.release) throw new Error('give a release other than host: pacific, reef or tentacle (plain `npm test` runs the host release)');
+    } else {
+      o.vitest.push(a);
+    }
+  }
+  if (!o.release) throw new Error('usage: npm run test:release -- <pacific|reef|tentacle> [--client host|chroot|cross] [--out F] [vitest args...]');
+  return o as typeof o & { release: Release };
+}
+
+/** The chroot's node major version (vitest needs 20+; bookworm's is 18). */
+function chrootNodeMajor(root: string): number {
+  const r = spawnSync('chroot', [root, 'node', '-p', 'process.versions.node'], { encoding: 'utf8' });
+  return Number.parseInt(r.stdout ?? '', 10);
+}
+
+const newest = (files: string[]) => Math.max(...files.map((f) => statSync(f).mtimeMs));
+function sources(dir: string): string[] {
+  return [join(dir, 'binding.gyp'), ...readdirSync(join(dir, 'native'), { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name))];
+}
+
+/** Builds the addon inside the chroot (node-gyp with the chroot's node, headers and librbd) unless current. */
+function buildInChroot(release: Release, root: string): string {
+  const dir = join(BUILDS, release);
+  const addon = join(dir, 'build', 'Release', 'rbd_stream.node');
+  mkdirSync(dir, { recursive: true });
+  rmSync(join(dir, 'native'), { recursive: true, force: true });
+  cpSync(join(REPO, 'native'), join(dir, 'native'), { recursive: true, preserveTimestamps: true });
+  copyFileSync(join(REPO, 'binding.gyp'), join(dir, 'binding.gyp'));
+  cpSync(join(REPO, 'package.json'), join(dir, 'package.json'));
+  if (!existsSync(join(dir, 'node_modules'))) symlinkSync(join(REPO, 'node_modules'), join(dir, 'node_modules'), 'dir');
+  // Copied files carry their own mtimes, so a changed source (or binding.gyp) is newer than the build.
+  if (existsSync(addon) && statSync(addon).mtimeMs >= newest([...sources(REPO), join(REPO, 'binding.gyp')])) {
+    log(`addon for ${release} is current: ${addon}`);
+    return dir;
+  }
+  log(`building the addon inside the ${release} chroot in ${dir}`);
+  const t0 = Date.now();
+  const [file, args] = inRoot(root, 'node', [join(REPO, 'node_modules/node-gyp/bin/node-gyp.js'), 'rebuild', '-j', '2', '--nodedir=/usr'],
+    { binds: [{ src: REPO }, { src: dir }], cwd: dir });
+  const r = spawnSync(file, args, { stdio: ['ignore', 2, 2], env: { ...process.env, HOME: '/root' } });
+  if (r.status !== 0) throw new Error(`building the addon in the ${release} chroot failed (exit ${r.status ?? r.signal})`);
+  log(`built in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  return dir;
+}
+
+interface JsonReport {
+  numTotalTests: number; numPassedTests: number; numFailedTests: number; numPendingTests: number; numTodoTests: number;
+  testResults: { name: string; assertionResults: { fullName: string; status: string; failureMessages?: string[] }[] }[];
+}
+
+function summarize(path: string, meta: Record<string, unknown>): string {
+  if (!existsSync(path)) return 'no JSON report (vitest did not finish)';
+  const r = JSON.parse(readFileSync(path, 'utf8')) as JsonReport;
+  const lines = [`${JSON.stringify(meta)}`,
+    `tests ${r.numTotalTests}: passed ${r.numPassedTests}, failed ${r.numFailedTests}, skipped ${r.numPendingTests}, todo ${r.numTodoTests}`];
+  for (const f of r.testResults) {
+    for (const t of f.assertionResults) {
+      if (t.status !== 'failed') continue;
+      const why = (t.failureMessages?.[0] ?? '').split('\n').find((l) => l.trim()) ?? '';
+      lines.push(`  FAIL ${f.name.replace(`${REPO}/`, '')} > ${t.fullName}\n       ${why.trim().slice(0, 300)}`);
+    }
+  }
+  return lines.join('\n');
+}
+
+async function main() {
+  const o = parseArgs(process.argv.slice(2));
+  const t0 = Date.now();
+  const root = releaseRoot(o.release);
+  if (o.client !== 'cross') {
+    const major = chrootNodeMajor(root);
+    if (!(major >= 20)) {
+      throw new Error(`the ${o.release} chroot has Node ${major} (vitest and this package need 20+): use --client cross` +
+        (o.release === 'pacific' ? ' (or plain `npm test`: the host is Pacific)' : ''));
+    }
+  }
+  const setDir = mkdtempSync(join(tmpdir(), `rbd-stream-release-${o.release}-`));
+  const clustersDir = join(setDir, 'clusters');
+  mkdirSync(clustersDir);
+  const watchdog = spawnWatchdog(clustersDir, process.pid);
+  let child: ReturnType<typeof spawn> | undefined;
+  const onSignal = (sig: NodeJS.Signals) => { log(`${sig}: stopping`); child?.kill(sig); };
+  for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, onSignal);
+  const out = o.out ?? join(tmpdir(), 'rbd-stream-release-results',
+    `${o.release}-${o.client}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  mkdirSync(dirname(out), { recursive: true });
+  let code = 1;
+  try {
+    // Build (or check) the chroot addon first: no cluster sits idle meanwhile.
+    const binds: Bind[] = [{ src: REPO }, { src: setDir }];
+    if (o.client === 'chroot') {
+      binds.push({ src: join(buildInChroot(o.release, root), 'build'), dst: join(REPO, 'build') });
+    } else if (o.client === 'host') {
+      // A copy of the host build, so a rebuild in the worktree during the run changes nothing.
+      const snap = join(setDir, 'host-build');
+      mkdirSync(join(snap, 'Release'), { recursive: true });
+      copyFileSync(join(REPO, 'build/Release/rbd_stream.node'), join(snap, 'Release/rbd_stream.node'));
+      binds.push({ src: snap, dst: join(REPO, 'build') });
+    }
+    const tUp = Date.now();
+    const set = await up({ dir: clustersDir, names: ['a', 'b'], release: o.release, mirror: true, fastMon: true, log });
+    log(`clusters a, b (${o.release}) up in ${((Date.now() - tUp) / 1000).toFixed(1)} s`);
+
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    for (const k of Object.keys(env)) if (/^RBD_STREAM_(CONF|KEYRING|USER|POOL)_/.test(k) || k === 'RBD_STREAM_RELEASE' || k === 'RBD_STREAM_ADDON') delete env[k];
+    delete env.CEPH_ARGS;
+    delete env.CEPH_CONF;
+    for (const l of envExports(set)) {
+      const [k, v] = l.replace(/^export /, '').split('=');
+      env[k] = v;
+    }
+    env.RBD_STREAM_MIRROR_DAEMONS = '1'; // started above, one per cluster
+    if (o.client === 'cross') env.RBD_STREAM_RELEASE = o.release;
+    else env.HOME = '/root';
+    const reportJson = join(setDir, 'report.json');
+    const vitestArgs = [join(REPO, 'node_modules/vitest/vitest.mjs'), 'run', '--project', 'integration',
+      '--reporter=default', '--reporter=./test/support/health.ts', '--reporter=json', `--outputFile.json=${reportJson}`, ...o.vitest];
+    const [file, args] = o.client === 'cross'
+      ? [process.execPath, vitestArgs]
+      : inRoot(root, 'node', vitestArgs, { binds, cwd: REPO });
+    // Which librbd and node the client side really uses (the addon's own report).
+    const probe = ['-e', `const b = require('node-gyp-build')(${JSON.stringify(REPO)}); console.log(process.version + ' librbd ' + b.librbdVersion)`];
+    const [pf, pa] = o.client === 'cross' ? [process.execPath, probe] : inRoot(root, 'node', probe, { binds, cwd: REPO });
+    const clientSide = spawnSync(pf, pa, { encoding: 'utf8', env }).stdout?.trim();
+    log(`client: node ${clientSide}`);
+    const tTest = Date.now();
+    log(`vitest (${o.client} client) ${o.vitest.join(' ')}`);
+    code = await new Promise<number>((res) => {
+      child = spawn(file, args, { cwd: REPO, env, stdio: 'inherit' });
+      child.on('exit', (c, s) => res(c ?? (s ? 128 : 1)));
+      child.on('error', () => res(127));
+    });
+    const testSecs = (Date.now() - tTest) / 1000;
+    if (existsSync(reportJson)) copyFileSync(reportJson, out);
+    const versions = Object.keys((JSON.parse(spawnSync('ceph', ['-c', set.clusters.a.conf, 'versions', '--format', 'json'],
+      { encoding: 'utf8' }).stdout || '{}') as { overall?: Record<string, number> }).overall ?? {}).join('; ');
+    process.stderr.write(`\n[test:release] ${summarize(out, {
+      release: o.release, client: o.client, clientSide, daemons: versions, date: new Date().toISOString(),
+      testSeconds: Math.round(testSecs), totalSeconds: Math.round((Date.now() - t0) / 1000), exit: code, report: out,
+    })}\n`);
+  } finally {
+    const tDown = Date.now();
+    await down(clustersDir).catch((e) => log(`down failed: ${(e as Error).message}`));
+    rmSync(setDir, { recursive: true, force: true });
+    try { process.kill(watchdog); } catch { /* gone */ }
+    log(`clusters stopped (${((Date.now() - tDown) / 1000).toFixed(1)} s)`);
+  }
+  process.exitCode = code;
+}
+
+main().catch((e) => {
+  log((e as Error).message);
+  process.exitCode = 1;
+});
