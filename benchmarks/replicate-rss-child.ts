@@ -1,5 +1,6 @@
 // Copies one snapshot in a fresh process and reports its peak RSS (VmHWM) and event-loop lag p99,
-// so the number is not inflated by the benchmark's own earlier work. Used by benchmarks/replicate.ts.
+// so the number is not inflated by the benchmark's own earlier work. Used by benchmarks/replicate.ts,
+// which passes cluster b's (possibly delayed) conf in RSS_B.
 import { readFileSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Rados, replicate } from '../lib/index.js';
@@ -24,4 +25,9 @@ h.disable();
 await src.close();
 await ra.close();
 await rb.close();
-process.stdout.write(`${JSON.stringify({ rssBefore: before, peakRss: status('VmHWM'), seconds, lagP99Ms: h.percentile(99) / 1e6, bytesRead: r.bytesRead })}\n`);
+// dataSeconds: the copy phase alone, when the engine reports it (ReplicateResult.dataSeconds).
+const dataSeconds = (r as unknown as { dataSeconds?: number }).dataSeconds;
+process.stdout.write(`${JSON.stringify({
+  rssBefore: before, peakRss: status('VmHWM'), seconds, dataSeconds, lagP99Ms: h.percentile(99) / 1e6,
+  bytesRead: r.bytesRead, bytesWritten: r.bytesWritten, bytesZeroed: r.bytesZeroed,
+})}\n`);

@@ -1,29 +1,52 @@
 /**
  * replicate() vs `rbd export-diff … - | rbd import-diff - …` (same clusters) and vs the target's
- * `rbd bench` write ceiling, on two local clusters (a → b).
+ * `rbd bench` write ceiling, on two local clusters (a → b), optionally with the target made "remote"
+ * by an injected reply delay.
  *
- *   npx tsx benchmarks/replicate.ts [--reps 3] [--scale 1] [--rss-gib 4] [--no-rss] [--concurrency 16] [--chunk-mib 1] [--enumeration auto|fine|whole] [--fast-mon]
+ *   npx tsx benchmarks/replicate.ts [--reps 3] [--scale 1] [--target-delay-ms 0,2,10,25]
+ *     [--bwlimit-mib 50,200] [--bwlimit-delays 0] [--rss-gib 4] [--no-rss] [--concurrency 16]
+ *     [--chunk-mib 1] [--enumeration auto|fine|whole] [--fast-mon] [--osd-mib 6000]
+ *     [--workloads full,inc4k,inc64k,sparse,empty]
  *
  * Uses the clusters named by RBD_STREAM_CONF_A/B, or starts its own set (OSDs with --osd-mib, default
  * 6000 so the 4 GiB RSS case fits) and stops it at the end. --scale shrinks every workload (0.25 → 256 MiB
  * images) for a quick run. Repetitions are interleaved (rbd-stream and CLI alternate which goes first);
- * medians and ratios go to stdout, everything to benchmarks/results/replicate-<time>.json.
+ * medians, per-rep ratios (CLI time / rbd-stream time, min–max) go to stdout, everything to
+ * benchmarks/results/replicate-<time>.json.
  *
- * Workloads: (1) full copy of a fully written image (1 GiB); (2) incremental of ~16k scattered 4 KiB
- * writes; (3) incremental of 256 MiB of random 64 KiB writes; (4) full copy of a 5 % allocated image.
- * Source data is written with `rbd bench` (non-zero pattern). Also: peak RSS while copying --rss-gib GiB,
- * and event-loop lag p99 (perf_hooks.monitorEventLoopDelay) during every rbd-stream copy.
+ * Target delay (--target-delay-ms, default 0): for each D > 0, a copy of cluster b's conf gets in its
+ * [client] section `ms_inject_delay_type = osd`, `ms_inject_delay_max = 2·D/1000`,
+ * `ms_inject_delay_probability = 1` (every OSD reply the client receives is held U(0, 2·D) ms, mean D;
+ * mon traffic untouched). That conf serves BOTH the rbd-stream target connection (one per delay) and the
+ * CLI's target side (`rbd create`, `rbd import-diff`); the source side is never delayed. Per delay the
+ * injection is checked (QD1 4 KiB `rbd bench` writes with the cache off: ~1000/D IOPS expected) and the
+ * ceiling is measured (`rbd bench --rbd_cache=false`, io-size = --chunk-mib, io-threads = --concurrency).
+ *
+ * Workloads (each source prepared once, then every delay in turn): (1) full copy of a fully written image
+ * (1 GiB); (2) incremental of ~16k scattered 4 KiB writes; (3) incremental of 256 MiB of random 64 KiB
+ * writes; (4) full copy of a 5 % allocated image; (5) empty incremental (a snapshot with no change since
+ * the base; 5 % allocated base). The incremental targets are made once (undelayed) and kept in step with
+ * the source's snapshot chain across all delays; each rep writes fresh changes and takes a new snapshot.
+ * Source data is written with `rbd bench` (non-zero pattern). Also: peak RSS while copying --rss-gib GiB
+ * (per delay, in a child process), and event-loop lag p99 (perf_hooks.monitorEventLoopDelay) during every
+ * rbd-stream copy. For (1) the data-phase rate (image bytes / ReplicateResult.dataSeconds) is compared to
+ * the ceiling.
+ *
+ * --bwlimit-mib LIST: per value, one full copy of (1)'s source with `replicate({ bandwidth })`; achieved
+ * rate = (bytesWritten + bytesZeroed) / dataSeconds, checked to be within ±10 % of the limit. Runs at the
+ * delays of --bwlimit-delays (default 0). --workloads picks a subset of (1)–(5): full, inc4k, inc64k, sparse, empty.
  *
  * --fast-mon starts the clusters with a 50 ms mon propose interval (scripts/cluster.ts): both tools end
  * every copy by creating a snapshot on the target, which otherwise costs ~0.9 s of mon commit each.
  */
-import { spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { Rados, replicate, type Pool } from '../lib/index.js';
+import { Rados, replicate, type Pool, type ReplicateOptions, type ReplicateResult } from '../lib/index.js';
 import { withReplicateTestHooks } from '../lib/transfer/replicate/options.js';
 import { cephCli, clusterArgs, resolveClusters, rbdCli, type TestCluster } from '../test/support/clusters.js';
 import { down } from '../tools/cluster/index.js';
@@ -40,14 +63,28 @@ const { values: args } = parseArgs({
     'chunk-mib': { type: 'string', default: '1' },
     enumeration: { type: 'string', default: 'auto' },
     'fast-mon': { type: 'boolean', default: false },
+    'target-delay-ms': { type: 'string', default: '0' },
+    'bwlimit-mib': { type: 'string', default: '' },
+    'bwlimit-delays': { type: 'string', default: '0' },
+    workloads: { type: 'string', default: 'full,inc4k,inc64k,sparse,empty' },
   },
 });
+const parseList = (s: string, what: string) => {
+  const xs = s.split(',').map((x) => x.trim()).filter((x) => x !== '').map(Number);
+  if (xs.some((x) => !Number.isFinite(x) || x < 0)) throw new RangeError(`${what}: expected a comma-separated list of numbers ≥ 0, got '${s}'`);
+  return [...new Set(xs)];
+};
 const REPS = Number(args.reps);
 const SCALE = Number(args.scale);
 const CONC = Number(args.concurrency);
 const CHUNK = Number(args['chunk-mib']) * MiB;
 const ENUM = args.enumeration as 'auto' | 'fine' | 'whole';
 const IMAGE = Math.max(64 * MiB, Math.round((1024 * MiB * SCALE) / (4 * MiB)) * 4 * MiB);
+const DELAYS = parseList(args['target-delay-ms'], '--target-delay-ms');
+const BWLIMITS = parseList(args['bwlimit-mib'], '--bwlimit-mib').filter((x) => x > 0);
+const BW_DELAYS = parseList(args['bwlimit-delays'], '--bwlimit-delays');
+if (DELAYS.length === 0) throw new RangeError('--target-delay-ms: at least one delay');
+if (!['auto', 'fine', 'whole'].includes(ENUM)) throw new RangeError(`--enumeration: auto, fine or whole, got '${ENUM}'`);
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -67,56 +104,134 @@ function sh(cmd: string): Promise<void> {
 const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 const rbdArgs = (c: TestCluster) => clusterArgs(c).map(q).join(' ');
 
-/** Parses `rbd bench` "bytes/sec: 123 MiB/s" into bytes per second. */
-function parseBench(out: string): number {
+/** Parses `rbd bench`'s summary line. */
+function parseBench(out: string): { bytesPerSec: number; opsPerSec: number; seconds: number } {
   const m = /elapsed:\s*([\d.]+)\s+ops:\s*(\d+)\s+ops\/sec:\s*([\d.]+)\s+bytes\/sec:\s*([\d.]+)\s*(\w+)\/s/.exec(out);
   if (!m) throw new Error(`cannot parse rbd bench output: ${out.slice(-300)}`);
   const unit = { B: 1, KiB: 1024, MiB: MiB, GiB: 1024 * MiB }[m[5]] ?? 1;
-  return Number(m[4]) * unit;
+  return { bytesPerSec: Number(m[4]) * unit, opsPerSec: Number(m[3]), seconds: Number(m[1]) };
 }
 
-async function bench(c: TestCluster, spec: string, ioSize: string, pattern: 'seq' | 'rand', total: number, threads = 16): Promise<number> {
+async function bench(c: TestCluster, spec: string, ioSize: string, pattern: 'seq' | 'rand', total: number, threads = 16, extra: string[] = []) {
   const out = await rbdCli(c, ['bench', '--io-type', 'write', '--io-size', ioSize, '--io-threads', String(threads),
-    '--io-pattern', pattern, '--io-total', String(total), spec], { timeoutMs: 900_000 });
+    '--io-pattern', pattern, '--io-total', String(total), ...extra, spec], { timeoutMs: 900_000 });
   return parseBench(out);
 }
+const fill = (c: TestCluster, spec: string, ioSize: string, pattern: 'seq' | 'rand', total: number) =>
+  bench(c, spec, ioSize, pattern, total).then(() => undefined);
 
-interface Sample { stream: number; cli: number; lagP99: number; bytesWritten: number; bytesRead: number }
+/** Cluster b's conf with the [client] reply delay (mean delayMs) inserted. */
+function delayedConf(src: string, delayMs: number): { text: string; lines: string[] } {
+  const lines = ['ms_inject_delay_type = osd', `ms_inject_delay_max = ${(2 * delayMs) / 1000}`, 'ms_inject_delay_probability = 1'];
+  const conf = readFileSync(src, 'utf8').split('\n');
+  const at = conf.findIndex((l) => /^\s*\[client\]\s*$/.test(l));
+  if (at < 0) conf.push('[client]', ...lines);
+  else conf.splice(at + 1, 0, ...lines);
+  return { text: `${conf.join('\n')}\n`, lines };
+}
+
+function git(...a: string[]): string | undefined {
+  try {
+    return execFileSync('git', a, { cwd: path.dirname(fileURLToPath(import.meta.url)), encoding: 'utf8' }).trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** A connection to cluster b as seen through one delay. */
+interface Target { delayMs: number; c: TestCluster; rados: Rados; pool: Pool; confLines: string[] }
+
+interface Sample {
+  rep: number; order: 'stream-first' | 'cli-first'; stream: number; cli: number; ratio: number; lagP99: number;
+  dataSeconds: number; dataSecondsMissing: boolean; result: ReplicateResult;
+}
+
+interface Row { workload: string; stream: string; cli: string; speedup: string; ofCeiling: string; lag: string }
+
+const ALL_WORKLOADS = ['full', 'inc4k', 'inc64k', 'sparse', 'empty'] as const;
+type WorkloadKey = (typeof ALL_WORKLOADS)[number];
+const WORKLOADS = args.workloads.split(',').map((x) => x.trim()).filter((x) => x !== '') as WorkloadKey[];
+for (const w of WORKLOADS) if (!ALL_WORKLOADS.includes(w)) throw new RangeError(`--workloads: unknown '${w}' (${ALL_WORKLOADS.join(', ')})`);
 
 async function main() {
   let setDir: string | undefined;
   const clusters = await resolveClusters({ osdMiB: Number(args['osd-mib']), fastMon: args['fast-mon'], log, onDir: (d) => (setDir = d) });
   const A = clusters.a;
   const B = clusters.b!;
-  const cleanupSet = async () => {
+  if (!B) throw new Error('needs two clusters (RBD_STREAM_CONF_B)');
+  const confDir = mkdtempSync(path.join(tmpdir(), 'rbd-stream-bench-conf-'));
+  const tag = `bench-${process.pid}`;
+  // Every image made, by cluster name ('a'/'b') → image name; removed on the way and again at the end.
+  const live = new Map<string, { c: TestCluster; name: string }>();
+  const mk = (c: TestCluster, name: string) => {
+    live.set(`${c.name}/${name}`, { c, name });
+    return name;
+  };
+  // Removal always goes through the undelayed conf (A or B).
+  const remove = async (c: TestCluster, name: string) => {
+    await rbdCli(c, ['snap', 'purge', '--no-progress', `${c.pool}/${name}`], { timeoutMs: 300_000 }).catch(() => undefined);
+    await rbdCli(c, ['rm', '--no-progress', `${c.pool}/${name}`], { timeoutMs: 300_000 }).catch(() => undefined);
+    live.delete(`${c.name}/${name}`);
+  };
+  const conns: Rados[] = [];
+  let cleaned = false;
+  const cleanup = async () => {
+    if (cleaned) return;
+    cleaned = true;
+    for (const r of conns.reverse()) await r.close().catch(() => undefined);
+    for (const { c, name } of [...live.values()].reverse()) await remove(c, name);
+    rmSync(confDir, { recursive: true, force: true });
     if (clusters.started && setDir) await down(setDir).catch(() => undefined);
   };
-  cleanupOnError = cleanupSet;
-  process.on('SIGINT', () => void cleanupSet().then(() => process.exit(130)));
+  cleanupOnError = cleanup;
+  process.on('SIGINT', () => void cleanup().then(() => process.exit(130)));
+
   // memstore OSDs report class hdd, whose default 5 s snap-trim sleep lets removed snapshots pile up
   // (each kept snapshot holds whole-object clones in RAM) until the OSD is full.
   for (const c of [A, B]) {
     for (const opt of ['osd_snap_trim_sleep_hdd', 'osd_snap_trim_sleep']) await cephCli(c, ['config', 'set', 'osd', opt, '0']);
   }
   const ra = await Rados.connect({ conf: A.conf, keyring: A.keyring, user: A.user });
-  const rb = await Rados.connect({ conf: B.conf, keyring: B.keyring, user: B.user });
+  conns.push(ra);
   const pa = await ra.openPool(A.pool);
-  const pb = await rb.openPool(B.pool);
-  const tag = `bench-${process.pid}`;
-  const made: [TestCluster, Pool, string][] = [];
-  const mk = (c: TestCluster, p: Pool, n: string) => {
-    made.push([c, p, n]);
-    return n;
-  };
-  const remove = async (c: TestCluster, name: string) => {
-    await rbdCli(c, ['snap', 'purge', '--no-progress', `${c.pool}/${name}`]).catch(() => undefined);
-    await rbdCli(c, ['rm', '--no-progress', `${c.pool}/${name}`], { timeoutMs: 300_000 }).catch(() => undefined);
-  };
 
-  const results: Record<string, unknown> = {
-    date: new Date().toISOString(), fastMon: args['fast-mon'], reps: REPS, scale: SCALE, imageBytes: IMAGE, concurrency: CONC, chunkSize: CHUNK, enumeration: ENUM,
+  const targets = new Map<number, Target>();
+  const target = async (delayMs: number): Promise<Target> => {
+    let t = targets.get(delayMs);
+    if (t) return t;
+    let c = B;
+    let confLines: string[] = [];
+    if (delayMs > 0) {
+      const d = delayedConf(B.conf, delayMs);
+      const conf = path.join(confDir, `b-delay${delayMs}ms.conf`);
+      writeFileSync(conf, d.text);
+      c = { ...B, conf };
+      confLines = d.lines;
+    }
+    const rados = await Rados.connect({ conf: c.conf, keyring: c.keyring, user: c.user });
+    conns.push(rados);
+    t = { delayMs, c, rados, pool: await rados.openPool(B.pool), confLines };
+    targets.set(delayMs, t);
+    return t;
   };
-  const rows: string[][] = [];
+  const t0 = await target(0);
+
+  const gitDirty = git('status', '--porcelain', '--', '../lib', '../native', '../binding.gyp');
+  const results: Record<string, unknown> = {
+    date: new Date().toISOString(), gitCommit: git('rev-parse', 'HEAD'),
+    gitDirtyEngineFiles: gitDirty ? gitDirty.split('\n') : [],
+    fastMon: args['fast-mon'], reps: REPS, scale: SCALE, imageBytes: IMAGE, concurrency: CONC, chunkSize: CHUNK, enumeration: ENUM,
+    workloads: WORKLOADS, targetDelaysMs: DELAYS, bwlimitMiB: BWLIMITS, bwlimitDelaysMs: BW_DELAYS,
+    clusters: { started: clusters.started, a: A.conf, b: B.conf },
+    delayInjection: { type: 'osd', maxSeconds: '2*D/1000', probability: 1, section: 'client', appliesTo: ['rbd-stream target connection', 'rbd create (CLI target)', 'rbd import-diff'] },
+  };
+  const perDelay = new Map<number, Record<string, unknown>>();
+  const dres = (d: number) => {
+    let r = perDelay.get(d);
+    if (!r) perDelay.set(d, (r = { delayMs: d, workloads: {} as Record<string, unknown> }));
+    return r;
+  };
+  const rows = new Map<number, Row[]>(DELAYS.map((d) => [d, []]));
 
   const lagMonitor = () => {
     const h = monitorEventLoopDelay({ resolution: 1 });
@@ -127,159 +242,275 @@ async function main() {
     };
   };
 
-  async function streamCopy(src: string, from: string | undefined, to: string, dst: string, create: boolean, enumeration = ENUM) {
+  async function streamCopy(t: Target, src: string, from: string | undefined, to: string, dst: string, create: boolean, extra: Record<string, unknown> = {}) {
     const img = await pa.openImage(src);
     try {
       const stop = lagMonitor();
-      const t0 = performance.now();
-      const r = await replicate(withReplicateTestHooks({
-        source: img, fromSnapshot: from, toSnapshot: to, target: { pool: pb, name: dst, create: create ? {} : undefined },
-        concurrency: CONC, chunkSize: CHUNK,
-      }, { enumeration }));
-      const secs = (performance.now() - t0) / 1000;
-      return { secs, lag: stop(), r };
+      const start = performance.now();
+      const opts = {
+        source: img, fromSnapshot: from, toSnapshot: to, target: { pool: t.pool, name: dst, create: create ? {} : undefined },
+        concurrency: CONC, chunkSize: CHUNK, ...extra,
+      } as ReplicateOptions;
+      const r = await replicate(withReplicateTestHooks(opts, { enumeration: ENUM }));
+      const secs = (performance.now() - start) / 1000;
+      const ds = (r as unknown as { dataSeconds?: unknown }).dataSeconds;
+      const missing = typeof ds !== 'number';
+      return { secs, lag: stop(), r, dataSeconds: missing ? r.seconds : ds, dataSecondsMissing: missing };
     } finally {
       await img.close();
     }
   }
-  async function cliCopy(src: string, from: string | undefined, to: string, dst: string, createSize?: number) {
-    const t0 = performance.now();
-    if (createSize !== undefined) await sh(`rbd ${rbdArgs(B)} create --size ${createSize}B ${q(`${B.pool}/${dst}`)}`);
+  async function cliCopy(t: Target, src: string, from: string | undefined, to: string, dst: string, createSize?: number) {
+    const start = performance.now();
+    if (createSize !== undefined) await sh(`rbd ${rbdArgs(t.c)} create --size ${createSize}B ${q(`${B.pool}/${dst}`)}`);
     const fromArg = from ? `--from-snap ${q(from)}` : '';
-    await sh(`rbd ${rbdArgs(A)} export-diff --no-progress ${fromArg} ${q(`${A.pool}/${src}@${to}`)} - | rbd ${rbdArgs(B)} import-diff --no-progress - ${q(`${B.pool}/${dst}`)}`);
-    return (performance.now() - t0) / 1000;
+    await sh(`rbd ${rbdArgs(A)} export-diff --no-progress ${fromArg} ${q(`${A.pool}/${src}@${to}`)} - | rbd ${rbdArgs(t.c)} import-diff --no-progress - ${q(`${B.pool}/${dst}`)}`);
+    return (performance.now() - start) / 1000;
   }
+  /** One interleaved rep: rbd-stream first on even reps, the CLI first on odd ones. */
+  async function pair(rep: number, runS: () => ReturnType<typeof streamCopy>, runC: () => Promise<number>): Promise<Sample> {
+    let s!: Awaited<ReturnType<typeof streamCopy>>;
+    let c = 0;
+    const streamFirst = rep % 2 === 0;
+    if (streamFirst) { s = await runS(); c = await runC(); } else { c = await runC(); s = await runS(); }
+    return {
+      rep, order: streamFirst ? 'stream-first' : 'cli-first', stream: s.secs, cli: c, ratio: c / s.secs, lagP99: s.lag,
+      dataSeconds: s.dataSeconds, dataSecondsMissing: s.dataSecondsMissing, result: s.r,
+    };
+  }
+  function summarize(samples: Sample[]) {
+    const ratios = samples.map((x) => x.ratio);
+    return {
+      samples, medianStream: median(samples.map((x) => x.stream)), medianCli: median(samples.map((x) => x.cli)),
+      speedupMedian: median(ratios), speedupMin: Math.min(...ratios), speedupMax: Math.max(...ratios),
+      lagP99Ms: Math.max(...samples.map((x) => x.lagP99)), dataSecondsMissing: samples.some((x) => x.dataSecondsMissing),
+    };
+  }
+  const fmtRatio = (s: ReturnType<typeof summarize>) => `${s.speedupMedian.toFixed(2)}× [${s.speedupMin.toFixed(2)}–${s.speedupMax.toFixed(2)}]`;
+  const addRow = (d: number, workload: string, s: ReturnType<typeof summarize>, ofCeiling = '-') =>
+    rows.get(d)!.push({ workload, stream: `${s.medianStream.toFixed(2)} s`, cli: `${s.medianCli.toFixed(2)} s`, speedup: fmtRatio(s), ofCeiling, lag: `${s.lagP99Ms.toFixed(1)} ms` });
+  const labels: Record<WorkloadKey, string> = {
+    full: `(1) full, ${IMAGE / MiB} MiB fully written`,
+    inc4k: `(2) incremental, ${Math.round(16384 * SCALE)} × 4 KiB scattered`,
+    inc64k: `(3) incremental, ${Math.round(256 * SCALE)} MiB × 64 KiB random`,
+    sparse: `(4) full, ${IMAGE / MiB} MiB 5 % allocated`,
+    empty: `(5) empty incremental (no change since base)`,
+  };
+  const targetsRatio: Record<WorkloadKey, { cli?: number; ceiling?: number }> = {
+    full: { cli: 1.3, ceiling: 0.9 }, inc4k: { cli: 1.8 }, inc64k: { cli: 1.5 }, sparse: { cli: 3 }, empty: {},
+  };
 
-  // Target write ceiling: rbd bench on cluster b at the copy's block size and concurrency.
-  const ceilImg = mk(B, pb, `${tag}-ceiling`);
-  await pb.createImage(ceilImg, IMAGE);
-  const ceilings: number[] = [];
-  for (let i = 0; i < REPS; i++) ceilings.push(await bench(B, `${B.pool}/${ceilImg}`, String(CHUNK), 'seq', IMAGE, CONC));
+  // --- per delay: injection check (QD1 4 KiB writes, cache off) and write ceiling ----------------------
+  const allDelays = [...new Set([0, ...DELAYS, ...(BWLIMITS.length ? BW_DELAYS : [])])];
+  const ceilImg = mk(B, `${tag}-ceiling`);
+  await t0.pool.createImage(ceilImg, IMAGE);
+  let baseOpMs = 0;
+  const ceilings = new Map<number, number>();
+  for (const d of allDelays) {
+    const t = await target(d);
+    const qd1 = await bench(t.c, `${B.pool}/${ceilImg}`, '4096', 'seq', MiB, 1, ['--rbd_cache=false']);
+    const meanOpMs = 1000 / qd1.opsPerSec;
+    if (d === 0) baseOpMs = meanOpMs;
+    const expectedIops = d > 0 ? 1000 / d : undefined;
+    const ratio = expectedIops ? qd1.opsPerSec / expectedIops : undefined;
+    const warning = ratio !== undefined && (ratio < 0.5 || ratio > 1.5)
+      ? `delay ${d} ms: QD1 4 KiB write ${qd1.opsPerSec.toFixed(0)} IOPS, expected ~${expectedIops!.toFixed(0)} — injection may not have taken effect` : undefined;
+    if (warning) log(`WARNING: ${warning}`);
+    const r = dres(d);
+    r.conf = t.c.conf;
+    r.confLines = t.confLines;
+    r.injectionCheck = {
+      command: 'rbd bench --io-type write --io-size 4096 --io-threads 1 --io-total 1M --io-pattern seq --rbd_cache=false',
+      iops: qd1.opsPerSec, meanOpMs, impliedMeanDelayMs: meanOpMs - baseOpMs, expectedIops, iopsOfExpected: ratio, warning,
+    };
+    log(`delay ${d} ms: QD1 4 KiB ${qd1.opsPerSec.toFixed(0)} IOPS (mean op ${meanOpMs.toFixed(2)} ms, implied delay ${(meanOpMs - baseOpMs).toFixed(2)} ms)`);
+    if (!DELAYS.includes(d)) continue;
+    const samples: number[] = [];
+    for (let i = 0; i < REPS; i++) samples.push((await bench(t.c, `${B.pool}/${ceilImg}`, String(CHUNK), 'seq', IMAGE, CONC, ['--rbd_cache=false'])).bytesPerSec);
+    const ceiling = median(samples);
+    ceilings.set(d, ceiling);
+    r.ceiling = { command: `rbd bench --io-type write --io-size ${CHUNK} --io-threads ${CONC} --io-pattern seq --io-total ${IMAGE} --rbd_cache=false`,
+      ioSize: CHUNK, ioThreads: CONC, samplesBytesPerSec: samples, medianBytesPerSec: ceiling };
+    log(`delay ${d} ms: write ceiling (rbd bench ${CHUNK / MiB} MiB × ${CONC}, cache off): ${fmtMiBs(ceiling)}`);
+  }
   await remove(B, ceilImg);
-  const ceiling = median(ceilings);
-  results.ceilingBytesPerSec = ceiling;
-  log(`target write ceiling (rbd bench ${CHUNK / MiB} MiB × ${CONC}): ${fmtMiBs(ceiling)}`);
 
-  // --- full copies: (1) fully written, (4) 5 % allocated -------------------------------------------
-  async function fullCase(key: string, label: string, fill: (spec: string) => Promise<void>, targetRatio: { cli: number; ceiling?: number }) {
-    const src = mk(A, pa, `${tag}-${key}`);
+  // --- full copies: (1) fully written, (4) 5 % allocated; bandwidth-limited copies of (1)'s source ---
+  async function fullCase(key: 'full' | 'sparse', prepare: (spec: string) => Promise<void>) {
+    const src = mk(A, `${tag}-${key}`);
     await pa.createImage(src, IMAGE);
-    await fill(`${A.pool}/${src}`);
+    await prepare(`${A.pool}/${src}`);
     await rbdCli(A, ['snap', 'create', `${A.pool}/${src}@s`]);
-    const samples: Sample[] = [];
-    for (let i = 0; i < REPS; i++) {
-      const d1 = `${tag}-${key}-s${i}`;
-      const d2 = `${tag}-${key}-c${i}`;
-      let s!: Awaited<ReturnType<typeof streamCopy>>;
-      let c = 0;
-      const runS = async () => (s = await streamCopy(src, undefined, 's', d1, true));
-      const runC = async () => (c = await cliCopy(src, undefined, 's', d2, IMAGE));
-      if (i % 2 === 0) { await runS(); await runC(); } else { await runC(); await runS(); }
-      samples.push({ stream: s.secs, cli: c, lagP99: s.lag, bytesWritten: s.r.bytesWritten, bytesRead: s.r.bytesRead });
-      await Promise.all([remove(B, d1), remove(B, d2)]);
+    // (1)'s source is also made when only the bandwidth-limited copies want it.
+    for (const d of WORKLOADS.includes(key) ? DELAYS : []) {
+      const t = await target(d);
+      const samples: Sample[] = [];
+      for (let i = 0; i < REPS; i++) {
+        const d1 = mk(B, `${tag}-${key}-d${d}-s${i}`);
+        const d2 = mk(B, `${tag}-${key}-d${d}-c${i}`);
+        samples.push(await pair(i, () => streamCopy(t, src, undefined, 's', d1, true), () => cliCopy(t, src, undefined, 's', d2, IMAGE)));
+        await Promise.all([remove(B, d1), remove(B, d2)]);
+      }
+      const s = summarize(samples);
+      const ceiling = ceilings.get(d)!;
+      // Data phase alone (enumeration + data), excluding the control steps both tools share.
+      const dataRate = median(samples.map((x) => IMAGE / x.dataSeconds));
+      const wallRate = IMAGE / s.medianStream;
+      (dres(d).workloads as Record<string, unknown>)[key] = { label: labels[key], ...s, dataBytesPerSec: dataRate,
+        wallBytesPerSec: wallRate, dataOfCeiling: dataRate / ceiling, wallOfCeiling: wallRate / ceiling, targets: targetsRatio[key] };
+      addRow(d, labels[key], s, key === 'full' ? `${(dataRate / ceiling).toFixed(2)}${s.dataSecondsMissing ? ' (wall: no dataSeconds)' : ''}` : '-');
+      log(`delay ${d} ms: ${labels[key]}: ${fmtRatio(s)}`);
+    }
+    if (key === 'full' && BWLIMITS.length) {
+      const out: unknown[] = [];
+      results.bwlimit = out;
+      for (const d of BW_DELAYS) {
+        const t = await target(d);
+        for (const mib of BWLIMITS) {
+          const dst = mk(B, `${tag}-bw${mib}-d${d}`);
+          const limit = mib * MiB;
+          try {
+            // `bandwidth` is cast through: the option may be newer than these types.
+            const s = await streamCopy(t, src, undefined, 's', dst, true, { bandwidth: limit });
+            const bytes = s.r.bytesWritten + s.r.bytesZeroed;
+            const achieved = bytes / s.dataSeconds;
+            const error = achieved / limit - 1;
+            out.push({ delayMs: d, limitMiB: mib, limitBytesPerSec: limit, bytes, seconds: s.secs, dataSeconds: s.dataSeconds,
+              dataSecondsMissing: s.dataSecondsMissing, achievedBytesPerSec: achieved, error, withinTolerance: Math.abs(error) <= 0.1,
+              lagP99Ms: s.lag, result: s.r });
+            log(`delay ${d} ms: bwlimit ${mib} MiB/s: achieved ${fmtMiBs(achieved)} (${(error * 100).toFixed(1)} %)`);
+          } catch (e) {
+            const msg = e instanceof Error ? e.message : String(e);
+            if (!(e instanceof TypeError && /bandwidth/.test(msg))) throw e;
+            out.push({ delayMs: d, limitMiB: mib, unsupported: true, error: msg });
+            log(`delay ${d} ms: bwlimit ${mib} MiB/s: not supported by this build (${msg})`);
+          }
+          await remove(B, dst);
+        }
+      }
     }
     await remove(A, src);
-    const ms = median(samples.map((x) => x.stream));
-    const mc = median(samples.map((x) => x.cli));
-    const rate = IMAGE / ms;
-    const row = { samples, medianStream: ms, medianCli: mc, speedupVsCli: mc / ms, streamBytesPerSec: rate,
-      ofCeiling: rate / ceiling, lagP99Ms: Math.max(...samples.map((x) => x.lagP99)), targets: targetRatio };
-    results[key] = row;
-    rows.push([label, `${ms.toFixed(2)} s`, `${mc.toFixed(2)} s`, `${(mc / ms).toFixed(2)}× (≥ ${targetRatio.cli})`,
-      targetRatio.ceiling ? `${(rate / ceiling).toFixed(2)} (≥ ${targetRatio.ceiling})` : `${(rate / ceiling).toFixed(2)}`,
-      `${row.lagP99Ms.toFixed(1)} ms`]);
   }
 
-  // --- incrementals: (2) 16k × 4 KiB scattered, (3) 256 MiB × 64 KiB random ------------------------
-  async function incCase(key: string, label: string, ioSize: string, bytes: number, targetCli: number) {
-    const src = mk(A, pa, `${tag}-${key}`);
+  // --- incrementals: (2) 16k × 4 KiB scattered, (3) 256 MiB × 64 KiB random, (5) empty ------------
+  async function incCase(key: 'inc4k' | 'inc64k' | 'empty', prepare: (spec: string) => Promise<void>, change?: (spec: string) => Promise<void>) {
+    const src = mk(A, `${tag}-${key}`);
     await pa.createImage(src, IMAGE);
-    await bench(A, `${A.pool}/${src}`, String(4 * MiB), 'seq', IMAGE); // a fully written base
+    await prepare(`${A.pool}/${src}`);
     await rbdCli(A, ['snap', 'create', `${A.pool}/${src}@s0`]);
-    // Two targets kept in step with the source chain: one by rbd-stream, one by the CLI. Older snapshots
-    // are removed as the chain advances (memstore OSDs copy whole objects for every snapshot kept).
-    const t1 = mk(B, pb, `${tag}-${key}-s`);
-    const t2 = mk(B, pb, `${tag}-${key}-c`);
-    await streamCopy(src, undefined, 's0', t1, true);
-    await cliCopy(src, undefined, 's0', t2, IMAGE);
-    const samples: Sample[] = [];
-    for (let i = 0; i < REPS; i++) {
-      await bench(A, `${A.pool}/${src}`, ioSize, 'rand', bytes);
-      const from = `s${i}`;
-      const to = `s${i + 1}`;
-      await rbdCli(A, ['snap', 'create', `${A.pool}/${src}@${to}`]);
-      let s!: Awaited<ReturnType<typeof streamCopy>>;
-      let c = 0;
-      const runS = async () => (s = await streamCopy(src, from, to, t1, false));
-      const runC = async () => (c = await cliCopy(src, from, to, t2));
-      if (i % 2 === 0) { await runS(); await runC(); } else { await runC(); await runS(); }
-      samples.push({ stream: s.secs, cli: c, lagP99: s.lag, bytesWritten: s.r.bytesWritten, bytesRead: s.r.bytesRead });
-      await Promise.all([
-        rbdCli(A, ['snap', 'rm', '--no-progress', `${A.pool}/${src}@${from}`]),
-        rbdCli(B, ['snap', 'rm', '--no-progress', `${B.pool}/${t1}@${from}`]),
-        rbdCli(B, ['snap', 'rm', '--no-progress', `${B.pool}/${t2}@${from}`]),
-      ]);
+    // Two targets kept in step with the source chain across all delays: one by rbd-stream, one by the
+    // CLI (both seeded undelayed, not measured). Older snapshots are removed as the chain advances
+    // (memstore OSDs copy whole objects for every snapshot kept).
+    const t1 = mk(B, `${tag}-${key}-s`);
+    const t2 = mk(B, `${tag}-${key}-c`);
+    await streamCopy(t0, src, undefined, 's0', t1, true);
+    await cliCopy(t0, src, undefined, 's0', t2, IMAGE);
+    let k = 0;
+    for (const d of DELAYS) {
+      const t = await target(d);
+      const samples: Sample[] = [];
+      for (let i = 0; i < REPS; i++) {
+        if (change) await change(`${A.pool}/${src}`);
+        const from = `s${k}`;
+        const to = `s${k + 1}`;
+        await rbdCli(A, ['snap', 'create', `${A.pool}/${src}@${to}`]);
+        samples.push(await pair(i, () => streamCopy(t, src, from, to, t1, false), () => cliCopy(t, src, from, to, t2)));
+        await Promise.all([
+          rbdCli(A, ['snap', 'rm', '--no-progress', `${A.pool}/${src}@${from}`]),
+          rbdCli(B, ['snap', 'rm', '--no-progress', `${B.pool}/${t1}@${from}`]),
+          rbdCli(B, ['snap', 'rm', '--no-progress', `${B.pool}/${t2}@${from}`]),
+        ]);
+        k++;
+      }
+      const s = summarize(samples);
+      (dres(d).workloads as Record<string, unknown>)[key] = { label: labels[key], ...s, targets: targetsRatio[key] };
+      addRow(d, labels[key], s);
+      log(`delay ${d} ms: ${labels[key]}: ${fmtRatio(s)}`);
     }
     await Promise.all([remove(A, src), remove(B, t1), remove(B, t2)]);
-    const ms = median(samples.map((x) => x.stream));
-    const mc = median(samples.map((x) => x.cli));
-    const row = { samples, medianStream: ms, medianCli: mc, speedupVsCli: mc / ms,
-      lagP99Ms: Math.max(...samples.map((x) => x.lagP99)), targets: { cli: targetCli } };
-    results[key] = row;
-    rows.push([label, `${ms.toFixed(2)} s`, `${mc.toFixed(2)} s`, `${(mc / ms).toFixed(2)}× (≥ ${targetCli})`, '-',
-      `${row.lagP99Ms.toFixed(1)} ms`]);
   }
 
   const allocated = Math.round((IMAGE * 0.05) / (64 * 1024)) * 64 * 1024;
-  await fullCase('full', `(1) full, ${IMAGE / MiB} MiB fully written`, (spec) => bench(A, spec, String(4 * MiB), 'seq', IMAGE).then(() => undefined), { cli: 1.3, ceiling: 0.9 });
-  await incCase('inc4k', `(2) incremental, ${Math.round(16384 * SCALE)} × 4 KiB scattered`, '4096', Math.round(16384 * SCALE) * 4096, 1.8);
-  await incCase('inc64k', `(3) incremental, ${Math.round(256 * SCALE)} MiB × 64 KiB random`, String(64 * 1024), Math.round(256 * SCALE) * MiB, 1.5);
-  await fullCase('sparse', `(4) full, ${IMAGE / MiB} MiB 5 % allocated`, (spec) => bench(A, spec, String(64 * 1024), 'rand', allocated).then(() => undefined), { cli: 3 });
+  const fullyWritten = (spec: string) => fill(A, spec, String(4 * MiB), 'seq', IMAGE);
+  const fivePercent = (spec: string) => fill(A, spec, String(64 * 1024), 'rand', allocated);
+  const on = (k: WorkloadKey) => WORKLOADS.includes(k);
+  if (on('full') || BWLIMITS.length) await fullCase('full', fullyWritten);
+  if (on('inc4k')) await incCase('inc4k', fullyWritten, (spec) => fill(A, spec, '4096', 'rand', Math.round(16384 * SCALE) * 4096));
+  if (on('inc64k')) await incCase('inc64k', fullyWritten, (spec) => fill(A, spec, String(64 * 1024), 'rand', Math.round(256 * SCALE) * MiB));
+  if (on('sparse')) await fullCase('sparse', fivePercent);
+  if (on('empty')) await incCase('empty', fivePercent);
 
-  // --- peak RSS while copying a large image ----------------------------------------------------------
+  // --- peak RSS while copying a large image (per delay) ----------------------------------------------
   if (!args['no-rss']) {
     const bytes = Math.round(Number(args['rss-gib']) * 1024 * SCALE) * MiB;
-    const src = mk(A, pa, `${tag}-rss`);
-    const dst = mk(B, pb, `${tag}-rss-d`);
+    const src = mk(A, `${tag}-rss`);
     await pa.createImage(src, bytes);
-    await bench(A, `${A.pool}/${src}`, String(4 * MiB), 'seq', bytes);
+    await fill(A, `${A.pool}/${src}`, String(4 * MiB), 'seq', bytes);
     await rbdCli(A, ['snap', 'create', `${A.pool}/${src}@s`]);
-    // A fresh child process does the copy: its VmHWM is the copy's peak RSS, not this process's history.
-    const out = await new Promise<string>((resolve, reject) => {
-      const here = path.dirname(fileURLToPath(import.meta.url));
-      const p = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'replicate-rss-child.ts')], {
-        env: { ...process.env, RSS_A: JSON.stringify(A), RSS_B: JSON.stringify(B), RSS_SRC: src, RSS_DST: dst,
-          RSS_CONC: String(CONC), RSS_CHUNK: String(CHUNK) },
-        stdio: ['ignore', 'pipe', 'inherit'],
+    for (const d of DELAYS) {
+      const t = await target(d);
+      const dst = mk(B, `${tag}-rss-d${d}`);
+      // A fresh child process does the copy: its VmHWM is the copy's peak RSS, not this process's history.
+      const out = await new Promise<string>((resolve, reject) => {
+        const here = path.dirname(fileURLToPath(import.meta.url));
+        const p = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'replicate-rss-child.ts')], {
+          env: { ...process.env, RSS_A: JSON.stringify(A), RSS_B: JSON.stringify(t.c), RSS_SRC: src, RSS_DST: dst,
+            RSS_CONC: String(CONC), RSS_CHUNK: String(CHUNK) },
+          stdio: ['ignore', 'pipe', 'inherit'],
+        });
+        let o = '';
+        p.stdout.on('data', (x) => (o += x));
+        p.on('exit', (code) => (code === 0 ? resolve(o) : reject(new Error(`rss child exited ${code}`))));
       });
-      let o = '';
-      p.stdout.on('data', (d) => (o += d));
-      p.on('exit', (code) => (code === 0 ? resolve(o) : reject(new Error(`rss child exited ${code}`))));
-    });
-    const m = JSON.parse(out.trim().split('\n').pop()!) as { rssBefore: number; peakRss: number; seconds: number; lagP99Ms: number };
-    const base = m.rssBefore;
-    const peak = m.peakRss;
-    const s = { secs: m.seconds, lag: m.lagP99Ms };
-    await Promise.all([remove(A, src), remove(B, dst)]);
-    results.rss = { bytes, baseRss: base, peakRss: peak, seconds: s.secs, lagP99Ms: s.lag, target: 256 * MiB };
-    rows.push([`peak RSS copying ${bytes / MiB} MiB`, `${(peak / MiB).toFixed(0)} MiB (base ${(base / MiB).toFixed(0)} MiB, ≤ 256)`, '-', '-', '-', `${s.lag.toFixed(1)} ms`]);
+      const m = JSON.parse(out.trim().split('\n').pop()!) as { rssBefore: number; peakRss: number; seconds: number; lagP99Ms: number };
+      await remove(B, dst);
+      dres(d).rss = { bytes, ...m, target: 256 * MiB };
+      rows.get(d)!.push({ workload: `peak RSS copying ${bytes / MiB} MiB`, stream: `${(m.peakRss / MiB).toFixed(0)} MiB (base ${(m.rssBefore / MiB).toFixed(0)} MiB, ≤ 256)`,
+        cli: '-', speedup: '-', ofCeiling: '-', lag: `${m.lagP99Ms.toFixed(1)} ms` });
+      log(`delay ${d} ms: peak RSS ${(m.peakRss / MiB).toFixed(0)} MiB`);
+    }
+    await remove(A, src);
   }
 
-  await ra.close();
-  await rb.close();
-  for (const [c, , n] of made) await remove(c, n);
-  await cleanupSet();
+  results.delays = allDelays.map((d) => perDelay.get(d));
+  await cleanup();
 
-  const head = ['workload', 'rbd-stream (median)', 'CLI export-diff|import-diff', 'speedup', 'of ceiling', 'lag p99'];
-  const all = [head, ...rows];
-  const w = head.map((_, i) => Math.max(...all.map((r) => r[i].length)));
-  console.log(`target write ceiling: ${fmtMiBs(ceiling)} (rbd bench, ${CHUNK / MiB} MiB × ${CONC}); reps ${REPS}, scale ${SCALE}`);
-  for (const r of all) console.log(r.map((c, i) => c.padEnd(w[i])).join(' | '));
+  // --- output ------------------------------------------------------------------------------------------
+  const head: Row = { workload: 'workload', stream: 'rbd-stream (median)', cli: 'CLI export-diff|import-diff', speedup: 'speedup median [min–max]', ofCeiling: 'data phase of ceiling', lag: 'lag p99' };
+  const cols = Object.keys(head) as (keyof Row)[];
+  console.log(`reps ${REPS}, scale ${SCALE}, image ${IMAGE / MiB} MiB, engine ${CHUNK / MiB} MiB × ${CONC}, enumeration ${ENUM}`);
+  for (const d of DELAYS) {
+    const r = perDelay.get(d)!;
+    const inj = r.injectionCheck as { iops: number; impliedMeanDelayMs: number; warning?: string };
+    const all = [head, ...rows.get(d)!];
+    const w = cols.map((k) => Math.max(...all.map((x) => x[k].length)));
+    console.log(`\ntarget delay ${d} ms (mean, injected on the target side): QD1 4 KiB ${inj.iops.toFixed(0)} IOPS, implied delay ${inj.impliedMeanDelayMs.toFixed(2)} ms; `
+      + `ceiling ${fmtMiBs(ceilings.get(d)!)} (rbd bench ${CHUNK / MiB} MiB × ${CONC}, cache off)${inj.warning ? ` — WARNING: ${inj.warning}` : ''}`);
+    for (const x of all) console.log(cols.map((k, i) => x[k].padEnd(w[i])).join(' | '));
+  }
+  if (Array.isArray(results.bwlimit)) {
+    console.log('\nbandwidth limit (full copy of (1)):');
+    for (const b of results.bwlimit as Record<string, unknown>[]) {
+      if (b.unsupported) console.log(`  delay ${b.delayMs} ms, ${b.limitMiB} MiB/s: not supported (${b.error})`);
+      else console.log(`  delay ${b.delayMs} ms, ${b.limitMiB} MiB/s: achieved ${fmtMiBs(b.achievedBytesPerSec as number)} (${((b.error as number) * 100).toFixed(1)} %, ${b.withinTolerance ? 'within' : 'OUTSIDE'} ±10 %)${b.dataSecondsMissing ? ' [no dataSeconds: wall time]' : ''}`);
+    }
+  }
+  // Markdown: one row per workload, one column per delay, cells "ratio× (min–max)" (CLI time / rbd-stream time).
+  console.log(`\nspeedup vs CLI pipe (CLI time / rbd-stream time, median of ${REPS} (min–max)), by mean target delay:\n`);
+  console.log(`| workload | ${DELAYS.map((d) => `${d} ms`).join(' | ')} |`);
+  console.log(`|---|${DELAYS.map(() => '---').join('|')}|`);
+  for (const key of WORKLOADS) {
+    const cells = DELAYS.map((d) => {
+      const s = (perDelay.get(d)!.workloads as Record<string, ReturnType<typeof summarize>>)[key];
+      return `${s.speedupMedian.toFixed(2)}× (${s.speedupMin.toFixed(2)}–${s.speedupMax.toFixed(2)})`;
+    });
+    console.log(`| ${labels[key]} | ${cells.join(' | ')} |`);
+  }
   const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `replicate-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
   writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
-  console.log(`results: ${file}`);
+  console.log(`\nresults: ${file}`);
 }
 
 let cleanupOnError: (() => Promise<void>) | undefined;
