@@ -45,6 +45,11 @@ struct Image {
   ~Image();
 };
 
+// Sets and removes image metadata keys in one atomic op on the header object, without librbd's
+// header-update notify (native/image.cc says why). The caller holds the exclusive lock.
+int UpdateHeaderMetadata(Image* img, const std::vector<std::string>& keys, const std::vector<std::string>& vals,
+                         const std::vector<std::string>& removes);
+
 // What an operation was doing, for error messages.
 struct OpContext {
   std::string op;

@@ -240,6 +240,58 @@ Napi::Value MetadataRemove(const Napi::CallbackInfo& info) {
                             [img, key](Empty&) { return rbd_metadata_remove(img->image, key.c_str()); });
 }
 
+}  // namespace
+
+int UpdateHeaderMetadata(Image* img, const std::vector<std::string>& keys, const std::vector<std::string>& vals,
+                         const std::vector<std::string>& removes) {
+  char id[64];
+  int rc = rbd_get_id(img->image, id, sizeof(id));
+  if (rc < 0) return rc;
+  std::string oid = std::string("rbd_header.") + id;
+  std::vector<std::string> k, r;
+  for (const auto& x : keys) k.push_back("metadata_" + x);
+  for (const auto& x : removes) r.push_back("metadata_" + x);
+  std::vector<const char*> kp, vp, rp;
+  std::vector<size_t> vl;
+  for (size_t i = 0; i < k.size(); i++) {
+    kp.push_back(k[i].c_str());
+    vp.push_back(vals[i].data());
+    vl.push_back(vals[i].size());
+  }
+  for (const auto& x : r) rp.push_back(x.c_str());
+  rados_write_op_t op = rados_create_write_op();
+  rados_write_op_assert_exists(op);
+  if (!kp.empty()) rados_write_op_omap_set(op, kp.data(), vp.data(), vl.data(), kp.size());
+  if (!rp.empty()) rados_write_op_omap_rm_keys(op, rp.data(), rp.size());
+  rc = rados_write_op_operate(op, img->ioctx->io, oid.c_str(), nullptr, 0);
+  rados_release_write_op(op);
+  return rc;
+}
+
+namespace {
+
+// Several metadata keys set and removed in one atomic OSD op on the image header, without
+// librbd's header-update notify: on a far target each rbd_metadata_set costs a notify (four
+// delayed messages) and then a refresh of every open handle (several round trips more), and
+// replicate() writes four records per copy. The keys are the header's "metadata_<key>" omap
+// entries, the layout rbd_metadata_get/list read (cls_rbd); no other client caches them.
+// The caller holds the image's exclusive lock.
+Napi::Value UpdateMetadata(const Napi::CallbackInfo& info) {
+  auto img = Unwrap<Image>(info[0], "image");
+  Napi::Env env = info.Env();
+  if (!info[1].IsArray() || !info[2].IsArray()) throw Napi::TypeError::New(env, "updateMetadata(image, [key, value, ...], [key, ...])");
+  std::vector<std::string> keys, vals, removes;
+  auto set = info[1].As<Napi::Array>();
+  for (uint32_t i = 0; i + 1 < set.Length(); i += 2) {
+    keys.push_back(set.Get(i).ToString().Utf8Value());
+    vals.push_back(set.Get(i + 1).ToString().Utf8Value());
+  }
+  auto rm = info[2].As<Napi::Array>();
+  for (uint32_t i = 0; i < rm.Length(); i++) removes.push_back(rm.Get(i).ToString().Utf8Value());
+  return RunBlocking<Empty>(env, OpContext::For("update image metadata", img.get()),
+                            [img, keys, vals, removes](Empty&) { return UpdateHeaderMetadata(img.get(), keys, vals, removes); });
+}
+
 Napi::Value MetadataList(const Napi::CallbackInfo& info) {
   auto img = Unwrap<Image>(info[0], "image");
   struct R {
@@ -311,6 +363,7 @@ void InitImage(Napi::Env env, Napi::Object exports) {
   exports.Set("setMetadata", Napi::Function::New(env, MetadataSet));
   exports.Set("removeMetadata", Napi::Function::New(env, MetadataRemove));
   exports.Set("listMetadata", Napi::Function::New(env, MetadataList));
+  exports.Set("updateMetadata", Napi::Function::New(env, UpdateMetadata));
   exports.Set("closeImage", Napi::Function::New(env, CloseImage));
 }
 

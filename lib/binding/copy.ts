@@ -8,7 +8,12 @@ export interface NativeCopyOptions {
   size: number;
   startOffset: number;
   chunkSize: number;
+  /** Reads/writes in flight (each chunk holds one slot). */
   concurrency: number;
+  /** Data buffer bytes in flight (≥ chunkSize). */
+  inflightBytes: number;
+  /** Target data bytes per second (0: unlimited). */
+  bandwidth: number;
   targetZeroed: boolean;
   fillGaps: boolean;
   checkpointPrefix: string;
@@ -27,6 +32,9 @@ export interface NativeCopyResult {
   doneOffset: number;
   aborted: boolean;
   mismatchOffset: number;
+  enumerateMs: number;
+  copyMs: number;
+  usedObjectMap: boolean;
 }
 
 export interface CopyBinding {

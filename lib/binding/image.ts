@@ -29,11 +29,13 @@ export interface ImageBinding {
   getMetadata(i: ImageHandle, key: string): Promise<string>;
   setMetadata(i: ImageHandle, key: string, value: string): Promise<void>;
   removeMetadata(i: ImageHandle, key: string): Promise<void>;
+  /** Sets [key, value, …] and removes keys in one atomic op on the header, without librbd's notify (hold the exclusive lock). */
+  updateMetadata(i: ImageHandle, set: string[], remove: string[]): Promise<void>;
   listMetadata(i: ImageHandle): Promise<Record<string, string>>;
   closeImage(i: ImageHandle): Promise<void>;
 }
 
 export const imageFunctions: Record<keyof ImageBinding, true> = {
   read: true, write: true, discard: true, writeZeroes: true, flush: true, statImage: true, resizeImage: true,
-  updateFeatures: true, getMetadata: true, setMetadata: true, removeMetadata: true, listMetadata: true, closeImage: true,
+  updateFeatures: true, getMetadata: true, setMetadata: true, removeMetadata: true, listMetadata: true, updateMetadata: true, closeImage: true,
 };

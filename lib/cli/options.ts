@@ -47,6 +47,14 @@ export function intArg(name: string, min = 0) {
   };
 }
 
+/** A byte rate such as 50M, 1.5G, 800K or 1000000 (K/M/G/T: powers of 1024; per second). */
+export function parseRate(v: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?(?:\/s)?$/i.exec(v.trim());
+  const n = m ? Number(m[1]) * 1024 ** ' kmgt'.indexOf(m[2].toLowerCase() || ' ') : NaN;
+  if (!Number.isFinite(n) || n < 1) throw new InvalidArgumentError('expected a rate in bytes per second, such as 50M, 1.5G or 800K');
+  return Math.floor(n);
+}
+
 export interface ClusterFlags {
   conf?: string;
   id?: string;
@@ -115,7 +123,8 @@ export function syncOptions(c: Command, help: { force: string; concurrency: stri
     .option('--verify', 'checksum the copied extents on both sides afterwards')
     .option('--force', help.force)
     .option('--concurrency <n>', help.concurrency, intArg('concurrency', 1))
-    .option('--write-gap <bytes>', 'write nearby changes as one op, rewriting up to this many unchanged bytes (default 0)', intArg('write-gap'));
+    .option('--write-gap <bytes>', 'write nearby changes as one op, rewriting up to this many unchanged bytes (default 0)', intArg('write-gap'))
+    .option('--bwlimit <rate>', 'cap the data sent to the destination, bytes per second (50M, 1.5G; K/M/G = 1024^n)', parseRate);
 }
 
 /** syncImage/syncPool options from the flags syncOptions() declared. */
@@ -127,5 +136,6 @@ export function syncFlags(o: Record<string, unknown>) {
     force: Boolean(o.force),
     concurrency: o.concurrency as number | undefined,
     writeGap: o.writeGap as number | undefined,
+    bandwidth: o.bwlimit as number | undefined,
   };
 }

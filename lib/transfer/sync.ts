@@ -6,6 +6,7 @@ import { Image } from '../core/image.js';
 import { Pool } from '../core/pool.js';
 import { readIdentity, sameSource, sourceIdentity, identityKey } from './identity.js';
 import { replicate, type ReplicateProgress } from './replicate/run.js';
+import { checkBandwidth } from './replicate/options.js';
 import { CHECKPOINT_KEY } from './replicate/checkpoint.js';
 import type { SnapshotInfo } from '../core/snapshot.js';
 
@@ -33,6 +34,8 @@ export interface SyncImageOptions {
   concurrency?: number;
   /** See ReplicateOptions.writeGap (default 0: exact writes). */
   writeGap?: number;
+  /** Cap on the data sent to the target, bytes per second (see ReplicateOptions.bandwidth). */
+  bandwidth?: number;
   signal?: AbortSignal;
   onProgress?: (p: SyncProgress) => void;
 }
@@ -89,7 +92,7 @@ async function prefixed(image: Image, prefix: string): Promise<SnapshotInfo[]> {
  */
 export async function syncImage(options: SyncImageOptions): Promise<SyncResult> {
   const o = checkOptions<SyncImageOptions>(options, 'syncImage options', [
-    'source', 'target', 'prefix', 'keep', 'verify', 'force', 'concurrency', 'writeGap', 'signal', 'onProgress',
+    'source', 'target', 'prefix', 'keep', 'verify', 'force', 'concurrency', 'writeGap', 'bandwidth', 'signal', 'onProgress',
   ]);
   if (!(o.source instanceof Image)) throw new TypeError(`source must be an open Image, got ${describe(o.source)}`);
   const source = o.source;
@@ -100,7 +103,8 @@ export async function syncImage(options: SyncImageOptions): Promise<SyncResult> 
   const verify = checkBool(o.verify, 'verify') ?? false;
   const force = checkBool(o.force, 'force') ?? false;
   // Checked here, not only by replicate(): bad input must fail before the source is snapshotted.
-  if (o.concurrency !== undefined) checkUint(o.concurrency, 'concurrency', { min: 1, max: 256 });
+  if (o.concurrency !== undefined) checkUint(o.concurrency, 'concurrency', { min: 1, max: 4096 });
+  const bandwidth = o.bandwidth === undefined ? undefined : checkBandwidth(o.bandwidth);
   if (o.writeGap !== undefined) checkUint(o.writeGap, 'writeGap', { max: 64 << 20 });
   const signal = checkSignal(o.signal);
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new TypeError('onProgress must be a function');
@@ -181,6 +185,7 @@ export async function syncImage(options: SyncImageOptions): Promise<SyncResult> 
       signal,
       concurrency: o.concurrency,
       writeGap: o.writeGap,
+      bandwidth,
       onProgress: o.onProgress ? (p) => o.onProgress!({ ...p, image: sourceSpec, phase: 'copy' }) : undefined,
     });
 
@@ -249,12 +254,13 @@ export interface SyncPoolResult {
 /** syncImage for every (matching) image of a pool, `parallel` at a time; one failure stops nothing else. */
 export async function syncPool(options: SyncPoolOptions): Promise<SyncPoolResult> {
   const o = checkOptions<SyncPoolOptions>(options, 'syncPool options', [
-    'source', 'target', 'images', 'parallel', 'prefix', 'keep', 'verify', 'force', 'concurrency', 'writeGap', 'signal', 'onProgress', 'onImage',
+    'source', 'target', 'images', 'parallel', 'prefix', 'keep', 'verify', 'force', 'concurrency', 'writeGap', 'bandwidth', 'signal', 'onProgress', 'onImage',
   ]);
   if (!(o.source instanceof Pool)) throw new TypeError('source must be a Pool');
   if (!(o.target instanceof Pool)) throw new TypeError('target must be a Pool');
   const parallel = o.parallel === undefined ? 2 : checkUint(o.parallel, 'parallel', { min: 1, max: 64 });
-  if (o.concurrency !== undefined) checkUint(o.concurrency, 'concurrency', { min: 1, max: 256 });
+  if (o.concurrency !== undefined) checkUint(o.concurrency, 'concurrency', { min: 1, max: 4096 });
+  const bandwidth = o.bandwidth === undefined ? undefined : checkBandwidth(o.bandwidth);
   if (o.writeGap !== undefined) checkUint(o.writeGap, 'writeGap', { max: 64 << 20 });
   const signal = checkSignal(o.signal);
   if (o.onImage !== undefined && typeof o.onImage !== 'function') throw new TypeError('onImage must be a function');
@@ -269,6 +275,7 @@ export async function syncPool(options: SyncPoolOptions): Promise<SyncPoolResult
   } else {
     throw new TypeError(`images must be a glob or a list of names, got ${describe(o.images)}`);
   }
+  const workers = Math.min(parallel, names.length);
   const t0 = performance.now();
   const results: SyncPoolImageResult[] = new Array(names.length);
   let next = 0;
@@ -292,6 +299,8 @@ export async function syncPool(options: SyncPoolOptions): Promise<SyncPoolResult
           force: o.force,
           concurrency: o.concurrency,
           writeGap: o.writeGap,
+          // The pool's cap shared by the copies running at once.
+          bandwidth: bandwidth === undefined ? undefined : Math.max(1, Math.floor(bandwidth / workers)),
           signal,
           onProgress: o.onProgress,
         });
@@ -306,7 +315,7 @@ export async function syncPool(options: SyncPoolOptions): Promise<SyncPoolResult
       o.onImage?.(r);
     }
   };
-  await Promise.all(Array.from({ length: Math.min(parallel, names.length) }, worker));
+  await Promise.all(Array.from({ length: workers }, worker));
   const ok = results.filter((r) => r.ok) as ({ ok: true } & SyncResult)[];
   return {
     images: results,

@@ -35,6 +35,8 @@ Napi::Value CopyStart(const Napi::CallbackInfo& info) {
   opt.startOffset = num("startOffset");
   opt.chunk = std::max<uint64_t>(kBlock, num("chunkSize"));
   opt.concurrency = int(std::max<uint64_t>(1, num("concurrency")));
+  opt.inflightBytes = std::max<uint64_t>(opt.chunk, num("inflightBytes"));
+  opt.bandwidth = num("bandwidth");
   opt.targetZeroed = o.Get("targetZeroed").ToBoolean();
   opt.fillGaps = o.Get("fillGaps").ToBoolean();
   opt.enumeration = int(num("enumeration"));

@@ -243,7 +243,7 @@ int WriteCheckpoint(Job* j) {
   int rc = rbd_flush(j->dst->image);
   if (rc < 0) return rc;
   std::string v = j->o.checkpointPrefix + std::to_string(done) + "}";
-  return rbd_metadata_set(j->dst->image, "rbd-stream.checkpoint", v.c_str());
+  return UpdateHeaderMetadata(j->dst.get(), {"rbd-stream.checkpoint"}, {v}, {});
 }
 
 struct Progress {
@@ -265,12 +265,49 @@ void EmitProgress(Job* j) {
     delete p;
 }
 
+// Bytes per second on the target, as a token bucket: a chunk is admitted when what was sent plus
+// what admitted chunks may still send fits in rate × elapsed (+ one chunk of burst).
+struct Throttle {
+  uint64_t rate = 0, burst = 0, sent = 0, reserved = 0;
+  Clock::time_point t0 = Clock::now();
+  // How long until `len` more bytes may be admitted (zero: now).
+  std::chrono::microseconds Wait(uint64_t len) const {
+    if (rate == 0) return std::chrono::microseconds(0);
+    double need = double(sent + reserved + len) - double(burst);
+    double at = need / double(rate);  // seconds after t0
+    double el = std::chrono::duration<double>(Clock::now() - t0).count();
+    return std::chrono::microseconds(at <= el ? 0 : int64_t((at - el) * 1e6) + 1);
+  }
+};
+
 void Pipeline(Job* j) {
   const Options& o = j->o;
   rbd_image_t src = j->src->image, dst = j->dst->image;
   std::vector<Slot> slots(o.concurrency);
-  std::vector<int> freeSlots;
+  std::vector<int> freeSlots;  // LIFO: recently used slots (and their buffers) go first
   for (int i = o.concurrency - 1; i >= 0; i--) freeSlots.push_back(i);
+  int opsInFlight = 0;          // reads/writes submitted, not yet completed
+  uint64_t bytesInFlight = 0;   // buffer bytes of the chunks in flight
+  uint64_t bytesRetained = 0;   // buffer capacity kept by all slots (in flight or idle)
+  Throttle throttle;
+  throttle.rate = o.bandwidth;
+  throttle.burst = o.chunk;
+  std::chrono::microseconds throttled(0);
+  // Buffers grow to the chunk they hold and are kept for reuse, unless that would keep more than
+  // inflightBytes (then an idle slot's buffers are freed).
+  auto ensure = [&](std::vector<char>& v, uint64_t n) {
+    if (v.size() >= n) return;
+    bytesRetained -= v.capacity();
+    v.resize(n);
+    bytesRetained += v.capacity();
+  };
+  auto releaseBuffers = [&](Slot& s) {
+    for (auto* v : {&s.buf, &s.buf2}) {
+      bytesRetained -= v->capacity();
+      std::vector<char>().swap(*v);
+    }
+  };
+  auto slotBytes = [&](const Slot& s) -> uint64_t { return o.verify ? s.len * 2 : (s.exists ? s.len : 0); };
   // In-flight chunks in issue (= offset) order, for the completed low-watermark.
   struct Mark {
     uint64_t off;
@@ -309,16 +346,25 @@ void Pipeline(Job* j) {
       j->extentsDone += s.extentsEnded;
     }
     inflight--;
+    bytesInFlight -= slotBytes(s);
+    if (bytesRetained > o.inflightBytes) releaseBuffers(s);
     freeSlots.push_back(si);
     updateWatermark();
   };
 
-  // Zeroes [a, b) on the target where it has objects (all of it when that is unknown).
+  // Zeroes [a, b) on the target where it has objects (all of it when that is unknown). Where the
+  // target has objects is learnt at the first zero run: a copy without any pays no round trips.
+  bool allocLearnt = false;
   auto zeroOut = [&](int si, uint64_t a, uint64_t b) {
     Slot& s = slots[si];
+    if (!allocLearnt) {
+      allocLearnt = true;
+      LearnTargetAllocation(j);
+    }
     auto zero = [&](uint64_t x, uint64_t y) {
       j->bytesZeroed += y - x;
       s.pending++;
+      opsInFlight++;
       Submit(j, si, kZero, x, [&](rbd_completion_t c) { return rbd_aio_write_zeroes(dst, x, y - x, c, 0, kWriteFlags); });
     };
     if (!j->knowTargetAlloc) return zero(a, b);
@@ -339,13 +385,17 @@ void Pipeline(Job* j) {
     s.seq = nextSeq++;
     order.push_back({s.off, false});
     inflight++;
+    bytesInFlight += slotBytes(s);
     if (o.verify) {
-      if (s.buf2.size() < s.len) s.buf2.resize(o.chunk);
+      throttle.sent += s.len;  // target reads
+      ensure(s.buf2, s.len);
       s.pending++;
+      opsInFlight++;
       Submit(j, si, kDstRead, s.off, [&](rbd_completion_t c) { return rbd_aio_read2(dst, s.off, s.len, s.buf2.data(), c, kReadFlags); });
       if (s.exists) {
-        if (s.buf.size() < s.len) s.buf.resize(o.chunk);
+        ensure(s.buf, s.len);
         s.pending++;
+        opsInFlight++;
         Submit(j, si, kSrcRead, s.off, [&](rbd_completion_t c) { return rbd_aio_read2(src, s.off, s.len, s.buf.data(), c, kReadFlags); });
       }
       return;
@@ -355,8 +405,10 @@ void Pipeline(Job* j) {
       if (s.pending == 0) finishSlot(si);  // nothing to do: the target reads zero there
       return;
     }
-    if (s.buf.size() < s.len) s.buf.resize(o.chunk);
+    ensure(s.buf, s.len);
+    throttle.reserved += s.len;  // at most this much is written once it is read
     s.pending++;
+    opsInFlight++;
     Submit(j, si, kSrcRead, s.off, [&](rbd_completion_t c) { return rbd_aio_read2(src, s.off, s.len, s.buf.data(), c, kReadFlags); });
   };
 
@@ -396,6 +448,7 @@ void Pipeline(Job* j) {
         const char* p = s.buf.data() + (a - s.off);
         j->bytesWritten += b - a;
         s.pending++;
+        opsInFlight++;
         Submit(j, si, kWrite, a, [&](rbd_completion_t c) { return rbd_aio_write2(dst, a, b - a, p, c, kWriteFlags); });
       }
     };
@@ -421,11 +474,13 @@ void Pipeline(Job* j) {
   j->doneOffset = nextOffset();
   for (;;) {
     bool stop = j->cancel || j->err || j->mismatch >= 0;
-    while (!stop && !freeSlots.empty() && nextOffset() < o.size && ei < j->exts.size()) {
+    throttled = std::chrono::microseconds(0);
+    while (!stop && !freeSlots.empty() && opsInFlight < o.concurrency && nextOffset() < o.size && ei < j->exts.size()) {
       const Ext& e = j->exts[ei];
       int si = freeSlots.back();
-      freeSlots.pop_back();
       Slot& s = slots[si];
+      const size_t ei0 = ei;
+      const uint64_t epos0 = epos;
       uint64_t eend = e.off + e.len;
       uint64_t cend = std::min(eend, (epos / o.chunk + 1) * o.chunk);
       s.off = epos;
@@ -448,23 +503,46 @@ void Pipeline(Job* j) {
         }
       }
       s.len = spanEnd - s.off;
+      // Over the byte bound (one chunk always goes) or the bandwidth: put it back and wait.
+      uint64_t need = slotBytes(s);
+      if (inflight > 0 && bytesInFlight + need > o.inflightBytes) {
+        ei = ei0;
+        epos = epos0;
+        break;
+      }
+      if (throttle.rate > 0 && (o.verify || s.exists)) {
+        throttled = throttle.Wait(s.len);
+        if (throttled.count() > 0) {
+          ei = ei0;
+          epos = epos0;
+          break;
+        }
+      }
+      freeSlots.pop_back();
       issue(si);
     }
     if (inflight == 0 && (stop || nextOffset() >= o.size || ei >= j->exts.size())) break;
     {
       std::unique_lock<std::mutex> lk(j->mu);
-      if (j->events.empty()) j->cv.wait_for(lk, std::chrono::milliseconds(50), [&] { return !j->events.empty(); });
+      auto wait = std::chrono::microseconds(50000);
+      if (throttled.count() > 0) wait = std::min(wait, throttled);
+      if (j->events.empty()) j->cv.wait_for(lk, wait, [&] { return !j->events.empty() || j->cancel; });
       batch.swap(j->events);
     }
     for (const Event& ev : batch) {
       Slot& s = slots[ev.slot];
       s.pending--;
+      opsInFlight--;
       if (ev.rc < 0) {
+        if (ev.kind == kSrcRead && !o.verify) throttle.reserved -= s.len;
         s.failed = true;
         Fail(j, int(ev.rc), OpName(ev.kind), ev.kind == kSrcRead, s.off);
       } else if (ev.kind == kSrcRead && !o.verify) {
         j->bytesRead += s.len;
+        throttle.reserved -= s.len;
+        uint64_t before = j->bytesWritten;
         if (!s.failed && !j->err) writeOut(ev.slot);
+        throttle.sent += j->bytesWritten - before;
       } else if (ev.kind == kSrcRead || ev.kind == kDstRead) {
         j->bytesRead += s.len;
       }
@@ -521,7 +599,6 @@ void Run(Job* j) {
     j->aborted = true;
     j->doneOffset = j->o.startOffset;
   } else {
-    if (!j->o.verify) LearnTargetAllocation(j);
     Pipeline(j);
     EmitProgress(j);
   }

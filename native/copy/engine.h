@@ -2,7 +2,8 @@
 // reads on the source → aio writes / write_zeroes on the target, on a thread
 // of its own (a copy lasts minutes; the libuv pool is for short jobs).
 // Completions are collected inside the job (mutex/condvar), never via JS; JS
-// only sees progress (≤ 10/s) and the end. Memory: concurrency × chunkSize.
+// only sees progress (≤ 10/s) and the end. Memory: inflightBytes of buffers (plus as much kept
+// for reuse).
 //
 // The same pipeline verifies: read both sides, xxh3 per chunk, compare.
 //
@@ -37,7 +38,13 @@ struct Options {
   std::string from;
   uint64_t toSnapId = 0;
   uint64_t size = 0, startOffset = 0, chunk = 4 << 20;
-  int concurrency = 16;
+  // In flight: at most `concurrency` reads/writes (ops) and `inflightBytes` of data buffers, bounded
+  // separately: a far target needs many small writes in flight, but large chunks must not multiply
+  // memory. Each chunk (one source read, then its writes) holds one slot of `concurrency`.
+  int concurrency = 256;
+  uint64_t inflightBytes = 64 << 20;
+  // Cap on data bytes sent to the target per second (writes; verify: target reads). 0: none.
+  uint64_t bandwidth = 0;
   bool targetZeroed = false, fillGaps = false;
   int enumeration = 0;  // 0 auto (object map, then refine), 1 fine only, 2 whole objects
   std::string checkpointPrefix;

@@ -231,13 +231,20 @@ add('replicate: toSnapshot with NUL', rep((x) => rOpts(x, { toSnapshot: 'a\0' })
 add('replicate: toSnapshot over-long', rep((x) => rOpts(x, { toSnapshot: LONG })), R);
 add('replicate: fromSnapshot = toSnapshot', rep((x) => rOpts(x, { fromSnapshot: 'snap1' })), R);
 add('replicate: fromSnapshot number', rep((x) => rOpts(x, { fromSnapshot: 3 })), T);
-for (const [what, v, e] of [...badUints.filter(([w]) => w !== 'undefined'), ['0', 0, R], ['257', 257, R], ['huge', 2 ** 31, R]] as [string, unknown, Expect][]) {
+for (const [what, v, e] of [...badUints.filter(([w]) => w !== 'undefined'), ['0', 0, R], ['4097', 4097, R], ['huge', 2 ** 31, R]] as [string, unknown, Expect][]) {
   add(`replicate: concurrency ${what}`, rep((x) => rOpts(x, { concurrency: v })), e);
 }
 add('replicate: chunkSize 4095', rep((x) => rOpts(x, { chunkSize: 4095 })), R);
 add('replicate: chunkSize not a multiple of 4 KiB', rep((x) => rOpts(x, { chunkSize: 6000 })), R);
 add('replicate: chunkSize 1 TiB', rep((x) => rOpts(x, { chunkSize: 2 ** 40 })), R);
 add('replicate: chunkSize NaN', rep((x) => rOpts(x, { chunkSize: NaN })), R);
+add('replicate: inflightBytes below chunkSize', rep((x) => rOpts(x, { chunkSize: 1 << 20, inflightBytes: 4096 })), R);
+add('replicate: inflightBytes 2 GiB', rep((x) => rOpts(x, { inflightBytes: 2 ** 31 })), R);
+add('replicate: inflightBytes string', rep((x) => rOpts(x, { inflightBytes: '64M' })), T);
+add('replicate: bandwidth 0', rep((x) => rOpts(x, { bandwidth: 0 })), R);
+add('replicate: bandwidth negative', rep((x) => rOpts(x, { bandwidth: -5 })), R);
+add('replicate: bandwidth Infinity', rep((x) => rOpts(x, { bandwidth: Infinity })), T);
+add('replicate: bandwidth string', rep((x) => rOpts(x, { bandwidth: '50M' })), T);
 add('replicate: writeGap -1', rep((x) => rOpts(x, { writeGap: -1 })), R);
 add('replicate: writeGap fractional', rep((x) => rOpts(x, { writeGap: 4096.5 })), R);
 add('replicate: writeGap string', rep((x) => rOpts(x, { writeGap: '64K' })), T);
@@ -325,6 +332,8 @@ add('syncImage: keep.target fractional', sy((x) => sOpts(x, { keep: { target: 1.
 add('syncImage: keep unknown key', sy((x) => sOpts(x, { keep: { both: 1 } })), T);
 add('syncImage: concurrency 0', sy((x) => sOpts(x, { concurrency: 0 })), R);
 add('syncImage: concurrency huge', sy((x) => sOpts(x, { concurrency: 1e6 })), R);
+add('syncImage: bandwidth 0', sy((x) => sOpts(x, { bandwidth: 0 })), R);
+add('syncImage: bandwidth string', sy((x) => sOpts(x, { bandwidth: '1G' })), T);
 add('syncImage: writeGap NaN', sy((x) => sOpts(x, { writeGap: NaN })), R);
 add('syncImage: verify number', sy((x) => sOpts(x, { verify: 1 })), T);
 add('syncImage: aborted signal', sy((x) => sOpts(x, { signal: AbortSignal.abort() })), 'AbortError');
@@ -338,6 +347,7 @@ add('syncPool: parallel 65', sp((x) => ({ source: x.p, target: x.p, parallel: 65
 add('syncPool: images number', sp((x) => ({ source: x.p, target: x.p, images: 5 })), T);
 add("syncPool: image name with '/'", sp((x) => ({ source: x.p, target: x.p, images: ['a/b'] })), T);
 add('syncPool: concurrency -1', sp((x) => ({ source: x.p, target: x.p, images: [], concurrency: -1 })), R);
+add('syncPool: bandwidth NaN', sp((x) => ({ source: x.p, target: x.p, images: [], bandwidth: NaN })), T);
 add('syncPool: onImage string', sp((x) => ({ source: x.p, target: x.p, onImage: 'x' })), T);
 
 async function drain(it: AsyncIterable<unknown>): Promise<void> {

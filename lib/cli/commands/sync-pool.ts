@@ -8,7 +8,7 @@ import { emitJson, formatBytes } from '../output.js';
 export function registerSyncPool(program: Command): void {
   syncOptions(clusterOptions(program.command('sync-pool'), true), {
     force: 'overwrite targets that have no common snapshot or were modified',
-    concurrency: 'chunks in flight per image',
+    concurrency: 'reads and writes in flight per image (default 256)',
   })
     .description('sync every image of a pool (or those matching --images), N at a time')
     .argument('<source>', 'pool[/namespace]')

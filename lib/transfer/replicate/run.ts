@@ -19,11 +19,11 @@
 import { native, type NativeCopyResult } from '../../binding/index.js';
 import { codedError } from '../../core/errors.js';
 import type { Image } from '../../core/image.js';
-import { identityKey, recordIdentity, sameSource, sourceIdentity } from '../identity.js';
+import { identityKey, readIdentity, sameSource, sourceIdentity } from '../identity.js';
 import { kHandle, kTrack, kOnClose } from '../../core/internal.js';
 import { checkReplicateOptions, type ReplicateOptions, type ReplicateResult } from './options.js';
 import { CHECKPOINT_KEY, checkpointPrefix, parseCheckpoint } from './checkpoint.js';
-import { checkBase, lockTarget, openTarget, releaseTarget, reserveTarget } from './target.js';
+import { checkBase, lockTarget, openTarget, releaseTarget, reserveTarget, settled, targetChanges, updateRecords } from './target.js';
 
 export type { ReplicateOptions, ReplicateResult, ReplicateProgress, ReplicateTargetSpec } from './options.js';
 
@@ -38,19 +38,23 @@ const trace = (what: string) => {
 
 export async function replicate(options: ReplicateOptions): Promise<ReplicateResult> {
   const o = checkReplicateOptions(options);
-  const { source, toSnap, fromSnap, concurrency, chunkSize, verify, force, signal, checkpointMs, enumeration, readGap, writeGap } = o;
+  const { source, toSnap, fromSnap, concurrency, chunkSize, inflightBytes, bandwidth, verify, force, signal, checkpointMs, enumeration, readGap, writeGap } = o;
   signal?.throwIfAborted();
 
   const started = performance.now();
   traceT = started;
   // Source side: identities of both snapshots (ENOENT when missing).
-  const toId = await sourceIdentity(source, toSnap);
-  const fromId = fromSnap === undefined ? null : await sourceIdentity(source, fromSnap);
-  const srcSnapInfo = (await source.getSnapshot(toSnap))!;
-  const size = srcSnapInfo.size;
+  const [toId, fromId, srcSnapInfo] = await Promise.all([
+    sourceIdentity(source, toSnap),
+    fromSnap === undefined ? null : sourceIdentity(source, fromSnap),
+    source.getSnapshot(toSnap),
+  ]);
+  trace('source identities');
+  const size = srcSnapInfo!.size;
 
   // Target: open (or create) it.
   const { target, created } = await openTarget(o.targetSpec, o.target as Image, source, fromSnap, size);
+  trace('open target');
 
   let srcSnapImage: Image | undefined;
   let jobEnded: Promise<void> | undefined;
@@ -60,33 +64,46 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
   try {
     const { stat: tst, key } = await reserveTarget(target);
     busyKey = key;
+    trace('reserve');
     await lockTarget(target, tst);
+    trace('lock');
 
-    const tsnaps = await target.listSnapshots();
+    // The reads the checks need, all at once (each is a round trip to the target): snapshots, a
+    // checkpoint of an interrupted run, the base's recorded identity, and the target's own changes
+    // since the base (read ahead; used unless this resumes our own run unforced).
+    const changes = fromSnap === undefined ? undefined : settled(targetChanges(target, fromSnap, force));
+    const [tsnaps, cpRaw, baseRecord] = await Promise.all([
+      target.listSnapshots(),
+      target.getMetadata(CHECKPOINT_KEY),
+      fromSnap === undefined ? undefined : readIdentity(target, fromSnap),
+    ]);
+    trace('target reads');
     if (tsnaps.some((s) => s.name === toSnap)) {
       throw codedError('EEXIST', `snapshot '${toSnap}' already exists on target '${target.pool.spec}/${target.name}'`, { errno: -17, snapshot: toSnap });
     }
-
     // A checkpoint from an interrupted run of this same copy?
-    const cp = parseCheckpoint(await target.getMetadata(CHECKPOINT_KEY));
+    const cp = parseCheckpoint(cpRaw);
     const matching = cp !== undefined && sameSource(cp.to, toId) && (cp.from === null ? fromId === null : sameSource(cp.from, fromId ?? undefined));
 
-    if (fromSnap !== undefined) extra = await checkBase(target, tst, tsnaps, fromSnap, fromId!, force, matching);
+    if (fromSnap !== undefined) extra = await checkBase({ target, tst, tsnaps, fromSnap, fromId: fromId!, force, matching, record: baseRecord, changes: changes! });
 
+    trace('check base');
     const fresh = matching ? cp!.fresh : created;
     // (with force, extra is set above; on a resumed forced run the checkpoint's doneOffset covers it)
     const startOffset = matching ? Math.min(cp!.doneOffset, size) : 0;
     const resumed = matching && startOffset > 0;
     const cpPrefix = checkpointPrefix(fromId, toId, fresh);
     // Written before the first change to the target: a crash from here on is recognisably ours.
-    if (!matching || !cp) await target.setMetadata(CHECKPOINT_KEY, `${cpPrefix}${startOffset}}`);
+    if (!matching || !cp) await updateRecords(target, { [CHECKPOINT_KEY]: `${cpPrefix}${startOffset}}` });
 
+    trace('checkpoint write');
     if (tst.size !== size) await target.resize(size, { allowShrink: true });
 
     // Source opened at toSnapshot, our own handle (read-only; a live client keeps its lock).
     srcSnapImage = await source.pool.openImage(source.name, { snapshot: { id: toId.snapId }, readOnly: true });
+    trace('open source snap');
 
-    const total = { r: 0, w: 0, z: 0, x: 0 };
+    const total = { r: 0, w: 0, z: 0, x: 0, ms: 0 };
     const runJob = async (mode: 'copy' | 'verify', start: number): Promise<NativeCopyResult> => {
       let lastEmit = 0;
       const t0 = performance.now();
@@ -109,6 +126,8 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
           startOffset: start,
           chunkSize,
           concurrency,
+          inflightBytes,
+          bandwidth,
           targetZeroed: fresh,
           fillGaps: fromSnap === undefined && !fresh,
           checkpointPrefix: mode === 'copy' ? cpPrefix : '',
@@ -137,7 +156,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
 
     const r = await runJob('copy', startOffset);
     if (TRACE) trace(`job: ${JSON.stringify(r)}`);
-    total.r += r.bytesRead; total.w += r.bytesWritten; total.z += r.bytesZeroed; total.x += r.extents;
+    total.r += r.bytesRead; total.w += r.bytesWritten; total.z += r.bytesZeroed; total.x += r.extents; total.ms += r.enumerateMs + r.copyMs;
     if (r.aborted) throw stopError(signal, target, srcSnapImage);
 
     if (verify) {
@@ -149,19 +168,26 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
       }
     }
 
-    await target.flush();
-    await recordIdentity(target, toSnap, toId);
+    // Every write was FUA; the flush is for anything librbd still holds (nothing written: no round trip).
+    if (total.w + total.z > 0) await target.flush();
+    trace('flush');
+    // The identity first (a crash right after the snapshot still leaves it recorded), then the
+    // snapshot, then the record bound to that snapshot's id (a later same-named snapshot made by
+    // hand won't match) with the checkpoint removed, in one op.
+    await updateRecords(target, { [identityKey(toSnap)]: JSON.stringify(toId) });
+    trace('record identity');
     await target.createSnapshot(toSnap);
-    // Bind the record to this very target snapshot: a later same-named snapshot made by hand won't match.
+    trace('create snapshot');
     const made = await target.getSnapshot(toSnap);
-    if (made) await target.setMetadata(identityKey(toSnap), JSON.stringify({ ...toId, targetSnapId: made.id }));
-    await target.removeMetadata(CHECKPOINT_KEY).catch(() => undefined);
+    await updateRecords(target, made ? { [identityKey(toSnap)]: JSON.stringify({ ...toId, targetSnapId: made.id }) } : {}, [CHECKPOINT_KEY]);
+    trace('bind identity, remove checkpoint');
     return {
       bytesRead: total.r,
       bytesWritten: total.w,
       bytesZeroed: total.z,
       extents: total.x,
       seconds: (performance.now() - started) / 1000,
+      dataSeconds: total.ms / 1000,
       resumed,
       snapshot: toId,
     };
@@ -172,6 +198,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     // close() also releases the exclusive lock taken above (once a job that failed early has
     // drained: it holds the images until then).
     await releaseTarget(busyKey, Promise.allSettled([jobEnded, srcSnapImage?.close(), target.close()]), failure);
+    trace('close');
   }
 }
 

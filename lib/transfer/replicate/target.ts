@@ -6,7 +6,7 @@ import { codedError } from '../../core/errors.js';
 import type { Image, ImageStat } from '../../core/image.js';
 import type { CreateImageOptions } from '../../core/pool.js';
 import type { SnapshotInfo } from '../../core/snapshot.js';
-import { readIdentity, sameSource, type SnapshotIdentity } from '../identity.js';
+import { sameSource, type SnapshotIdentity } from '../identity.js';
 import { kHandle, kTrack } from '../../core/internal.js';
 import type { ReplicateTargetSpec } from './options.js';
 
@@ -23,19 +23,22 @@ export async function openTarget(
   let created = false;
   if (targetSpec) {
     const { pool, name, create } = targetSpec;
-    const exists = (await pool.listImages()).includes(name);
-    if (!exists) {
-      if (fromSnap !== undefined) {
-        throw codedError('ENOENT', `target image '${pool.spec}/${name}' does not exist (incremental copy needs base '${fromSnap}')`, { errno: -2 });
-      }
-      if (!create) throw codedError('ENOENT', `target image '${pool.spec}/${name}' does not exist (pass target.create)`, { errno: -2 });
-      try {
-        await pool.createImage(name, size, await createLayout(source, create));
-        created = true;
-      } catch (e) {
-        // Created meanwhile (a concurrent replicate): open it; the busy/lock check below decides.
-        if ((e as { code?: string }).code !== 'EEXIST') throw e;
-      }
+    // Open first: on a far target each call is a round trip, and the image exists on every round but the first.
+    const opened = await pool.openImage(name).catch((e: unknown) => {
+      if ((e as { code?: string }).code === 'ENOENT') return undefined;
+      throw e;
+    });
+    if (opened) return { target: opened, created };
+    if (fromSnap !== undefined) {
+      throw codedError('ENOENT', `target image '${pool.spec}/${name}' does not exist (incremental copy needs base '${fromSnap}')`, { errno: -2 });
+    }
+    if (!create) throw codedError('ENOENT', `target image '${pool.spec}/${name}' does not exist (pass target.create)`, { errno: -2 });
+    try {
+      await pool.createImage(name, size, await createLayout(source, create));
+      created = true;
+    } catch (e) {
+      // Created meanwhile (a concurrent replicate): open it; the busy/lock check below decides.
+      if ((e as { code?: string }).code !== 'EEXIST') throw e;
     }
     target = await pool.openImage(name);
   } else {
@@ -46,6 +49,14 @@ export async function openTarget(
     target = await given.pool.openImage(given.name);
   }
   return { target, created };
+}
+
+/**
+ * replicate()'s records on the target (checkpoint, identities): set and removed in one op, without
+ * librbd's notify and the refresh it triggers (native updateMetadata). The target's lock is held.
+ */
+export async function updateRecords(target: Image, set: Record<string, string>, remove: string[] = []): Promise<void> {
+  await target[kTrack](() => native.updateMetadata(target[kHandle], Object.entries(set).flat(), remove));
 }
 
 /** Marks the target busy in this process (EBUSY if it is); returns its stat and busy key. */
@@ -88,20 +99,61 @@ export async function releaseTarget(busyKey: string | undefined, closed: Promise
   else await closing;
 }
 
+export type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
+
+/** A promise that never rejects (its failure is kept), for a read made ahead that may go unused. */
+export function settled<T>(p: Promise<T>): Promise<Settled<T>> {
+  return p.then((value) => ({ ok: true as const, value }), (error: unknown) => ({ ok: false as const, error }));
+}
+
+export interface TargetChanges {
+  /** Some data changed on the target's head since the base (with force: all of it is listed). */
+  dataChanged: boolean;
+  /** With force: the changed extents, as offset, length pairs. */
+  extents: number[];
+}
+
+/** The target's own changes since `fromSnap` (the first batch only, unless force needs them all). */
+export async function targetChanges(target: Image, fromSnap: string, force: boolean): Promise<TargetChanges> {
+  const extents: number[] = [];
+  let dataChanged = false;
+  // Whether anything changed is answered per object, from the fast-diff object map where valid
+  // (no round trip per object); force needs the exact extents.
+  for await (const batch of target.diff({ fromSnapshot: fromSnap, batchSize: force ? 1024 : 1, wholeObject: !force })) {
+    if (batch.length > 0) dataChanged = true;
+    if (!force && dataChanged) break;
+    for (const e of batch) extents.push(e.offset, e.length);
+  }
+  return { dataChanged, extents };
+}
+
+export interface BaseCheck {
+  target: Image;
+  tst: ImageStat;
+  tsnaps: SnapshotInfo[];
+  fromSnap: string;
+  fromId: SnapshotIdentity;
+  force: boolean;
+  /** Resuming our own interrupted run of this copy. */
+  matching: boolean;
+  /** The recorded identity of the target's fromSnap (readIdentity). */
+  record: SnapshotIdentity | undefined;
+  /** targetChanges(target, fromSnap, force), read ahead. */
+  changes: Promise<Settled<TargetChanges>>;
+}
+
 /**
  * An incremental copy's base: the target's fromSnapshot must be a recorded copy of the source's,
  * and (unless forced, or resuming our own run) the head unchanged since. Returns the target's
  * own changed extents to overwrite as well (force).
  */
-export async function checkBase(
-  target: Image, tst: ImageStat, tsnaps: SnapshotInfo[], fromSnap: string, fromId: SnapshotIdentity, force: boolean, matching: boolean,
-): Promise<Float64Array | undefined> {
+export async function checkBase(c: BaseCheck): Promise<Float64Array | undefined> {
+  const { target, tst, tsnaps, fromSnap, fromId, force, matching, record: rec } = c;
   let extra: Float64Array | undefined;
   const base = tsnaps.find((s) => s.name === fromSnap);
   if (!base) {
     throw codedError('ENOENT', `base snapshot '${fromSnap}' not found on target '${target.pool.spec}/${target.name}'`, { errno: -2, snapshot: fromSnap });
   }
-  const rec = await readIdentity(target, fromSnap);
   const boundTo = (rec as { targetSnapId?: unknown } | undefined)?.targetSnapId;
   if (rec && typeof boundTo === 'number' && boundTo !== base.id) {
     throw codedError('ERR_WRONG_BASE', `target snapshot '${fromSnap}' was recreated after it was replicated (id ${base.id}, recorded ${boundTo})`, { snapshot: fromSnap });
@@ -120,15 +172,12 @@ export async function checkBase(
   // (also on a resumed run: extents past the checkpoint are still to do).
   if (force || !matching) {
     let changed = tst.size !== base.size;
-    const local: number[] = [];
     if (force || !changed) {
-      for await (const batch of target.diff({ fromSnapshot: fromSnap, batchSize: force ? 1024 : 1 })) {
-        if (batch.length > 0) changed = true;
-        if (!force && changed) break;
-        for (const e of batch) local.push(e.offset, e.length);
-      }
+      const r = await c.changes;
+      if (!r.ok) throw r.error;
+      changed ||= r.value.dataChanged;
+      if (force && r.value.extents.length > 0) extra = Float64Array.from(r.value.extents);
     }
-    if (force && local.length > 0) extra = Float64Array.from(local);
     if (changed && !force && !matching) {
       throw codedError('ERR_TARGET_CHANGED', `target '${target.pool.spec}/${target.name}' head changed since snapshot '${fromSnap}' (pass force to overwrite)`, { snapshot: fromSnap });
     }
