@@ -29,7 +29,7 @@ export { EXIT } from './action.js';
 export { parseImageSpec, type ImageSpec } from './options.js';
 export { formatBytes } from './output.js';
 
-export function buildProgram(): Command {
+export function buildProgram(opts: { json?: boolean } = {}): Command {
   const program = new Command('rbd-stream')
     .description('Ceph RBD replication: snapshot sync between clusters, rbd diff streams, mirroring status')
     .version('0.1.0')
@@ -38,6 +38,8 @@ export function buildProgram(): Command {
     .option('--progress-json', 'progress as JSON lines on stderr, TTY or not (for supervisors)')
     .showHelpAfterError()
     .exitOverride();
+  // --json: a usage error is one JSON document on stderr (main writes it), not commander's text.
+  if (opts.json) program.configureOutput({ writeErr: () => undefined, outputError: () => undefined });
   program.addHelpText('after', `
 Exit codes: 0 ok, 1 failed, 2 usage, 3 sync-pool partial failure, 4 refused by a safety check
 (ENOENT, EEXIST, ERR_WRONG_BASE, ERR_TARGET_CHANGED, ERR_NO_COMMON_SNAPSHOT, EBUSY),
@@ -54,7 +56,9 @@ Exit codes: 0 ok, 1 failed, 2 usage, 3 sync-pool partial failure, 4 refused by a
 }
 
 export async function main(argv: string[] = process.argv): Promise<number> {
-  const program = buildProgram();
+  // Known before parsing: a parse error must already come out as JSON.
+  const json = argv.slice(2).includes('--json');
+  const program = buildProgram({ json });
   const onSignal = () => controller.abort();
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
@@ -63,6 +67,7 @@ export async function main(argv: string[] = process.argv): Promise<number> {
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return EXIT.OK;
+      if (json) process.stderr.write(`${JSON.stringify({ error: { code: 'ERR_USAGE', message: e.message.replace(/^error: /, '') } })}\n`);
       return EXIT.USAGE;
     }
     throw e;

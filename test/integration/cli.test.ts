@@ -109,6 +109,9 @@ describe('rbd-stream CLI', () => {
     expect(bad.code).toBe(2);
     expect(JSON.parse(bad.stderr)).toEqual({ error: { code: 'ERR_USAGE', message: expect.stringMatching(/snapshot/) } });
     expect((await cli(['sync', ...src(a), 'a/b/c/d'])).code).toBe(2);
+    const rate = await cli(['--json', 'sync', ...src(a), '--bwlimit', 'fast', `${a.pool}/${SRC}`]);
+    expect(rate.code).toBe(2);
+    expect(JSON.parse(rate.stderr).error.message).toMatch(/bytes per second/);
   });
 
   it('export-diff - | rbd import-diff - and rbd export-diff - | import-diff - (real pipes)', async () => {
@@ -178,7 +181,7 @@ describe('rbd-stream CLI', () => {
       resumed: false, bytesWritten: expect.any(Number), seconds: expect.any(Number), pruned: { source: [], target: [] },
     });
     await rbdCli(a, ['bench', '--io-type', 'write', '--io-size', '4096', '--io-total', '65536', '--io-pattern', 'rand', `${a.pool}/${SRC}`]);
-    const r2 = await cli([...args.slice(0, -1), '--verify', `${a.pool}/${SRC}`]);
+    const r2 = await cli([...args.slice(0, -1), '--verify', '--bwlimit', '64M', `${a.pool}/${SRC}`]);
     expect(r2.code, r2.stderr).toBe(0);
     const j2 = JSON.parse(r2.stdout);
     expect(j2).toMatchObject({ mode: 'incremental', base: j1.snapshot, verified: true });
