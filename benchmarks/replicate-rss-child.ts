@@ -18,7 +18,7 @@ h.enable();
 const t0 = performance.now();
 const r = await replicate({
   source: src, toSnapshot: 's', target: { pool: pb, name: process.env.RSS_DST!, create: {} },
-  concurrency: Number(process.env.RSS_CONC), chunkSize: Number(process.env.RSS_CHUNK),
+  concurrency: Number(process.env.RSS_CONC), chunkSize: Number(process.env.RSS_CHUNK), inflightBytes: Number(process.env.RSS_INFLIGHT),
 });
 const seconds = (performance.now() - t0) / 1000;
 h.disable();

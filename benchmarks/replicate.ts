@@ -4,7 +4,7 @@
  * by an injected reply delay.
  *
  *   npx tsx benchmarks/replicate.ts [--reps 3] [--scale 1] [--target-delay-ms 0,2,10,25]
- *     [--bwlimit-mib 50,200] [--bwlimit-delays 0] [--rss-gib 4] [--no-rss] [--concurrency 16]
+ *     [--bwlimit-mib 50,200] [--bwlimit-delays 0] [--rss-gib 2] [--no-rss] [--concurrency 256] [--inflight-mib 64]
  *     [--chunk-mib 1] [--enumeration auto|fine|whole] [--fast-mon] [--osd-mib 6000]
  *     [--workloads full,inc4k,inc64k,sparse,empty]
  *
@@ -20,7 +20,7 @@
  * mon traffic untouched). That conf serves BOTH the rbd-stream target connection (one per delay) and the
  * CLI's target side (`rbd create`, `rbd import-diff`); the source side is never delayed. Per delay the
  * injection is checked (QD1 4 KiB `rbd bench` writes with the cache off: ~1000/D IOPS expected) and the
- * ceiling is measured (`rbd bench --rbd_cache=false`, io-size = --chunk-mib, io-threads = --concurrency).
+ * ceiling is measured (`rbd bench --rbd_cache=false`, io-size = --chunk-mib, io-threads = the engine's depth for such chunks, min(--concurrency, --inflight-mib / --chunk-mib)).
  *
  * Workloads (each source prepared once, then every delay in turn): (1) full copy of a fully written image
  * (1 GiB); (2) incremental of ~16k scattered 4 KiB writes; (3) incremental of 256 MiB of random 64 KiB
@@ -56,10 +56,11 @@ const { values: args } = parseArgs({
   options: {
     reps: { type: 'string', default: '3' },
     scale: { type: 'string', default: '1' },
-    'rss-gib': { type: 'string', default: '4' },
+    'rss-gib': { type: 'string', default: '2' },
     'no-rss': { type: 'boolean', default: false },
     'osd-mib': { type: 'string', default: '6000' },
-    concurrency: { type: 'string', default: '16' },
+    concurrency: { type: 'string', default: '256' },
+    'inflight-mib': { type: 'string', default: '64' },
     'chunk-mib': { type: 'string', default: '1' },
     enumeration: { type: 'string', default: 'auto' },
     'fast-mon': { type: 'boolean', default: false },
@@ -78,6 +79,9 @@ const REPS = Number(args.reps);
 const SCALE = Number(args.scale);
 const CONC = Number(args.concurrency);
 const CHUNK = Number(args['chunk-mib']) * MiB;
+const INFLIGHT = Number(args['inflight-mib']) * MiB;
+// The engine's depth for chunk-sized writes: bounded by ops and by buffer bytes; the ceiling uses it.
+const DEPTH = Math.max(1, Math.min(CONC, Math.floor(INFLIGHT / CHUNK)));
 const ENUM = args.enumeration as 'auto' | 'fine' | 'whole';
 const IMAGE = Math.max(64 * MiB, Math.round((1024 * MiB * SCALE) / (4 * MiB)) * 4 * MiB);
 const DELAYS = parseList(args['target-delay-ms'], '--target-delay-ms');
@@ -220,7 +224,7 @@ async function main() {
   const results: Record<string, unknown> = {
     date: new Date().toISOString(), gitCommit: git('rev-parse', 'HEAD'),
     gitDirtyEngineFiles: gitDirty ? gitDirty.split('\n') : [],
-    fastMon: args['fast-mon'], reps: REPS, scale: SCALE, imageBytes: IMAGE, concurrency: CONC, chunkSize: CHUNK, enumeration: ENUM,
+    fastMon: args['fast-mon'], reps: REPS, scale: SCALE, imageBytes: IMAGE, concurrency: CONC, chunkSize: CHUNK, inflightBytes: INFLIGHT, depth: DEPTH, enumeration: ENUM,
     workloads: WORKLOADS, targetDelaysMs: DELAYS, bwlimitMiB: BWLIMITS, bwlimitDelaysMs: BW_DELAYS,
     clusters: { started: clusters.started, a: A.conf, b: B.conf },
     delayInjection: { type: 'osd', maxSeconds: '2*D/1000', probability: 1, section: 'client', appliesTo: ['rbd-stream target connection', 'rbd create (CLI target)', 'rbd import-diff'] },
@@ -249,7 +253,7 @@ async function main() {
       const start = performance.now();
       const opts = {
         source: img, fromSnapshot: from, toSnapshot: to, target: { pool: t.pool, name: dst, create: create ? {} : undefined },
-        concurrency: CONC, chunkSize: CHUNK, ...extra,
+        concurrency: CONC, chunkSize: CHUNK, inflightBytes: INFLIGHT, ...extra,
       } as ReplicateOptions;
       const r = await replicate(withReplicateTestHooks(opts, { enumeration: ENUM }));
       const secs = (performance.now() - start) / 1000;
@@ -326,12 +330,12 @@ async function main() {
     log(`delay ${d} ms: QD1 4 KiB ${qd1.opsPerSec.toFixed(0)} IOPS (mean op ${meanOpMs.toFixed(2)} ms, implied delay ${(meanOpMs - baseOpMs).toFixed(2)} ms)`);
     if (!DELAYS.includes(d)) continue;
     const samples: number[] = [];
-    for (let i = 0; i < REPS; i++) samples.push((await bench(t.c, `${B.pool}/${ceilImg}`, String(CHUNK), 'seq', IMAGE, CONC, ['--rbd_cache=false'])).bytesPerSec);
+    for (let i = 0; i < REPS; i++) samples.push((await bench(t.c, `${B.pool}/${ceilImg}`, String(CHUNK), 'seq', IMAGE, DEPTH, ['--rbd_cache=false'])).bytesPerSec);
     const ceiling = median(samples);
     ceilings.set(d, ceiling);
-    r.ceiling = { command: `rbd bench --io-type write --io-size ${CHUNK} --io-threads ${CONC} --io-pattern seq --io-total ${IMAGE} --rbd_cache=false`,
-      ioSize: CHUNK, ioThreads: CONC, samplesBytesPerSec: samples, medianBytesPerSec: ceiling };
-    log(`delay ${d} ms: write ceiling (rbd bench ${CHUNK / MiB} MiB × ${CONC}, cache off): ${fmtMiBs(ceiling)}`);
+    r.ceiling = { command: `rbd bench --io-type write --io-size ${CHUNK} --io-threads ${DEPTH} --io-pattern seq --io-total ${IMAGE} --rbd_cache=false`,
+      ioSize: CHUNK, ioThreads: DEPTH, samplesBytesPerSec: samples, medianBytesPerSec: ceiling };
+    log(`delay ${d} ms: write ceiling (rbd bench ${CHUNK / MiB} MiB × ${DEPTH}, cache off): ${fmtMiBs(ceiling)}`);
   }
   await remove(B, ceilImg);
 
@@ -440,6 +444,15 @@ async function main() {
   if (on('sparse')) await fullCase('sparse', fivePercent);
   if (on('empty')) await incCase('empty', fivePercent);
 
+  // Saved now and again at the end: a failure in the RSS part must not lose the copies' results.
+  const resultsFile = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results', `replicate-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  const save = () => {
+    results.delays = allDelays.map((d) => perDelay.get(d));
+    mkdirSync(path.dirname(resultsFile), { recursive: true });
+    writeFileSync(resultsFile, `${JSON.stringify(results, null, 2)}\n`);
+  };
+  save();
+
   // --- peak RSS while copying a large image (per delay) ----------------------------------------------
   if (!args['no-rss']) {
     const bytes = Math.round(Number(args['rss-gib']) * 1024 * SCALE) * MiB;
@@ -455,7 +468,7 @@ async function main() {
         const here = path.dirname(fileURLToPath(import.meta.url));
         const p = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'replicate-rss-child.ts')], {
           env: { ...process.env, RSS_A: JSON.stringify(A), RSS_B: JSON.stringify(t.c), RSS_SRC: src, RSS_DST: dst,
-            RSS_CONC: String(CONC), RSS_CHUNK: String(CHUNK) },
+            RSS_CONC: String(CONC), RSS_CHUNK: String(CHUNK), RSS_INFLIGHT: String(INFLIGHT) },
           stdio: ['ignore', 'pipe', 'inherit'],
         });
         let o = '';
@@ -472,20 +485,20 @@ async function main() {
     await remove(A, src);
   }
 
-  results.delays = allDelays.map((d) => perDelay.get(d));
+  save();
   await cleanup();
 
   // --- output ------------------------------------------------------------------------------------------
   const head: Row = { workload: 'workload', stream: 'rbd-stream (median)', cli: 'CLI export-diff|import-diff', speedup: 'speedup median [min–max]', ofCeiling: 'data phase of ceiling', lag: 'lag p99' };
   const cols = Object.keys(head) as (keyof Row)[];
-  console.log(`reps ${REPS}, scale ${SCALE}, image ${IMAGE / MiB} MiB, engine ${CHUNK / MiB} MiB × ${CONC}, enumeration ${ENUM}`);
+  console.log(`reps ${REPS}, scale ${SCALE}, image ${IMAGE / MiB} MiB, engine ${CHUNK / MiB} MiB chunks, ${CONC} ops / ${INFLIGHT / MiB} MiB in flight, enumeration ${ENUM}`);
   for (const d of DELAYS) {
     const r = perDelay.get(d)!;
     const inj = r.injectionCheck as { iops: number; impliedMeanDelayMs: number; warning?: string };
     const all = [head, ...rows.get(d)!];
     const w = cols.map((k) => Math.max(...all.map((x) => x[k].length)));
     console.log(`\ntarget delay ${d} ms (mean, injected on the target side): QD1 4 KiB ${inj.iops.toFixed(0)} IOPS, implied delay ${inj.impliedMeanDelayMs.toFixed(2)} ms; `
-      + `ceiling ${fmtMiBs(ceilings.get(d)!)} (rbd bench ${CHUNK / MiB} MiB × ${CONC}, cache off)${inj.warning ? ` — WARNING: ${inj.warning}` : ''}`);
+      + `ceiling ${fmtMiBs(ceilings.get(d)!)} (rbd bench ${CHUNK / MiB} MiB × ${DEPTH}, cache off)${inj.warning ? ` — WARNING: ${inj.warning}` : ''}`);
     for (const x of all) console.log(cols.map((k, i) => x[k].padEnd(w[i])).join(' | '));
   }
   if (Array.isArray(results.bwlimit)) {
@@ -506,11 +519,7 @@ async function main() {
     });
     console.log(`| ${labels[key]} | ${cells.join(' | ')} |`);
   }
-  const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
-  mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, `replicate-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
-  console.log(`\nresults: ${file}`);
+  console.log(`\nresults: ${resultsFile}`);
 }
 
 let cleanupOnError: (() => Promise<void>) | undefined;
