@@ -188,7 +188,8 @@ async function main() {
     if (clusters.started && setDir) await down(setDir).catch(() => undefined);
   };
   cleanupOnError = cleanup;
-  process.on('SIGINT', () => void cleanup().then(() => process.exit(130)));
+  // SIGTERM too (timeout(1), supervisors): a killed run must not leave its clusters running.
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => void cleanup().then(() => process.exit(sig === 'SIGINT' ? 130 : 143)));
 
   // memstore OSDs report class hdd, whose default 5 s snap-trim sleep lets removed snapshots pile up
   // (each kept snapshot holds whole-object clones in RAM) until the OSD is full.
