@@ -308,6 +308,12 @@ void Pipeline(Job* j) {
     }
   };
   auto slotBytes = [&](const Slot& s) -> uint64_t { return o.verify ? s.len * 2 : (s.exists ? s.len : 0); };
+  // Starts one op of slot si, counted against the slot and against `concurrency`.
+  auto submit = [&](int si, Kind kind, uint64_t off, auto start) {
+    slots[si].pending++;
+    opsInFlight++;
+    Submit(j, si, kind, off, start);
+  };
   // In-flight chunks in issue (= offset) order, for the completed low-watermark.
   struct Mark {
     uint64_t off;
@@ -356,16 +362,13 @@ void Pipeline(Job* j) {
   // target has objects is learnt at the first zero run: a copy without any pays no round trips.
   bool allocLearnt = false;
   auto zeroOut = [&](int si, uint64_t a, uint64_t b) {
-    Slot& s = slots[si];
     if (!allocLearnt) {
       allocLearnt = true;
       LearnTargetAllocation(j);
     }
     auto zero = [&](uint64_t x, uint64_t y) {
       j->bytesZeroed += y - x;
-      s.pending++;
-      opsInFlight++;
-      Submit(j, si, kZero, x, [&](rbd_completion_t c) { return rbd_aio_write_zeroes(dst, x, y - x, c, 0, kWriteFlags); });
+      submit(si, kZero, x, [&](rbd_completion_t c) { return rbd_aio_write_zeroes(dst, x, y - x, c, 0, kWriteFlags); });
     };
     if (!j->knowTargetAlloc) return zero(a, b);
     const std::vector<Ext>& al = j->targetAlloc;
@@ -389,14 +392,10 @@ void Pipeline(Job* j) {
     if (o.verify) {
       throttle.sent += s.len;  // target reads
       ensure(s.buf2, s.len);
-      s.pending++;
-      opsInFlight++;
-      Submit(j, si, kDstRead, s.off, [&](rbd_completion_t c) { return rbd_aio_read2(dst, s.off, s.len, s.buf2.data(), c, kReadFlags); });
+      submit(si, kDstRead, s.off, [&](rbd_completion_t c) { return rbd_aio_read2(dst, s.off, s.len, s.buf2.data(), c, kReadFlags); });
       if (s.exists) {
         ensure(s.buf, s.len);
-        s.pending++;
-        opsInFlight++;
-        Submit(j, si, kSrcRead, s.off, [&](rbd_completion_t c) { return rbd_aio_read2(src, s.off, s.len, s.buf.data(), c, kReadFlags); });
+        submit(si, kSrcRead, s.off, [&](rbd_completion_t c) { return rbd_aio_read2(src, s.off, s.len, s.buf.data(), c, kReadFlags); });
       }
       return;
     }
@@ -407,9 +406,7 @@ void Pipeline(Job* j) {
     }
     ensure(s.buf, s.len);
     throttle.reserved += s.len;  // at most this much is written once it is read
-    s.pending++;
-    opsInFlight++;
-    Submit(j, si, kSrcRead, s.off, [&](rbd_completion_t c) { return rbd_aio_read2(src, s.off, s.len, s.buf.data(), c, kReadFlags); });
+    submit(si, kSrcRead, s.off, [&](rbd_completion_t c) { return rbd_aio_read2(src, s.off, s.len, s.buf.data(), c, kReadFlags); });
   };
 
   // After a source read: per data part, zero runs (aligned 4 KiB blocks) → write_zeroes, the rest → writes.
@@ -447,9 +444,7 @@ void Pipeline(Job* j) {
       } else {
         const char* p = s.buf.data() + (a - s.off);
         j->bytesWritten += b - a;
-        s.pending++;
-        opsInFlight++;
-        Submit(j, si, kWrite, a, [&](rbd_completion_t c) { return rbd_aio_write2(dst, a, b - a, p, c, kWriteFlags); });
+        submit(si, kWrite, a, [&](rbd_completion_t c) { return rbd_aio_write2(dst, a, b - a, p, c, kWriteFlags); });
       }
     };
     while (cur < end) {
@@ -504,19 +499,12 @@ void Pipeline(Job* j) {
       }
       s.len = spanEnd - s.off;
       // Over the byte bound (one chunk always goes) or the bandwidth: put it back and wait.
-      uint64_t need = slotBytes(s);
-      if (inflight > 0 && bytesInFlight + need > o.inflightBytes) {
+      bool overBytes = inflight > 0 && bytesInFlight + slotBytes(s) > o.inflightBytes;
+      if (!overBytes && throttle.rate > 0 && (o.verify || s.exists)) throttled = throttle.Wait(s.len);
+      if (overBytes || throttled.count() > 0) {
         ei = ei0;
         epos = epos0;
         break;
-      }
-      if (throttle.rate > 0 && (o.verify || s.exists)) {
-        throttled = throttle.Wait(s.len);
-        if (throttled.count() > 0) {
-          ei = ei0;
-          epos = epos0;
-          break;
-        }
       }
       freeSlots.pop_back();
       issue(si);

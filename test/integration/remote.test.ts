@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rados, replicate, syncImage, type Image, type Pool, type ReplicateProgress } from '../../lib/index.js';
 import { rbdExportMd5, type TestCluster } from '../support/clusters.js';
-import { A, B as maybeB, Images, KiB, MiB, connectTo } from '../support/helpers.js';
+import { A, B as maybeB, Images, KiB, MiB, connectTo, expectCode } from '../support/helpers.js';
 import { writeDelayedConf } from '../support/delay.js';
 
 const B: TestCluster = maybeB ?? A;
@@ -24,16 +24,6 @@ const imagesA = new Images(A);
 const imagesB = new Images(B);
 
 const md5 = (c: TestCluster, spec: string) => rbdExportMd5(c, `${c.pool}/${spec}`);
-
-async function expectCode(p: Promise<unknown>, code: string): Promise<Error & Record<string, unknown>> {
-  try {
-    await p;
-  } catch (e) {
-    expect((e as { code?: string }).code, String(e)).toBe(code);
-    return e as Error & Record<string, unknown>;
-  }
-  throw new Error(`expected rejection with ${code}`);
-}
 
 /** Scattered changes: random data, zeros written as data, write_zeroes and discard over earlier data. */
 async function scatter(img: Image, size: number, round: number): Promise<void> {

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rados, replicate, readIdentity, type Pool, type Image, type ReplicateProgress } from '../../lib/index.js';
 import { withReplicateTestHooks } from '../../lib/transfer/replicate/options.js';
 import { getClusters, rbdCli, rbdExportMd5, type TestCluster } from '../support/clusters.js';
+import { expectCode } from '../support/helpers.js';
 
 const clusters = getClusters();
 const A = clusters.a;
@@ -56,16 +57,6 @@ async function fillImage(img: Image, size: number, seed: number): Promise<void> 
 }
 
 const md5 = (c: TestCluster, spec: string) => rbdExportMd5(c, spec.includes('/') ? spec : `${c.pool}/${spec}`);
-
-async function expectCode(p: Promise<unknown>, code: string): Promise<Error & Record<string, unknown>> {
-  try {
-    await p;
-  } catch (e) {
-    expect((e as { code?: string }).code, String(e)).toBe(code);
-    return e as Error & Record<string, unknown>;
-  }
-  throw new Error(`expected rejection with ${code}`);
-}
 
 beforeAll(async () => {
   ra = await connect(A);

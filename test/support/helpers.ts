@@ -1,7 +1,7 @@
 // Shared helpers for the binding tests: connections to the suite's clusters,
 // unique image names and cleanup of what a test file created.
 import { createHash, randomBytes } from 'node:crypto';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { Rados, type Pool } from '../../lib/index.js';
 import { getClusters, rbdCli, type TestCluster } from './clusters.js';
 
@@ -100,4 +100,15 @@ export function usePool(c: TestCluster = A): PoolFixture {
     get pool() { return pool!; },
     images,
   };
+}
+
+/** Awaits `p`, expecting a rejection whose `code` is `code`; returns the error. */
+export async function expectCode(p: Promise<unknown>, code: string): Promise<Error & Record<string, unknown>> {
+  try {
+    await p;
+  } catch (e) {
+    expect((e as { code?: string }).code, String(e)).toBe(code);
+    return e as Error & Record<string, unknown>;
+  }
+  throw new Error(`expected rejection with ${code}`);
 }
