@@ -6,7 +6,7 @@ import { Image } from '../core/image.js';
 import { Pool } from '../core/pool.js';
 import { readIdentity, sameSource, sourceIdentity, identityKey } from './identity.js';
 import { replicate, type ReplicateProgress } from './replicate/run.js';
-import { checkBandwidth } from './replicate/options.js';
+import { MAX_CONCURRENCY, checkBandwidth } from './replicate/options.js';
 import { CHECKPOINT_KEY } from './replicate/checkpoint.js';
 import type { SnapshotInfo } from '../core/snapshot.js';
 
@@ -103,7 +103,7 @@ export async function syncImage(options: SyncImageOptions): Promise<SyncResult> 
   const verify = checkBool(o.verify, 'verify') ?? false;
   const force = checkBool(o.force, 'force') ?? false;
   // Checked here, not only by replicate(): bad input must fail before the source is snapshotted.
-  if (o.concurrency !== undefined) checkUint(o.concurrency, 'concurrency', { min: 1, max: 4096 });
+  if (o.concurrency !== undefined) checkUint(o.concurrency, 'concurrency', { min: 1, max: MAX_CONCURRENCY });
   const bandwidth = o.bandwidth === undefined ? undefined : checkBandwidth(o.bandwidth);
   if (o.writeGap !== undefined) checkUint(o.writeGap, 'writeGap', { max: 64 << 20 });
   const signal = checkSignal(o.signal);
@@ -259,7 +259,7 @@ export async function syncPool(options: SyncPoolOptions): Promise<SyncPoolResult
   if (!(o.source instanceof Pool)) throw new TypeError('source must be a Pool');
   if (!(o.target instanceof Pool)) throw new TypeError('target must be a Pool');
   const parallel = o.parallel === undefined ? 2 : checkUint(o.parallel, 'parallel', { min: 1, max: 64 });
-  if (o.concurrency !== undefined) checkUint(o.concurrency, 'concurrency', { min: 1, max: 4096 });
+  if (o.concurrency !== undefined) checkUint(o.concurrency, 'concurrency', { min: 1, max: MAX_CONCURRENCY });
   const bandwidth = o.bandwidth === undefined ? undefined : checkBandwidth(o.bandwidth);
   if (o.writeGap !== undefined) checkUint(o.writeGap, 'writeGap', { max: 64 << 20 });
   const signal = checkSignal(o.signal);

@@ -130,6 +130,7 @@ export interface CheckedReplicateOptions {
 export const isImage = (v: unknown): v is Image => v instanceof Image;
 
 export const DEFAULT_CONCURRENCY = 256;
+export const MAX_CONCURRENCY = 4096;
 export const DEFAULT_INFLIGHT_BYTES = 64 << 20;
 
 /** `bandwidth` option: a positive number of bytes per second, or undefined (0 when none). */
@@ -150,7 +151,7 @@ export function checkReplicateOptions(options: ReplicateOptions): CheckedReplica
   const toSnap = checkSnapName(o.toSnapshot, 'toSnapshot');
   const fromSnap = o.fromSnapshot === undefined ? undefined : checkSnapName(o.fromSnapshot, 'fromSnapshot');
   if (fromSnap === toSnap) throw new RangeError('fromSnapshot and toSnapshot must differ');
-  const concurrency = o.concurrency === undefined ? DEFAULT_CONCURRENCY : checkUint(o.concurrency, 'concurrency', { min: 1, max: 4096 });
+  const concurrency = o.concurrency === undefined ? DEFAULT_CONCURRENCY : checkUint(o.concurrency, 'concurrency', { min: 1, max: MAX_CONCURRENCY });
   const chunkSize = o.chunkSize === undefined ? 1 << 20 : checkUint(o.chunkSize, 'chunkSize', { min: 4096, max: 64 << 20 });
   if (chunkSize % 4096 !== 0) throw new RangeError('chunkSize must be a multiple of 4096');
   const inflightBytes = o.inflightBytes === undefined ? Math.max(DEFAULT_INFLIGHT_BYTES, chunkSize) : checkUint(o.inflightBytes, 'inflightBytes', { min: chunkSize, max: 1 << 30 });
