@@ -5,6 +5,7 @@ import type { Readable, Writable } from 'node:stream';
 import { InvalidArgumentError, type Command } from 'commander';
 import type { ConnectOptions, Rados } from '../core/rados.js';
 import type { Pool } from '../core/pool.js';
+import { parseRetention } from '../transfer/retention.js';
 
 export class UsageError extends Error {
   code = 'ERR_USAGE';
@@ -44,6 +45,18 @@ export function intArg(name: string, min = 0) {
     const n = Number(v);
     if (!Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}`);
     return n;
+  };
+}
+
+/** A number N (the N newest) or a retention policy string, checked here so usage errors exit early. */
+export function keepArg(name: string) {
+  return (v: string): number | string => {
+    try {
+      parseRetention(v, name);
+    } catch (e) {
+      throw new InvalidArgumentError((e as Error).message);
+    }
+    return /^\d+$/.test(v.trim()) ? Number(v) : v;
   };
 }
 
@@ -118,8 +131,8 @@ export function clusterOptions(cmd: Command, dest: boolean): Command {
 export function syncOptions(c: Command, help: { force: string; concurrency: string }): Command {
   return c
     .option('--prefix <prefix>', 'snapshot prefix owned by sync', 'rbd-sync-')
-    .option('--keep-source <n>', 'prefixed snapshots kept on the source', intArg('keep-source', 1), 3)
-    .option('--keep-target <n>', 'prefixed snapshots kept on the target', intArg('keep-target', 1), 3)
+    .option('--keep-source <policy>', 'prefixed snapshots kept on the source: N newest, or a policy such as latest3,days7,weeks4', keepArg('keep-source'), 3)
+    .option('--keep-target <policy>', 'prefixed snapshots kept on the target (as --keep-source)', keepArg('keep-target'), 3)
     .option('--verify', 'checksum the copied extents on both sides afterwards')
     .option('--force', help.force)
     .option('--concurrency <n>', help.concurrency, intArg('concurrency', 1))
@@ -131,7 +144,7 @@ export function syncOptions(c: Command, help: { force: string; concurrency: stri
 export function syncFlags(o: Record<string, unknown>) {
   return {
     prefix: o.prefix as string,
-    keep: { source: o.keepSource as number, target: o.keepTarget as number },
+    keep: { source: o.keepSource as number | string, target: o.keepTarget as number | string },
     verify: Boolean(o.verify),
     force: Boolean(o.force),
     concurrency: o.concurrency as number | undefined,

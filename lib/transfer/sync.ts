@@ -9,12 +9,16 @@ import { replicate, type ReplicateProgress } from './replicate/run.js';
 import { MAX_CONCURRENCY, checkBandwidth } from './replicate/options.js';
 import { CHECKPOINT_KEY } from './replicate/checkpoint.js';
 import type { SnapshotInfo } from '../core/snapshot.js';
+import { parseRetention, selectRetention, type RetentionPolicy } from './retention.js';
 
 export interface SyncKeep {
-  /** Snapshots with the prefix kept on the source (default 3, at least 1). */
-  source?: number;
-  /** Snapshots with the prefix kept on the target (default 3, at least 1). */
-  target?: number;
+  /**
+   * Prefixed snapshots kept on the source: a number N (the N newest; default 3, at least 1) or a
+   * retention policy such as 'latest3,hours24,days7,weeks4,months12' (see docs/sync.md).
+   */
+  source?: number | string;
+  /** As `source`, for the target. */
+  target?: number | string;
 }
 
 export interface SyncImageOptions {
@@ -98,8 +102,8 @@ export async function syncImage(options: SyncImageOptions): Promise<SyncResult> 
   const source = o.source;
   const prefix = o.prefix === undefined ? DEFAULT_PREFIX : checkName(o.prefix, 'prefix', { forbid: '/@' });
   const keepO = checkOptions<SyncKeep>(o.keep, 'keep', ['source', 'target']);
-  const keepSource = keepO.source === undefined ? DEFAULT_KEEP : checkUint(keepO.source, 'keep.source', { min: 1 });
-  const keepTarget = keepO.target === undefined ? DEFAULT_KEEP : checkUint(keepO.target, 'keep.target', { min: 1 });
+  const keepSource = parseRetention(keepO.source ?? DEFAULT_KEEP, 'keep.source');
+  const keepTarget = parseRetention(keepO.target ?? DEFAULT_KEEP, 'keep.target');
   const verify = checkBool(o.verify, 'verify') ?? false;
   const force = checkBool(o.force, 'force') ?? false;
   // Checked here, not only by replicate(): bad input must fail before the source is snapshotted.
@@ -214,11 +218,18 @@ export async function syncImage(options: SyncImageOptions): Promise<SyncResult> 
   }
 }
 
-/** Removes the oldest prefixed snapshots beyond `keep`, never `newestCommon` nor protected ones. */
-async function prune(image: Image, prefix: string, keep: number, newestCommon: string, isTarget: boolean): Promise<string[]> {
+/** The time a sync snapshot stands for: the one in its name (same on both sides), else librbd's. */
+function snapTime(s: SnapshotInfo, prefix: string): Date {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})\.(\d{3})Z$/.exec(s.name.slice(prefix.length));
+  return m ? new Date(Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6], +m[7])) : s.timestamp;
+}
+
+/** Removes the prefixed snapshots `keep` does not keep, never `newestCommon` nor protected ones. */
+async function prune(image: Image, prefix: string, keep: RetentionPolicy, newestCommon: string, isTarget: boolean): Promise<string[]> {
   const snaps = await prefixed(image, prefix);
   const removed: string[] = [];
-  const excess = snaps.slice(0, Math.max(0, snaps.length - keep));
+  const pruneNames = new Set(selectRetention(snaps.map((s) => ({ name: s.name, timestamp: snapTime(s, prefix) })), keep).prune);
+  const excess = snaps.filter((s) => pruneNames.has(s.name));
   for (const s of excess) {
     if (s.name === newestCommon || s.protected) continue;
     await image.removeSnapshot(s.name);
