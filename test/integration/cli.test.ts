@@ -192,6 +192,29 @@ describe('rbd-stream CLI', () => {
     expect(JSON.parse(r3.stdout).error.code).toBe('ERR_NO_COMMON_SNAPSHOT');
   });
 
+  it('sync prunes to retention policies on both sides (--keep-source latest2, --keep-target latest1,hours1)', async () => {
+    // Rounds made seconds apart share their hour (and day, ...), so hours1 keeps one snapshot there:
+    // deterministic here; spread-out times are covered by test/unit/retention.test.ts.
+    const name = `${tag}-ret`;
+    await makeImage(a, name, 4, [[0, 65536, 7]]);
+    made.push([b, name]);
+    const args = ['--json', 'sync', ...src(a), ...dst(b), '--keep-source', 'latest2', '--keep-target', 'latest1,hours1', `${a.pool}/${name}`];
+    const made4: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const r = await cli(args);
+      expect(r.code, r.stderr).toBe(0);
+      made4.push(JSON.parse(r.stdout).snapshot);
+    }
+    const snaps = async (c: TestCluster) =>
+      (JSON.parse(await rbdCli(c, ['snap', 'ls', '--format', 'json', `${c.pool}/${name}`])) as { name: string }[])
+        .map((s) => s.name).sort();
+    expect(await snaps(a)).toEqual(made4.slice(-2).sort());
+    expect(await snaps(b)).toEqual(made4.slice(-1));
+    const bad = await cli(['--json', 'sync', ...src(a), ...dst(b), '--keep-target', 'days7,bogus3', `${a.pool}/${name}`]);
+    expect(bad.code).toBe(2);
+    expect(bad.stdout + bad.stderr).toContain('bogus3');
+  });
+
   it('SIGINT interrupts a sync with exit 130; the next run resumes the same snapshot', async () => {
     const name = `${tag}-int`;
     made.push([a, name], [b, name]);
