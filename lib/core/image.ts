@@ -1,10 +1,10 @@
 // An open image: data path, metadata, features, snapshots, diff.
 import { native, type ImageHandle } from '../binding/index.js';
 import { NativeHandle } from './handle.js';
-import { MAX_IO_BYTES, checkBool, checkName, checkOptions, checkSignal, checkSnapName, checkUint, describe } from './validate.js';
+import { MAX_IO_BYTES, checkBool, checkFromSnapId, checkName, checkOptions, checkSignal, checkSnapName, checkUint, describe } from './validate.js';
 import { FLAG_FAST_DIFF_INVALID, FLAG_OBJECT_MAP_INVALID, featureBits, featureNames, type FeatureName } from './features.js';
 import { toSnapshotInfo, type SnapshotInfo, type SnapshotRef } from './snapshot.js';
-import { checkFromSnapId, requireDiffIterate3 } from './librbd.js';
+import { requireDiffIterate3 } from './librbd.js';
 import { iterateDiff, type DiffOptions, type Extent } from './diff.js';
 import type { Pool } from './pool.js';
 import { kHandle, kTrack, kOnClose, kForget } from './internal.js';

@@ -1,7 +1,7 @@
 // exportDiff: the `rbd export-diff` stream, produced from an image.
 import { Readable, addAbortSignal } from 'node:stream';
 import { codedError } from '../core/errors.js';
-import { checkBool, checkOptions, checkSignal, checkSnapName, checkUint, describe } from '../core/validate.js';
+import { checkBool, checkFromSnapId, checkOptions, checkSignal, checkSnapName, checkUint, describe } from '../core/validate.js';
 import {
   END_RECORD,
   encodeBanner,
@@ -13,7 +13,7 @@ import {
   type DiffVersion,
 } from './diff-format.js';
 import type { Image } from '../core/image.js';
-import { checkFromSnapId, requireDiffIterate3 } from '../core/librbd.js';
+import { requireDiffIterate3 } from '../core/librbd.js';
 
 export interface ExportDiffOptions {
   /** Export only what changed since this snapshot (an incremental diff); default: everything allocated. */

@@ -1,8 +1,8 @@
 // syncImage / syncPool: snapshot-based replication rounds with pruning, on top of replicate().
 import picomatch from 'picomatch';
 import { codedError } from '../core/errors.js';
-import { checkFromSnapId, requireDiffIterate3 } from '../core/librbd.js';
-import { checkBool, checkImageName, checkName, checkOptions, checkSignal, checkUint, describe } from '../core/validate.js';
+import { requireDiffIterate3 } from '../core/librbd.js';
+import { checkBool, checkFromSnapId, checkImageName, checkName, checkOptions, checkSignal, checkUint, describe } from '../core/validate.js';
 import { Image } from '../core/image.js';
 import { Pool } from '../core/pool.js';
 import { readIdentity, sameSource, sourceIdentity, identityKey } from './identity.js';

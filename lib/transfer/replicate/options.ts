@@ -1,7 +1,6 @@
 // replicate() options: the public types and their validation (TypeError/RangeError before any
 // cluster call).
-import { checkFromSnapId } from '../../core/librbd.js';
-import { checkBool, checkOptions, checkSignal, checkSnapName, checkUint, checkImageName, describe } from '../../core/validate.js';
+import { checkBool, checkFromSnapId, checkOptions, checkSignal, checkSnapName, checkUint, checkImageName, describe } from '../../core/validate.js';
 import { Image } from '../../core/image.js';
 import { Pool, createImageArgs, type CreateImageOptions } from '../../core/pool.js';
 import type { SnapshotIdentity } from '../identity.js';
