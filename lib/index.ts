@@ -6,7 +6,7 @@ export type { Extent, DiffOptions } from './core/diff.js';
 export type { SnapshotInfo, SnapshotNamespace, SnapshotRef, MirrorSnapshotInfo } from './core/snapshot.js';
 export { FEATURE_BITS, featureBits, featureNames, type FeatureName } from './core/features.js';
 export { RbdError, isRbdError, type RbdErrorCode } from './core/errors.js';
-export { librbdVersion } from './core/librbd.js';
+export { librbdVersion, capabilities, type Capabilities } from './core/librbd.js';
 export { RadosMirror } from './mirror/rados.js';
 export { PoolMirror } from './mirror/pool.js';
 export { ImageMirror } from './mirror/image.js';

@@ -232,8 +232,22 @@ struct DiffExtent {
   uint64_t off, len;
   bool exists;
 };
-int DiffExtents(rbd_image_t image, const char* fromSnap, uint64_t off, uint64_t len, bool includeParent,
+// The snapshot a diff starts from: none (everything allocated), a name (diff_iterate2, user
+// snapshots only) or an id (diff_iterate3: also mirror, trash and group snapshots).
+struct DiffFrom {
+  bool has = false;
+  bool byId = false;
+  std::string name;
+  uint64_t id = 0;
+};
+int DiffExtents(rbd_image_t image, const DiffFrom& from, uint64_t off, uint64_t len, bool includeParent,
                 bool wholeObject, std::vector<DiffExtent>* out);
+
+// rbd_diff_iterate3 (Reef 18.2.5+, Squid 19.2.3+), looked up once at run time so one binary
+// built against Pacific's headers uses it where the running librbd has it; null where it lacks it.
+using DiffIterate3Fn = int (*)(rbd_image_t image, uint64_t from_snap_id, uint64_t ofs, uint64_t len, uint32_t flags,
+                               int (*cb)(uint64_t, size_t, int, void*), void* arg);
+DiffIterate3Fn DiffIterate3();
 
 void InitErrors(Napi::Env env, Napi::Object exports);
 void InitAio(Napi::Env env, Napi::Object exports);

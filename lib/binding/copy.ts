@@ -3,7 +3,8 @@ import type { CopyJobHandle, ImageHandle } from './handles.js';
 
 export interface NativeCopyOptions {
   mode: 'copy' | 'verify';
-  fromSnap: string | null;
+  /** The source's from-snapshot: a name (diff_iterate2) or an id (diff_iterate3). */
+  fromSnap: string | bigint | null;
   toSnapId: number;
   size: number;
   startOffset: number;

@@ -5,12 +5,15 @@ export interface DiffBinding {
   /** Changed extents in [offset, offset+length) as (offset, length, exists) triples, sorted. */
   getDiffExtents(
     i: ImageHandle,
-    fromSnap: string | null,
+    /** A name (diff_iterate2), an id (diff_iterate3, resolved at run time: EOPNOTSUPP without it) or null. */
+    fromSnap: string | bigint | null,
     offset: number,
     length: number,
     wholeObject: boolean,
     includeParent: boolean,
   ): Promise<Float64Array>;
+  /** What the running librbd offers beyond Pacific's C API (dlsym; no librbd call). */
+  getCapabilities(): { cephVersion: string | null; diffIterate3: boolean };
 }
 
-export const diffFunctions: Record<keyof DiffBinding, true> = { getDiffExtents: true };
+export const diffFunctions: Record<keyof DiffBinding, true> = { getDiffExtents: true, getCapabilities: true };

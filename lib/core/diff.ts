@@ -11,6 +11,12 @@ export interface Extent {
 export interface DiffOptions {
   /** Diff against this snapshot; default: everything allocated. */
   fromSnapshot?: string;
+  /**
+   * Diff against the snapshot with this id instead (exclusive with `fromSnapshot`): reaches
+   * mirror (`.mirror.primary.*`), trash and group snapshots, which names cannot. Needs
+   * rbd_diff_iterate3 (Reef 18.2.5+, Squid 19.2.3+; see `capabilities()`), else ENOTSUP.
+   */
+  fromSnapId?: number | bigint;
   offset?: number;
   length?: number;
   /** Report whole objects (uses the fast-diff object map when valid). */
@@ -24,7 +30,7 @@ export interface DiffOptions {
 
 export interface DiffPlan {
   handle: () => ImageHandle;
-  from: string | null;
+  from: string | bigint | null;
   offset: number;
   end: number;
   /** Range step: a multiple of the striping period, so no extent spans two calls. */

@@ -28,6 +28,11 @@ const ERROR_CODES = {
   ERFKILL: 132, EHWPOISON: 133,
   /** A handle (connection, pool, image) was used after close(). */
   ERR_CLOSED: null,
+  /**
+   * The running librbd lacks a call this needs (errno -95, as EOPNOTSUPP; that code stays for what
+   * librbd or the cluster itself rejects), e.g. a diff from a snapshot id before Reef 18.2.5.
+   */
+  ENOTSUP: null,
   /** The operation was aborted through its AbortSignal (Node's code for that). */
   ABORT_ERR: null,
   /** Diff stream: not an rbd diff banner. */

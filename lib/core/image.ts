@@ -1,9 +1,10 @@
 // An open image: data path, metadata, features, snapshots, diff.
 import { native, type ImageHandle } from '../binding/index.js';
 import { NativeHandle } from './handle.js';
-import { MAX_IO_BYTES, checkBool, checkName, checkOptions, checkSignal, checkSnapName, checkUint, describe } from './validate.js';
+import { MAX_IO_BYTES, checkBool, checkFromSnapId, checkName, checkOptions, checkSignal, checkSnapName, checkUint, describe } from './validate.js';
 import { FLAG_FAST_DIFF_INVALID, FLAG_OBJECT_MAP_INVALID, featureBits, featureNames, type FeatureName } from './features.js';
 import { toSnapshotInfo, type SnapshotInfo, type SnapshotRef } from './snapshot.js';
+import { requireDiffIterate3 } from './librbd.js';
 import { iterateDiff, type DiffOptions, type Extent } from './diff.js';
 import type { Pool } from './pool.js';
 import { kHandle, kTrack, kOnClose, kForget } from './internal.js';
@@ -268,6 +269,7 @@ export class Image extends NativeHandle<ImageHandle> {
   diff(options: DiffOptions = {}): AsyncIterable<Extent[]> {
     const o = checkOptions<DiffOptions>(options, 'diff options', [
       'fromSnapshot',
+      'fromSnapId',
       'offset',
       'length',
       'wholeObject',
@@ -276,6 +278,7 @@ export class Image extends NativeHandle<ImageHandle> {
       'batchSize',
     ]);
     if (o.fromSnapshot !== undefined) checkSnapName(o.fromSnapshot, 'fromSnapshot');
+    const fromId = checkFromSnapId(o.fromSnapId, o.fromSnapshot);
     const offset = o.offset === undefined ? 0 : checkUint(o.offset, 'offset');
     if (o.length !== undefined) checkUint(o.length, 'length');
     const wholeObject = checkBool(o.wholeObject, 'wholeObject') ?? false;
@@ -286,13 +289,14 @@ export class Image extends NativeHandle<ImageHandle> {
     const self = this;
     return {
       async *[Symbol.asyncIterator]() {
+        if (fromId !== undefined) requireDiffIterate3({ operation: 'diff', pool: self.pool.name, image: self.name });
         const st = await self.stat();
         const end = Math.min(st.size, o.length === undefined ? st.size : offset + o.length);
         // Ranges of 64 striping periods (256 MiB with defaults).
         const step = st.objectSize * Math.max(1, st.stripeCount) * 64;
         yield* iterateDiff({
           handle: () => self[kHandle],
-          from: o.fromSnapshot ?? null,
+          from: fromId ?? o.fromSnapshot ?? null,
           offset,
           end,
           step,

@@ -62,3 +62,21 @@ export function describe(v: unknown): string {
 
 /** Largest single read/write we accept (librbd takes size_t; Node buffers cap lower). */
 export const MAX_IO_BYTES = 1024 * 1024 * 1024;
+
+/**
+ * A `fromSnapId` option checked (a snapshot id: non-negative integer, number or bigint, < 2^64)
+ * and returned as the bigint the addon takes; undefined when absent. `fromSnapshot` (by name)
+ * and `fromSnapId` exclude each other.
+ */
+export function checkFromSnapId(id: unknown, fromSnapshot: unknown, what = 'fromSnapId'): bigint | undefined {
+  if (id === undefined) return undefined;
+  if (fromSnapshot !== undefined) throw new TypeError(`pass either fromSnapshot or ${what}, not both`);
+  let v: bigint;
+  if (typeof id === 'bigint') v = id;
+  else if (typeof id === 'number' && Number.isInteger(id)) {
+    if (!Number.isSafeInteger(id)) throw new RangeError(`${what} must be a safe integer (or a bigint), got ${id}`);
+    v = BigInt(id);
+  } else throw new TypeError(`${what} must be a snapshot id (integer or bigint), got ${describe(id)}`);
+  if (v < 0n || v >= 1n << 64n) throw new RangeError(`${what} must be in [0, 2^64), got ${v}`);
+  return v;
+}

@@ -1,7 +1,7 @@
 // exportDiff: the `rbd export-diff` stream, produced from an image.
 import { Readable, addAbortSignal } from 'node:stream';
 import { codedError } from '../core/errors.js';
-import { checkBool, checkOptions, checkSignal, checkSnapName, checkUint, describe } from '../core/validate.js';
+import { checkBool, checkFromSnapId, checkOptions, checkSignal, checkSnapName, checkUint, describe } from '../core/validate.js';
 import {
   END_RECORD,
   encodeBanner,
@@ -13,10 +13,17 @@ import {
   type DiffVersion,
 } from './diff-format.js';
 import type { Image } from '../core/image.js';
+import { requireDiffIterate3 } from '../core/librbd.js';
 
 export interface ExportDiffOptions {
   /** Export only what changed since this snapshot (an incremental diff); default: everything allocated. */
   fromSnapshot?: string;
+  /**
+   * Or since the snapshot with this id (exclusive with `fromSnapshot`), in any namespace (mirror,
+   * trash, group); its current name goes into the stream's 'f' record. Needs rbd_diff_iterate3
+   * (Reef 18.2.5+, Squid 19.2.3+), else the stream errors with ENOTSUP.
+   */
+  fromSnapId?: number | bigint;
   /** The snapshot to export (required): the stream's 't' record. */
   snapshot: string;
   /** Stream format: 1 (default, what `rbd export-diff`/`import-diff` speak) or 2. */
@@ -63,10 +70,11 @@ function checkFormat(v: unknown): DiffVersion {
  */
 export function exportDiff(image: Image, options: ExportDiffOptions): Readable {
   const o = checkOptions<ExportDiffOptions>(options, 'exportDiff options', [
-    'fromSnapshot', 'snapshot', 'format', 'wholeObject', 'concurrency', 'signal', 'onProgress',
+    'fromSnapshot', 'fromSnapId', 'snapshot', 'format', 'wholeObject', 'concurrency', 'signal', 'onProgress',
   ]);
   const snapshot = checkSnapName(o.snapshot, 'snapshot');
-  const from = o.fromSnapshot === undefined ? undefined : checkSnapName(o.fromSnapshot, 'fromSnapshot');
+  const fromName = o.fromSnapshot === undefined ? undefined : checkSnapName(o.fromSnapshot, 'fromSnapshot');
+  const fromId = checkFromSnapId(o.fromSnapId, o.fromSnapshot);
   const version = checkFormat(o.format);
   const wholeObject = checkBool(o.wholeObject, 'wholeObject') ?? false;
   const concurrency = o.concurrency === undefined ? 10 : checkUint(o.concurrency, 'concurrency', { min: 1, max: 256 });
@@ -76,11 +84,22 @@ export function exportDiff(image: Image, options: ExportDiffOptions): Readable {
   if (image.closed) throw codedError('ERR_CLOSED', `image '${image.spec}' is closed`);
 
   async function* generate(): AsyncGenerator<Buffer> {
+    if (fromId !== undefined) requireDiffIterate3({ operation: 'export-diff', pool: image.pool.name, image: image.name });
     // Our own handle at the snapshot: the caller's image stays where it is.
     const snap = await image.pool.openImage(image.name, { snapshot, readOnly: true });
     try {
       const st = await snap.stat();
-      if (from !== undefined && !(await snap.getSnapshot(from))) {
+      // The from-snapshot's name for the 'f' record: by id it is looked up in every namespace.
+      let from = fromName;
+      if (fromId !== undefined) {
+        const found = (await snap.listSnapshots({ allNamespaces: true })).find((s) => BigInt(s.id) === fromId);
+        if (!found) {
+          throw codedError('ENOENT', `export-diff: from-snapshot id ${fromId} of image '${image.pool.spec}/${image.name}' does not exist`, {
+            errno: -2, operation: 'export-diff', pool: image.pool.name, image: image.name,
+          });
+        }
+        from = found.name;
+      } else if (from !== undefined && !(await snap.getSnapshot(from))) {
         throw codedError('ENOENT', `export-diff: from-snapshot '${from}' of image '${image.pool.spec}/${image.name}' does not exist`, {
           errno: -2, operation: 'export-diff', pool: image.pool.name, image: image.name, snapshot: from,
         });
@@ -117,7 +136,7 @@ export function exportDiff(image: Image, options: ExportDiffOptions): Readable {
         progress.offset = p.offset + p.length;
         onProgress?.({ ...progress });
       };
-      for await (const batch of snap.diff({ fromSnapshot: from, wholeObject, signal })) {
+      for await (const batch of snap.diff(fromId !== undefined ? { fromSnapId: fromId, wholeObject, signal } : { fromSnapshot: from, wholeObject, signal })) {
         for (const e of batch) {
           for (let off = e.offset; off < e.offset + e.length; off += MAX_EXTENT) {
             const length = Math.min(MAX_EXTENT, e.offset + e.length - off);

@@ -48,6 +48,44 @@ export async function sourceIdentity(image: Image, snapName: string): Promise<Sn
   };
 }
 
+/**
+ * The identity of the source's snapshot with id `snapId`, in any namespace (a mirror, trash or group
+ * snapshot too; snapName is its current name there). ENOENT when the image has no such snapshot.
+ */
+export async function sourceIdentityById(image: Image, snapId: bigint): Promise<SnapshotIdentity> {
+  const [fsid, st, snaps] = await Promise.all([image.pool.rados.fsid(), image.stat(), image.listSnapshots({ allNamespaces: true })]);
+  const snap = snaps.find((s) => BigInt(s.id) === snapId);
+  if (!snap) {
+    throw codedError('ENOENT', `snapshot id ${snapId} not found on source image '${image.pool.spec}/${image.name}'`, {
+      errno: -2,
+      image: image.name,
+      pool: image.pool.name,
+    });
+  }
+  return {
+    v: 1,
+    fsid,
+    pool: image.pool.name,
+    poolId: image.pool.id,
+    namespace: image.pool.namespace,
+    image: image.name,
+    imageId: st.id,
+    snapId: snap.id,
+    snapName: snap.name,
+  };
+}
+
+/**
+ * The target snapshot recorded as a copy of `id` (replicate records one per snapshot it creates),
+ * or undefined: how an id-based base (fromSnapId) maps to the target, where names cannot.
+ */
+export async function findCopyOf(target: Image, id: SnapshotIdentity): Promise<string | undefined> {
+  const snaps = await target.listSnapshots();
+  const recs = await Promise.all(snaps.map((s) => readIdentity(target, s.name)));
+  const i = recs.findIndex((r) => sameSource(r, id));
+  return i < 0 ? undefined : snaps[i].name;
+}
+
 /** Records on the target that its snapshot `snapName` is a copy of `id`. */
 export async function recordIdentity(target: Image, snapName: string, id: SnapshotIdentity): Promise<void> {
   checkSnapName(snapName);

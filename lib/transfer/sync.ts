@@ -1,7 +1,8 @@
 // syncImage / syncPool: snapshot-based replication rounds with pruning, on top of replicate().
 import picomatch from 'picomatch';
 import { codedError } from '../core/errors.js';
-import { checkBool, checkImageName, checkName, checkOptions, checkSignal, checkUint, describe } from '../core/validate.js';
+import { requireDiffIterate3 } from '../core/librbd.js';
+import { checkBool, checkFromSnapId, checkImageName, checkName, checkOptions, checkSignal, checkUint, describe } from '../core/validate.js';
 import { Image } from '../core/image.js';
 import { Pool } from '../core/pool.js';
 import { readIdentity, sameSource, sourceIdentity, identityKey } from './identity.js';
@@ -36,6 +37,13 @@ export interface SyncImageOptions {
    */
   force?: boolean;
   concurrency?: number;
+  /**
+   * Base this round on the source snapshot with this id (any namespace: e.g. a mirror snapshot, or a
+   * trashed one) instead of the newest common '<prefix>*' snapshot. The target's base is the snapshot
+   * recorded as its copy (see ReplicateOptions.fromSnapId). Needs rbd_diff_iterate3 (Reef 18.2.5+,
+   * Squid 19.2.3+), else ENOTSUP before anything is snapshotted.
+   */
+  fromSnapId?: number | bigint;
   /** See ReplicateOptions.writeGap (default 0: exact writes). */
   writeGap?: number;
   /** Cap on the data sent to the target, bytes per second (see ReplicateOptions.bandwidth). */
@@ -96,7 +104,7 @@ async function prefixed(image: Image, prefix: string): Promise<SnapshotInfo[]> {
  */
 export async function syncImage(options: SyncImageOptions): Promise<SyncResult> {
   const o = checkOptions<SyncImageOptions>(options, 'syncImage options', [
-    'source', 'target', 'prefix', 'keep', 'verify', 'force', 'concurrency', 'writeGap', 'bandwidth', 'signal', 'onProgress',
+    'source', 'target', 'prefix', 'keep', 'verify', 'force', 'concurrency', 'fromSnapId', 'writeGap', 'bandwidth', 'signal', 'onProgress',
   ]);
   if (!(o.source instanceof Image)) throw new TypeError(`source must be an open Image, got ${describe(o.source)}`);
   const source = o.source;
@@ -112,6 +120,7 @@ export async function syncImage(options: SyncImageOptions): Promise<SyncResult> 
   if (o.writeGap !== undefined) checkUint(o.writeGap, 'writeGap', { max: 64 << 20 });
   const signal = checkSignal(o.signal);
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new TypeError('onProgress must be a function');
+  const fromSnapId = checkFromSnapId(o.fromSnapId, undefined);
   let targetPool: Pool;
   let targetName: string;
   let given: Image | undefined;
@@ -126,6 +135,7 @@ export async function syncImage(options: SyncImageOptions): Promise<SyncResult> 
     targetName = t.name === undefined ? source.name : checkImageName(t.name, 'target.name');
   }
   signal?.throwIfAborted();
+  if (fromSnapId !== undefined) requireDiffIterate3({ operation: 'sync', pool: source.pool.name, image: source.name });
   const t0 = performance.now();
   const sourceSpec = `${source.pool.spec}/${source.name}`;
   const targetSpec = `${targetPool.spec}/${targetName}`;
@@ -140,7 +150,7 @@ export async function syncImage(options: SyncImageOptions): Promise<SyncResult> 
 
     // Newest common snapshot, by recorded identity (never by name alone).
     let base: string | undefined;
-    for (const s of [...srcSnaps].reverse()) {
+    for (const s of fromSnapId !== undefined ? [] : [...srcSnaps].reverse()) {
       if (!tgtByName.has(s.name) || !target) continue;
       const rec = await readIdentity(target, s.name);
       if (rec && sameSource(rec, await sourceIdentity(source, s.name))) {
@@ -160,7 +170,7 @@ export async function syncImage(options: SyncImageOptions): Promise<SyncResult> 
         } catch { /* unreadable checkpoint: start a new round */ }
       }
     }
-    if (target && !base && !snapshot && !force) {
+    if (target && !base && !snapshot && !force && fromSnapId === undefined) {
       throw codedError('ERR_NO_COMMON_SNAPSHOT',
         `sync: target '${targetSpec}' exists but shares no '${prefix}*' snapshot with '${sourceSpec}' (pass force to overwrite it with a full copy)`,
         { image: source.name, pool: source.pool.name });
@@ -181,7 +191,7 @@ export async function syncImage(options: SyncImageOptions): Promise<SyncResult> 
     const { features } = await source.stat();
     const r = await replicate({
       source,
-      fromSnapshot: base,
+      ...(fromSnapId !== undefined ? { fromSnapId } : { fromSnapshot: base }),
       toSnapshot: snapshot,
       target: target ?? { pool: targetPool, name: targetName, create: { features } }, // layout: the source's (replicate)
       verify,
@@ -193,6 +203,7 @@ export async function syncImage(options: SyncImageOptions): Promise<SyncResult> 
       onProgress: o.onProgress ? (p) => o.onProgress!({ ...p, image: sourceSpec, phase: 'copy' }) : undefined,
     });
 
+    base = r.base;
     if (!target) target = await targetPool.openImage(targetName);
     const pruned = {
       source: await prune(source, prefix, keepSource, snapshot, false),

@@ -26,8 +26,13 @@ Napi::Value CopyStart(const Napi::CallbackInfo& info) {
   opt.verify = o.Get("mode").ToString().Utf8Value() == "verify";
   Napi::Value from = o.Get("fromSnap");
   if (from.IsString()) {
-    opt.hasFrom = true;
-    opt.from = from.As<Napi::String>().Utf8Value();
+    opt.from.has = true;
+    opt.from.name = from.As<Napi::String>().Utf8Value();
+  } else if (from.IsBigInt()) {
+    bool lossless = false;
+    opt.from.id = from.As<Napi::BigInt>().Uint64Value(&lossless);
+    if (!lossless) throw Napi::RangeError::New(env, "fromSnap id must fit in 64 bits");
+    opt.from.has = opt.from.byId = true;
   }
   auto num = [&](const char* k) { return uint64_t(o.Get(k).ToNumber().DoubleValue()); };
   opt.toSnapId = num("toSnapId");

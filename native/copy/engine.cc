@@ -111,7 +111,7 @@ void Submit(Job* j, int slot, Kind kind, uint64_t off, F start) {
 }
 
 int Diff(Job* j, uint64_t off, uint64_t len, bool whole, std::vector<Ext>* out) {
-  return DiffExtents(j->src->image, j->o.hasFrom ? j->o.from.c_str() : nullptr, off, len, true, whole, out);
+  return DiffExtents(j->src->image, j->o.from, off, len, true, whole, out);
 }
 
 // Is the fast-diff object map trustworthy for both ends of the diff?
@@ -120,8 +120,9 @@ bool FastDiffUsable(Job* j) {
   uint64_t features = 0, flags = 0;
   if (rbd_get_features(im, &features) < 0 || !(features & RBD_FEATURE_FAST_DIFF)) return false;
   if (rbd_get_flags(im, &flags) < 0 || (flags & RBD_FLAG_FAST_DIFF_INVALID)) return false;
-  if (!j->o.hasFrom) return true;
-  bool ok = rbd_snap_set(im, j->o.from.c_str()) == 0 && rbd_get_flags(im, &flags) == 0 &&
+  if (!j->o.from.has) return true;
+  int set = j->o.from.byId ? rbd_snap_set_by_id(im, j->o.from.id) : rbd_snap_set(im, j->o.from.name.c_str());
+  bool ok = set == 0 && rbd_get_flags(im, &flags) == 0 &&
             !(flags & RBD_FLAG_FAST_DIFF_INVALID);
   if (rbd_snap_set_by_id(im, j->o.toSnapId) < 0) return false;
   return ok;
@@ -150,7 +151,7 @@ void LearnTargetAllocation(Job* j) {
     return;
   }
   std::vector<Ext> alloc;
-  if (DiffExtents(im, nullptr, 0, j->o.size, false, true, &alloc) < 0) return;
+  if (DiffExtents(im, DiffFrom{}, 0, j->o.size, false, true, &alloc) < 0) return;
   std::sort(alloc.begin(), alloc.end(), [](const Ext& a, const Ext& b) { return a.off < b.off; });
   for (const Ext& e : alloc) {
     if (!e.exists) continue;

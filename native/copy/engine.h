@@ -34,8 +34,7 @@ struct Event {
 
 struct Options {
   bool verify = false;
-  bool hasFrom = false;
-  std::string from;
+  DiffFrom from;  // by name or (diff_iterate3) by id
   uint64_t toSnapId = 0;
   uint64_t size = 0, startOffset = 0, chunk = 4 << 20;
   // In flight: at most `concurrency` reads/writes (ops) and `inflightBytes` of data buffers, bounded

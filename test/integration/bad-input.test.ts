@@ -198,6 +198,11 @@ add('setSnapshot: missing id', (x) => x.img.setSnapshot({ id: 999_999 }), code('
 add('diff: options not object', (x) => drain(x.img.diff(7 as never)), T);
 add('diff: unknown option', (x) => drain(x.img.diff({ from: 'a' } as never)), T);
 add('diff: fromSnapshot number', (x) => drain(x.img.diff({ fromSnapshot: 5 as never })), T);
+add('diff: fromSnapId and fromSnapshot', (x) => drain(x.img.diff({ fromSnapId: 1, fromSnapshot: 'snap1' })), T);
+add('diff: fromSnapId string', (x) => drain(x.img.diff({ fromSnapId: '4' as never })), T);
+add('diff: fromSnapId negative', (x) => drain(x.img.diff({ fromSnapId: -1 })), R);
+add('diff: fromSnapId fractional', (x) => drain(x.img.diff({ fromSnapId: 1.5 })), T);
+add('diff: fromSnapId 2^64', (x) => drain(x.img.diff({ fromSnapId: 2n ** 64n })), R);
 add('diff: missing fromSnapshot', (x) => drain(x.img.diff({ fromSnapshot: 'nosuch' })), code('ENOENT'));
 add('diff: length negative', (x) => drain(x.img.diff({ length: -1 })), R);
 add('diff: batchSize 0', (x) => drain(x.img.diff({ batchSize: 0 })), R);
@@ -231,6 +236,8 @@ add('replicate: toSnapshot with NUL', rep((x) => rOpts(x, { toSnapshot: 'a\0' })
 add('replicate: toSnapshot over-long', rep((x) => rOpts(x, { toSnapshot: LONG })), R);
 add('replicate: fromSnapshot = toSnapshot', rep((x) => rOpts(x, { fromSnapshot: 'snap1' })), R);
 add('replicate: fromSnapshot number', rep((x) => rOpts(x, { fromSnapshot: 3 })), T);
+add('replicate: fromSnapId and fromSnapshot', rep((x) => rOpts(x, { fromSnapId: 1, fromSnapshot: 'snap0' })), T);
+add('replicate: fromSnapId > 2^53', rep((x) => rOpts(x, { fromSnapId: 2 ** 60 })), R);
 for (const [what, v, e] of [...badUints.filter(([w]) => w !== 'undefined'), ['0', 0, R], ['4097', 4097, R], ['huge', 2 ** 31, R]] as [string, unknown, Expect][]) {
   add(`replicate: concurrency ${what}`, rep((x) => rOpts(x, { concurrency: v })), e);
 }
@@ -278,6 +285,8 @@ add('exportDiff: options null', exp((x) => [x.img, null]), T);
 add('exportDiff: options an array', exp((x) => [x.img, [{ snapshot: 'snap1' }]]), T);
 add('exportDiff: no options', exp((x) => [x.img, undefined]), T);
 add('exportDiff: unknown option', exp((x) => [x.img, { snapshot: 'snap1', snap: 1 }]), T);
+add('exportDiff: fromSnapId and fromSnapshot', exp((x) => [x.img, { snapshot: 'snap1', fromSnapshot: 'a', fromSnapId: 1 }]), T);
+add('exportDiff: fromSnapId NaN', exp((x) => [x.img, { snapshot: 'snap1', fromSnapId: NaN }]), T);
 add('exportDiff: snapshot empty', exp((x) => [x.img, { snapshot: '' }]), R);
 add("exportDiff: snapshot with '/'", exp((x) => [x.img, { snapshot: 'a/b' }]), T);
 add('exportDiff: format 3', exp((x) => [x.img, { snapshot: 'snap1', format: 3 }]), R);
@@ -323,6 +332,8 @@ const sOpts = (x: Ctx, extra: Record<string, unknown> = {}) => ({ source: x.img,
 add('syncImage: options not object', sy(() => 7), T);
 add('syncImage: source a string', sy((x) => ({ ...sOpts(x), source: 'rbd/img' })), T);
 add('syncImage: target missing', sy((x) => ({ ...sOpts(x), target: undefined })), T);
+add('syncImage: fromSnapId a string', sy((x) => ({ ...sOpts(x), fromSnapId: '1' })), T);
+add('syncImage: fromSnapId negative bigint', sy((x) => ({ ...sOpts(x), fromSnapId: -1n })), R);
 add("syncImage: target.name with '@'", sy((x) => sOpts(x, { target: { pool: x.p, name: 'a@b' } })), T);
 add('syncImage: prefix empty', sy((x) => sOpts(x, { prefix: '' })), R);
 add("syncImage: prefix with '/'", sy((x) => sOpts(x, { prefix: 'a/' })), T);

@@ -2,7 +2,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  MAX_IO_BYTES, checkBool, checkImageName, checkName, checkOptions, checkSignal, checkSnapName, checkUint, describe as describeValue,
+  MAX_IO_BYTES, checkBool, checkFromSnapId, checkImageName, checkName, checkOptions, checkSignal, checkSnapName, checkUint, describe as describeValue,
 } from '../../lib/core/validate.js';
 import { FEATURE_BITS, featureBits, featureNames } from '../../lib/core/features.js';
 
@@ -62,6 +62,30 @@ describe('option objects, booleans, signals', () => {
   it('describe names the type without echoing values', () => {
     expect([null, [], NaN, 5, 'secret', {}].map(describeValue)).toEqual(['null', 'array', 'NaN', 'number 5', 'string', 'object']);
     expect(MAX_IO_BYTES).toBe(2 ** 30);
+  });
+});
+
+describe('checkFromSnapId', () => {
+  it('takes a number or bigint snapshot id and returns a bigint; absent is undefined', () => {
+    expect(checkFromSnapId(undefined, undefined)).toBeUndefined();
+    expect(checkFromSnapId(0, undefined)).toBe(0n);
+    expect(checkFromSnapId(42, undefined)).toBe(42n);
+    expect(checkFromSnapId(2n ** 64n - 1n, undefined)).toBe(2n ** 64n - 1n);
+    expect(checkFromSnapId(Number.MAX_SAFE_INTEGER, undefined)).toBe(BigInt(Number.MAX_SAFE_INTEGER));
+  });
+  const bad: [unknown, Ctor][] = [
+    ['1', TypeError], [null, TypeError], [1.5, TypeError], [NaN, TypeError], [Infinity, TypeError], [{ id: 1 }, TypeError],
+    [-1, RangeError], [-1n, RangeError], [2n ** 64n, RangeError], [2 ** 53, RangeError],
+  ];
+  it.each(bad)('rejects %s with the right class', (v, cls) => {
+    const e = thrown(() => checkFromSnapId(v, undefined));
+    expect(e).toBeInstanceOf(cls);
+    expect((e as Error).message).toMatch(/^fromSnapId /);
+  });
+  it('excludes fromSnapshot', () => {
+    const e = thrown(() => checkFromSnapId(1, 's1'));
+    expect(e).toBeInstanceOf(TypeError);
+    expect((e as Error).message).toBe('pass either fromSnapshot or fromSnapId, not both');
   });
 });
 

@@ -1,6 +1,6 @@
 // replicate() options: the public types and their validation (TypeError/RangeError before any
 // cluster call).
-import { checkBool, checkOptions, checkSignal, checkSnapName, checkUint, checkImageName, describe } from '../../core/validate.js';
+import { checkBool, checkFromSnapId, checkOptions, checkSignal, checkSnapName, checkUint, checkImageName, describe } from '../../core/validate.js';
 import { Image } from '../../core/image.js';
 import { Pool, createImageArgs, type CreateImageOptions } from '../../core/pool.js';
 import type { SnapshotIdentity } from '../identity.js';
@@ -27,6 +27,14 @@ export interface ReplicateProgress {
 export interface ReplicateOptions {
   source: Image;
   fromSnapshot?: string;
+  /**
+   * Or the source's from-snapshot by id (exclusive with `fromSnapshot`), in any namespace: also a
+   * mirror, trash or group snapshot. The target's base is then the target snapshot whose recorded
+   * identity is that source snapshot (same cluster, pool, image and snapshot id) — found by
+   * identity, since a name cannot map an id. Needs rbd_diff_iterate3 (Reef 18.2.5+, Squid 19.2.3+),
+   * else ENOTSUP.
+   */
+  fromSnapId?: number | bigint;
   toSnapshot: string;
   target: ReplicateTargetSpec | Image;
   /**
@@ -102,6 +110,8 @@ export interface ReplicateResult {
   resumed: boolean;
   /** The identity recorded for the new target snapshot. */
   snapshot: SnapshotIdentity;
+  /** The target snapshot the incremental copy was based on (also when found from fromSnapId). */
+  base?: string;
 }
 
 /** The options once checked, with their defaults applied. */
@@ -109,6 +119,8 @@ export interface CheckedReplicateOptions {
   source: Image;
   toSnap: string;
   fromSnap: string | undefined;
+  /** The source's from-snapshot by id (fromSnapId); fromSnap is then undefined. */
+  fromSnapId: bigint | undefined;
   concurrency: number;
   chunkSize: number;
   inflightBytes: number;
@@ -143,7 +155,7 @@ export function checkBandwidth(v: unknown, what = 'bandwidth'): number {
 
 export function checkReplicateOptions(options: ReplicateOptions): CheckedReplicateOptions {
   const o = checkOptions<ReplicateOptions>(options, 'replicate options', [
-    'source', 'fromSnapshot', 'toSnapshot', 'target', 'concurrency', 'chunkSize', 'inflightBytes', 'bandwidth',
+    'source', 'fromSnapshot', 'fromSnapId', 'toSnapshot', 'target', 'concurrency', 'chunkSize', 'inflightBytes', 'bandwidth',
     'verify', 'force', 'signal', 'onProgress', 'writeGap',
   ]);
   if (o === undefined || !isImage(o.source)) throw new TypeError(`source must be an open Image, got ${describe(o?.source)}`);
@@ -151,6 +163,7 @@ export function checkReplicateOptions(options: ReplicateOptions): CheckedReplica
   const toSnap = checkSnapName(o.toSnapshot, 'toSnapshot');
   const fromSnap = o.fromSnapshot === undefined ? undefined : checkSnapName(o.fromSnapshot, 'fromSnapshot');
   if (fromSnap === toSnap) throw new RangeError('fromSnapshot and toSnapshot must differ');
+  const fromSnapId = checkFromSnapId(o.fromSnapId, o.fromSnapshot);
   const concurrency = o.concurrency === undefined ? DEFAULT_CONCURRENCY : checkUint(o.concurrency, 'concurrency', { min: 1, max: MAX_CONCURRENCY });
   const chunkSize = o.chunkSize === undefined ? 1 << 20 : checkUint(o.chunkSize, 'chunkSize', { min: 4096, max: 64 << 20 });
   if (chunkSize % 4096 !== 0) throw new RangeError('chunkSize must be a multiple of 4096');
@@ -181,7 +194,7 @@ export function checkReplicateOptions(options: ReplicateOptions): CheckedReplica
     throw new TypeError('target image must be open for writing at its head');
   }
   return {
-    source, toSnap, fromSnap, concurrency, chunkSize, inflightBytes, bandwidth, verify, force, signal, onProgress: o.onProgress,
+    source, toSnap, fromSnap, fromSnapId, concurrency, chunkSize, inflightBytes, bandwidth, verify, force, signal, onProgress: o.onProgress,
     beforeVerify: hooks.beforeVerify, checkpointMs, enumeration, readGap, writeGap, targetSpec, target: o.target as ReplicateTargetSpec | Image,
   };
 }

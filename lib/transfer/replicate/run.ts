@@ -8,7 +8,9 @@
 //
 // Refusal codes (err.code):
 //   ENOENT               toSnapshot or fromSnapshot missing on the source; fromSnapshot missing on
-//                        the target; target image missing and no `create` given
+//                        the target (fromSnapId: no target snapshot recorded as its copy); target
+//                        image missing and no `create` given
+//   ENOTSUP              fromSnapId, and the running librbd has no rbd_diff_iterate3
 //   ERR_WRONG_BASE       target's fromSnapshot has no recorded identity, or it is a copy of another
 //                        image/cluster/snapshot
 //   ERR_TARGET_CHANGED   target head differs from its fromSnapshot (data or size) — pass force to overwrite
@@ -19,7 +21,8 @@
 import { native, type NativeCopyResult } from '../../binding/index.js';
 import { codedError } from '../../core/errors.js';
 import type { Image } from '../../core/image.js';
-import { identityKey, readIdentity, sameSource, sourceIdentity } from '../identity.js';
+import { findCopyOf, identityKey, readIdentity, sameSource, sourceIdentity, sourceIdentityById } from '../identity.js';
+import { requireDiffIterate3 } from '../../core/librbd.js';
 import { kHandle, kTrack, kOnClose } from '../../core/internal.js';
 import { checkReplicateOptions, type ReplicateOptions, type ReplicateResult } from './options.js';
 import { CHECKPOINT_KEY, checkpointPrefix, parseCheckpoint } from './checkpoint.js';
@@ -38,22 +41,27 @@ const trace = (what: string) => {
 
 export async function replicate(options: ReplicateOptions): Promise<ReplicateResult> {
   const o = checkReplicateOptions(options);
-  const { source, toSnap, fromSnap, concurrency, chunkSize, inflightBytes, bandwidth, verify, force, signal, checkpointMs, enumeration, readGap, writeGap } = o;
+  const { source, toSnap, fromSnapId, concurrency, chunkSize, inflightBytes, bandwidth, verify, force, signal, checkpointMs, enumeration, readGap, writeGap } = o;
+  // The target's base snapshot; with fromSnapId, found on the target by recorded identity below.
+  let fromSnap = o.fromSnap;
   signal?.throwIfAborted();
+  if (fromSnapId !== undefined) requireDiffIterate3({ operation: 'replicate', pool: source.pool.name, image: source.name });
 
   const started = performance.now();
   traceT = started;
   // Source side: identities of both snapshots (ENOENT when missing).
   const [toId, fromId, srcSnapInfo] = await Promise.all([
     sourceIdentity(source, toSnap),
-    fromSnap === undefined ? null : sourceIdentity(source, fromSnap),
+    fromSnapId !== undefined ? sourceIdentityById(source, fromSnapId) : fromSnap === undefined ? null : sourceIdentity(source, fromSnap),
     source.getSnapshot(toSnap),
   ]);
   trace('source identities');
   const size = srcSnapInfo!.size;
 
   // Target: open (or create) it.
-  const { target, created } = await openTarget(o.targetSpec, o.target as Image, source, fromSnap, size);
+  const { target, created } = await openTarget(
+    o.targetSpec, o.target as Image, source, fromSnapId !== undefined ? `copy of source snapshot id ${fromSnapId}` : fromSnap, size,
+  );
   trace('open target');
 
   let srcSnapImage: Image | undefined;
@@ -67,6 +75,12 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     trace('reserve');
     await lockTarget(target, tst);
     trace('lock');
+    if (fromSnapId !== undefined) {
+      fromSnap = await findCopyOf(target, fromId!);
+      if (fromSnap === undefined) {
+        throw codedError('ENOENT', `no snapshot of target '${target.pool.spec}/${target.name}' is a recorded copy of source snapshot id ${fromSnapId} ('${fromId!.snapName}')`, { errno: -2 });
+      }
+    }
 
     // The reads the checks need, all at once (each is a round trip to the target): snapshots, a
     // checkpoint of an interrupted run, the base's recorded identity, and the target's own changes
@@ -120,7 +134,8 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
         target[kHandle],
         {
           mode,
-          fromSnap: fromSnap ?? null,
+          // By id the source's own from-snapshot (diff_iterate3); by name the same name as the target's base.
+          fromSnap: fromSnapId ?? fromSnap ?? null,
           toSnapId: toId.snapId,
           size,
           startOffset: start,
@@ -190,6 +205,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
       dataSeconds: total.ms / 1000,
       resumed,
       snapshot: toId,
+      ...(fromSnap !== undefined ? { base: fromSnap } : {}),
     };
   } catch (e) {
     failure = e;
