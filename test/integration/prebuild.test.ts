@@ -4,7 +4,8 @@
 // the INSTALLED package (dist/ and the prebuild from the tarball, never this repo's lib/ or build/).
 //
 // The tarball is RBD_STREAM_PACKED when set (test/release/run.ts packs on the host, so a Reef/Tentacle run
-// loads the Pacific-built binary with that release's librbd.so.1), else `npm pack` of this repo (runs prepack).
+// loads the Pacific-built binary with that release's librbd.so.1; RBD_STREAM_NPM_CACHE then holds the dependencies),
+// else `npm pack` of this repo (runs prepack).
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,7 +17,11 @@ import { A, B } from '../support/helpers.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const tmp = mkdtempSync(path.join(tmpdir(), 'rbd-stream-packed-'));
-const npm = process.env.npm_execpath?.endsWith('.js') ? [process.execPath, process.env.npm_execpath] : ['npm'];
+// npm from PATH: in a release chroot that is the chroot's npm, run by the chroot's node.
+const npm = ['npm'];
+// RBD_STREAM_NPM_CACHE (test/release/run.ts): a cache already holding the dependencies, used offline
+// (a release chroot cannot reach the registry through this host's TLS proxy).
+const cacheArgs = process.env.RBD_STREAM_NPM_CACHE ? ['--cache', process.env.RBD_STREAM_NPM_CACHE, '--offline'] : [];
 
 function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = process.env, timeoutMs = 300_000) {
   return new Promise<{ code: number | null; out: string; stdout: string }>((resolve, reject) => {
@@ -41,7 +46,7 @@ async function consumer(name: string, tarball: string, extraArgs: string[], env?
   const res0 = await run('mkdir', ['-p', dir], tmp);
   expect(res0.code).toBe(0);
   writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: `consumer-${name}`, private: true, type: 'module' }));
-  const res = await runNpm(['install', '--no-audit', '--no-fund', '--foreground-scripts', ...extraArgs, tarball], dir, env);
+  const res = await runNpm(['install', '--no-audit', '--no-fund', '--foreground-scripts', ...cacheArgs, ...extraArgs, tarball], dir, env);
   expect(res.code, res.out).toBe(0);
   return dir;
 }

@@ -16,7 +16,7 @@
  * chroot's daemons directly. Prints a summary and writes vitest's JSON report to --out.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -87,6 +87,29 @@ function buildInChroot(release: Release, root: string): string {
   return dir;
 }
 
+/**
+ * Packs the package on the host (prepack: dist/ and the prebuild against the host's Pacific headers) and
+ * fills an npm cache with its dependencies, for test/integration/prebuild.test.ts inside the chroot: it
+ * installs that tarball offline from that cache, so the release's node and librbd.so.1 load the
+ * Pacific-built binary. Returns the env the test reads.
+ */
+function packForRelease(dir: string): Record<string, string> {
+  const packed = join(dir, 'packed');
+  const cache = join(dir, 'npm-cache');
+  const warm = join(dir, 'npm-warm');
+  mkdirSync(packed, { recursive: true });
+  mkdirSync(warm, { recursive: true });
+  const t0 = Date.now();
+  const p = spawnSync('npm', ['pack', '--json', '--pack-destination', packed], { cwd: REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 2] });
+  if (p.status !== 0) throw new Error(`npm pack failed (exit ${p.status ?? p.signal})`);
+  const tarball = join(packed, (JSON.parse(p.stdout.slice(p.stdout.indexOf('['))) as { filename: string }[])[0].filename);
+  writeFileSync(join(warm, 'package.json'), '{"name":"warm","private":true}\n');
+  const w = spawnSync('npm', ['install', '--ignore-scripts', '--no-audit', '--no-fund', '--cache', cache, tarball], { cwd: warm, stdio: ['ignore', 2, 2] });
+  if (w.status !== 0) throw new Error(`npm install of ${tarball} (to fill ${cache}) failed (exit ${w.status ?? w.signal})`);
+  log(`packed ${tarball} (${statSync(tarball).size} bytes) and cached its dependencies in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  return { RBD_STREAM_PACKED: tarball, RBD_STREAM_NPM_CACHE: cache };
+}
+
 interface JsonReport {
   numTotalTests: number; numPassedTests: number; numFailedTests: number; numPendingTests: number; numTodoTests: number;
   testResults: { name: string; assertionResults: { fullName: string; status: string; failureMessages?: string[] }[] }[];
@@ -141,6 +164,9 @@ async function main() {
       copyFileSync(join(REPO, 'build/Release/rbd_stream.node'), join(snap, 'Release/rbd_stream.node'));
       binds.push({ src: snap, dst: join(REPO, 'build') });
     }
+    // The packed-package test (run alone or in the whole suite) gets a tarball packed here, on the host.
+    const files = o.vitest.filter((a) => !a.startsWith('-'));
+    const packedEnv = files.length === 0 || files.some((f) => f.includes('prebuild')) ? packForRelease(setDir) : {};
     const tUp = Date.now();
     const set = await up({ dir: clustersDir, names: ['a', 'b'], release: o.release, mirror: true, fastMon: true, log });
     log(`clusters a, b (${o.release}) up in ${((Date.now() - tUp) / 1000).toFixed(1)} s`);
@@ -154,6 +180,9 @@ async function main() {
       env[k] = v;
     }
     env.RBD_STREAM_MIRROR_DAEMONS = '1'; // started above, one per cluster
+    delete env.RBD_STREAM_PACKED;
+    delete env.RBD_STREAM_NPM_CACHE;
+    Object.assign(env, packedEnv);
     if (o.client === 'cross') env.RBD_STREAM_RELEASE = o.release;
     else env.HOME = '/root';
     const reportJson = join(setDir, 'report.json');
