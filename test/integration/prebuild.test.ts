@@ -4,7 +4,7 @@
 // the INSTALLED package (dist/ and the prebuild from the tarball, never this repo's lib/ or build/).
 //
 // The tarball is RBD_STREAM_PACKED when set (test/release/run.ts packs on the host, so a Reef/Tentacle run
-// loads the Pacific-built binary with that release's librbd.so.1; RBD_STREAM_NPM_CACHE then holds the dependencies),
+// loads the Pacific-built binary with that release's librbd.so.1),
 // else `npm pack` of this repo (runs prepack).
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,9 +19,8 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
 const tmp = mkdtempSync(path.join(tmpdir(), 'rbd-stream-packed-'));
 // npm from PATH: in a release chroot that is the chroot's npm, run by the chroot's node.
 const npm = ['npm'];
-// RBD_STREAM_NPM_CACHE (test/release/run.ts): a cache already holding the dependencies, used offline
-// (a release chroot cannot reach the registry through this host's TLS proxy).
-const cacheArgs = process.env.RBD_STREAM_NPM_CACHE ? ['--cache', process.env.RBD_STREAM_NPM_CACHE, '--offline'] : [];
+// RBD_STREAM_NPM_CACHE (test/release/run.ts): npm's cache for the installs (not the release chroot's /root/.npm).
+const cacheArgs = process.env.RBD_STREAM_NPM_CACHE ? ['--cache', process.env.RBD_STREAM_NPM_CACHE] : [];
 
 function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = process.env, timeoutMs = 300_000) {
   return new Promise<{ code: number | null; out: string; stdout: string }>((resolve, reject) => {
