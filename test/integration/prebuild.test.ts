@@ -40,14 +40,14 @@ function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = 
 const runNpm = (args: string[], cwd: string, env?: NodeJS.ProcessEnv) => run(npm[0], [...npm.slice(1), ...args], cwd, env);
 
 /** A fresh consumer project with the tarball installed (npm's registry/cache for its dependencies). */
-async function consumer(name: string, tarball: string, extraArgs: string[], env?: NodeJS.ProcessEnv): Promise<string> {
+async function consumer(name: string, tarball: string, extraArgs: string[], env?: NodeJS.ProcessEnv): Promise<{ dir: string; out: string }> {
   const dir = path.join(tmp, name);
   const res0 = await run('mkdir', ['-p', dir], tmp);
   expect(res0.code).toBe(0);
   writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: `consumer-${name}`, private: true, type: 'module' }));
   const res = await runNpm(['install', '--no-audit', '--no-fund', '--foreground-scripts', ...cacheArgs, ...extraArgs, tarball], dir, env);
   expect(res.code, res.out).toBe(0);
-  return dir;
+  return { dir, out: res.out };
 }
 
 // Runs in the consumer project with plain node: only `rbd-stream` from its node_modules.
@@ -122,7 +122,7 @@ describe('packed package (npm pack → npm install --ignore-scripts)', () => {
 
   it('installs with --ignore-scripts and works from the prebuild: connect, write/read, replicate a → b', async () => {
     expect(B, 'needs the suite\'s second cluster').toBeDefined();
-    const dir = await consumer('ignore-scripts', tarball, ['--ignore-scripts']);
+    const { dir } = await consumer('ignore-scripts', tarball, ['--ignore-scripts']);
     const pkg = path.join(dir, 'node_modules', 'rbd-stream');
     expect(existsSync(path.join(pkg, 'build')), 'no build/: nothing was compiled').toBe(false);
     const prebuilt = readdirSync(path.join(pkg, 'prebuilds', `${process.platform}-${process.arch}`)).filter((f) => f.endsWith('.node'));
@@ -150,7 +150,8 @@ describe('packed package (npm pack → npm install --ignore-scripts)', () => {
 
   it('with install scripts on, the install script finds the prebuild and compiles nothing (a broken compiler is never called)', async () => {
     const env = { ...process.env, CC: '/bin/false', CXX: '/bin/false', npm_config_nodedir: '/nonexistent' };
-    const dir = await consumer('with-scripts', tarball, [], env);
+    const { dir, out } = await consumer('with-scripts', tarball, [], env);
+    expect(out, 'the install script ran (--foreground-scripts shows it)').toMatch(/rbd-stream@[^\n]* install\n> node-gyp-build/);
     const pkg = path.join(dir, 'node_modules', 'rbd-stream');
     expect(existsSync(path.join(pkg, 'build')), 'no build/: node-gyp never ran').toBe(false);
     const res = await run(process.execPath, ['--input-type=module', '-e',
