@@ -24,7 +24,7 @@
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags_cc": ["-std=c++17", "-fexceptions", "-O2", "-Wall", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++14", "-std=gnu++17"],
-      "libraries": ["<@(rbd_libs)", "-lxxhash", "-ldl"]
+      "libraries": ["<@(rbd_libs)", "-ldl"]
     }
   ]
 }

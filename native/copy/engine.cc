@@ -1,6 +1,9 @@
 // The copy engine: see engine.h.
 // Over ~400 lines: one pipeline whose steps share its slots, queue and watermark state;
 // split up, each piece would need all of that passed in.
+// Header-only xxhash (its functions compiled in here): the addon, and so a prebuilt binary, needs no
+// libxxhash.so at run time, only the headers (libxxhash-dev) to build.
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 #include <algorithm>

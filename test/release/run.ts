@@ -87,6 +87,30 @@ function buildInChroot(release: Release, root: string): string {
   return dir;
 }
 
+/**
+ * Packs the package on the host (prepack: dist/ and the prebuild against the host's Pacific headers), for
+ * test/integration/prebuild.test.ts inside the chroot: it installs that tarball, so the release's node and
+ * librbd.so.1 load the Pacific-built binary. Its dependencies come from the registry with a cache in `dir`
+ * (not the cached chroot's /root/.npm) and the host's CA bundle (a TLS-intercepting proxy's CA is known only
+ * to the host). Returns the env the test reads.
+ */
+function packForRelease(dir: string): Record<string, string> {
+  const packed = join(dir, 'packed');
+  mkdirSync(packed, { recursive: true });
+  const t0 = Date.now();
+  const p = spawnSync('npm', ['pack', '--json', '--pack-destination', packed], { cwd: REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 2] });
+  if (p.status !== 0) throw new Error(`npm pack failed (exit ${p.status ?? p.signal})`);
+  const tarball = join(packed, (JSON.parse(p.stdout.slice(p.stdout.indexOf('['))) as { filename: string }[])[0].filename);
+  log(`packed ${tarball} (${statSync(tarball).size} bytes) in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  const env: Record<string, string> = { RBD_STREAM_PACKED: tarball, RBD_STREAM_NPM_CACHE: join(dir, 'npm-cache') };
+  const ca = process.env.NODE_EXTRA_CA_CERTS || '/etc/ssl/certs/ca-certificates.crt';
+  if (existsSync(ca)) {
+    copyFileSync(ca, join(dir, 'ca.crt'));
+    env.NODE_EXTRA_CA_CERTS = env.npm_config_cafile = join(dir, 'ca.crt');
+  }
+  return env;
+}
+
 interface JsonReport {
   numTotalTests: number; numPassedTests: number; numFailedTests: number; numPendingTests: number; numTodoTests: number;
   testResults: { name: string; assertionResults: { fullName: string; status: string; failureMessages?: string[] }[] }[];
@@ -141,6 +165,9 @@ async function main() {
       copyFileSync(join(REPO, 'build/Release/rbd_stream.node'), join(snap, 'Release/rbd_stream.node'));
       binds.push({ src: snap, dst: join(REPO, 'build') });
     }
+    // The packed-package test (run alone or in the whole suite) gets a tarball packed here, on the host.
+    const files = o.vitest.filter((a) => !a.startsWith('-'));
+    const packedEnv = files.length === 0 || files.some((f) => f.includes('prebuild')) ? packForRelease(setDir) : {};
     const tUp = Date.now();
     const set = await up({ dir: clustersDir, names: ['a', 'b'], release: o.release, mirror: true, fastMon: true, log });
     log(`clusters a, b (${o.release}) up in ${((Date.now() - tUp) / 1000).toFixed(1)} s`);
@@ -154,6 +181,9 @@ async function main() {
       env[k] = v;
     }
     env.RBD_STREAM_MIRROR_DAEMONS = '1'; // started above, one per cluster
+    delete env.RBD_STREAM_PACKED;
+    delete env.RBD_STREAM_NPM_CACHE;
+    Object.assign(env, packedEnv);
     if (o.client === 'cross') env.RBD_STREAM_RELEASE = o.release;
     else env.HOME = '/root';
     const reportJson = join(setDir, 'report.json');
