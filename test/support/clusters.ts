@@ -197,3 +197,14 @@ export function rbdExportMd5(c: TestCluster, spec: string, opts: { timeoutMs?: n
     });
   });
 }
+
+/**
+ * The Ceph major version (16 Pacific, 18 Reef, 20 Tentacle) of `c`'s OSDs, from `ceph versions`:
+ * for behaviour that differs between releases on the daemon side, whatever the client's librbd.
+ */
+export async function osdCephMajor(c: TestCluster): Promise<number> {
+  const v = JSON.parse(await cephCli(c, ['versions', '--format', 'json'])) as { osd?: Record<string, number> };
+  const majors = Object.keys(v.osd ?? {}).map((s) => Number(/ceph version (\d+)\./.exec(s)?.[1]));
+  if (majors.length !== 1 || !Number.isInteger(majors[0])) throw new Error(`cannot tell ${c.name}'s OSD release from ${JSON.stringify(v.osd)}`);
+  return majors[0];
+}
