@@ -65,7 +65,10 @@ describe('prebuilds', () => {
       console.log(JSON.stringify({ version: m.librbdVersion, loaded, fsid: await r.fsid() }));
       await r.close();
     `;
-    const child = await run(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, A.conf, A.keyring ?? '', A.user ?? ''], pkg);
+    // The package's own prebuild, not an addon the runner names (test:release sets RBD_STREAM_ADDON).
+    const pkgEnv = { ...process.env };
+    delete pkgEnv.RBD_STREAM_ADDON;
+    const child = await run(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, A.conf, A.keyring ?? '', A.user ?? ''], pkg, pkgEnv);
     expect(child.code, child.out).toBe(0);
     const info = JSON.parse(child.out.trim().split('\n').at(-1)!);
     expect(info.version).toMatch(/^\d+\.\d+\.\d+$/);

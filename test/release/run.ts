@@ -8,7 +8,7 @@
  *          chroot's node, so it links that release's librbd.so.1; vitest and the `rbd` CLI oracle
  *          run in the chroot too.
  *   chroot the addon rebuilt inside the chroot against that release's headers, in
- *          /var/cache/rbd-stream/builds/<release> (bind-mounted over build/ for the run only).
+ *          /var/cache/rbd-stream/builds/<release> (loaded through RBD_STREAM_ADDON).
  *   cross  host node, host addon, host librbd and host CLI against that release's daemons; test
  *          files that start clusters of their own get that release too (RBD_STREAM_RELEASE).
  *   pair   a cross-version pair: cluster a on the host's release (Pacific), b on the given one,
@@ -143,14 +143,20 @@ async function main() {
   try {
     // Build (or check) the chroot addon first: no cluster sits idle meanwhile.
     const binds: Bind[] = [{ src: REPO }, { src: setDir }];
+    // The addon every test process loads, named by RBD_STREAM_ADDON and kept outside the worktree:
+    // a bind mount over <repo>/build did not survive a rebuild in the worktree during the run
+    // (node-gyp removes build/, and the kernel then detaches what is mounted on it in the run's
+    // namespace: every later test file failed with "No native build was found").
+    let addon: string;
     if (o.client === 'chroot') {
-      binds.push({ src: join(buildInChroot(o.release, root), 'build'), dst: join(REPO, 'build') });
-    } else if (o.client === 'host') {
+      const built = join(buildInChroot(o.release, root), 'build');
+      binds.push({ src: built });
+      addon = join(built, 'Release', 'rbd_stream.node');
+    } else {
       // A copy of the host build, so a rebuild in the worktree during the run changes nothing.
-      const snap = join(setDir, 'host-build');
-      mkdirSync(join(snap, 'Release'), { recursive: true });
-      copyFileSync(join(REPO, 'build/Release/rbd_stream.node'), join(snap, 'Release/rbd_stream.node'));
-      binds.push({ src: snap, dst: join(REPO, 'build') });
+      addon = join(setDir, 'host-build', 'Release', 'rbd_stream.node');
+      mkdirSync(dirname(addon), { recursive: true });
+      copyFileSync(join(REPO, 'build/Release/rbd_stream.node'), addon);
     }
     const tUp = Date.now();
     const releases = o.client === 'pair' ? { a: 'host' as const, b: o.release }
@@ -167,6 +173,7 @@ async function main() {
       env[k] = v;
     }
     env.RBD_STREAM_MIRROR_DAEMONS = '1'; // started above, one per cluster
+    env.RBD_STREAM_ADDON = addon;
     if (o.client === 'cross') env.RBD_STREAM_RELEASE = o.release;
     else if (!hostSide(o.client)) env.HOME = '/root';
     const reportJson = join(setDir, 'report.json');
@@ -177,7 +184,7 @@ async function main() {
       ? [process.execPath, vitestArgs]
       : inRoot(root, 'node', vitestArgs, { binds, cwd: REPO });
     // Which librbd and node the client side really uses (the addon's own report).
-    const probe = ['-e', `const b = require('node-gyp-build')(${JSON.stringify(REPO)}); console.log(process.version + ' librbd ' + b.librbdVersion)`];
+    const probe = ['-e', `const b = require(${JSON.stringify(addon)}); console.log(process.version + ' librbd ' + b.librbdVersion)`];
     const [pf, pa] = hostSide(o.client) ? [process.execPath, probe] : inRoot(root, 'node', probe, { binds, cwd: REPO });
     const clientSide = spawnSync(pf, pa, { encoding: 'utf8', env }).stdout?.trim();
     log(`client: node ${clientSide}`);
