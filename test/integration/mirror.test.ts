@@ -473,7 +473,7 @@ async function mgrModuleRunning(c: TestCluster, name: string): Promise<{ running
 }
 
 describe('snapshot schedules (mgr)', () => {
-  it("without the mgr's rbd_support module: every schedule call rejects with ERR_MGR_MODULE_UNAVAILABLE naming it", async () => {
+  it("rbd_support not running: every schedule call rejects with ERR_MGR_MODULE_UNAVAILABLE naming it (running: the module's empty answers)", async () => {
     const mod = await mgrModuleRunning(A, 'rbd_support');
     console.log(`rbd_support on cluster a: ${mod.why}`);
     const calls: [string, () => Promise<unknown>][] = [
