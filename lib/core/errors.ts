@@ -45,6 +45,11 @@ const ERROR_CODES = {
   ERR_DIFF_TRUNCATED: null,
   /** Diff stream: a record tag this format does not have. */
   ERR_DIFF_UNKNOWN_TAG: null,
+  /**
+   * A mgr command's module is not running (the mgr answers "No handler found"), e.g. mirror snapshot
+   * schedules without the rbd_support module (Debian trixie's Reef mgr cannot load it).
+   */
+  ERR_MGR_MODULE_UNAVAILABLE: null,
   /** syncImage: source and target share no snapshot to start an incremental copy from. */
   ERR_NO_COMMON_SNAPSHOT: null,
   /** replicate: the target's head changed since its base snapshot (pass force). */

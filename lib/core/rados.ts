@@ -27,6 +27,16 @@ export interface ConnectOptions {
 const CONNECT_OPTIONS = ['conf', 'clusterName', 'user', 'keyring', 'key', 'config', 'timeoutMs'] as const;
 export const DEFAULT_TIMEOUT_MS = 30_000;
 
+/**
+ * A cephx key as `ceph auth get-key` prints it: base64 of le16 type, le32+le32 created, le16
+ * length and that many secret bytes (16 for AES keys, 32 for Tentacle's AES-256 ones).
+ */
+function isCephxKey(key: string): boolean {
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(key) || key.length % 4 !== 0) return false;
+  const b = Buffer.from(key, 'base64');
+  return b.length >= 12 && b.readUInt16LE(10) > 0 && 12 + b.readUInt16LE(10) === b.length;
+}
+
 export class Rados extends NativeHandle<ClusterHandle> {
   readonly user: string;
   readonly timeoutMs: number;
@@ -62,7 +72,16 @@ export class Rados extends NativeHandle<ClusterHandle> {
       }
     }
     if (o.keyring !== undefined) config.push(['keyring', o.keyring]);
-    if (o.key !== undefined) config.push(['key', o.key]);
+    if (o.key !== undefined) {
+      // librados' answer to a key that is not a cephx key differs by release (EINVAL up to Reef,
+      // ENOENT "No such file or directory" from Tentacle): refuse it here, the same everywhere.
+      if (!isCephxKey(o.key)) {
+        throw codedError('EINVAL', `connect to cluster as ${fullName} failed: the key is not a base64 cephx key`, {
+          errno: -22, operation: `connect to cluster as ${fullName}`,
+        });
+      }
+      config.push(['key', o.key]);
+    }
     // librados' admin socket answers `config get key` with the secret in clear to any local
     // process that can open the socket: no admin socket for connections holding an inline key.
     if (config.some(([k]) => k === 'key')) config.push(['admin_socket', '']);

@@ -1,6 +1,7 @@
 // Pool mirroring: mode, uuid, bootstrap, peers, pool-wide status.
 import { native, type IoCtxHandle } from '../binding/index.js';
 import { codedError } from '../core/errors.js';
+import { librbdVersion } from '../core/librbd.js';
 import { checkName, checkOptions, checkUint, describe } from '../core/validate.js';
 import type { Pool } from '../core/pool.js';
 import { kHandle, kTrack } from '../core/internal.js';
@@ -68,11 +69,13 @@ export class PoolMirror {
     const direction = o.direction === undefined ? 'rx-tx' : checkEnum(o.direction, 'direction', ['rx-only', 'rx-tx'] as const);
     const op = 'import mirror bootstrap token';
     // Decode it here, so a garbled token gets a precise error (the token itself is never shown).
-    let peer: { fsid: string; monHost: string } | undefined;
+    let peer: { fsid: string; monHost: string; keyType: number } | undefined;
     try {
       const t = JSON.parse(Buffer.from(token.trim(), 'base64').toString('utf8')) as Record<string, unknown>;
       if (['fsid', 'client_id', 'key', 'mon_host'].every((k) => typeof t[k] === 'string' && t[k] !== '')) {
-        peer = { fsid: t.fsid as string, monHost: t.mon_host as string };
+        // cephx key: le16 type first (1 AES, 2 AES-256 as Tentacle makes them).
+        const kb = Buffer.from(t.key as string, 'base64');
+        peer = { fsid: t.fsid as string, monHost: t.mon_host as string, keyType: kb.length >= 2 ? kb.readUInt16LE(0) : 0 };
       }
     } catch { /* not base64 JSON */ }
     if (!peer) {
@@ -87,6 +90,13 @@ export class PoolMirror {
     } catch (e) {
       // The native message never holds the token; name the peer it could not be used with.
       (e as Error).message += ` (peer site ${peer.fsid}, mon host ${peer.monHost.slice(0, 200)})`;
+      // Tentacle makes the peer user's key AES-256 (cephx key type 2); Pacific's and Reef's librbd
+      // cannot use such a key and answer a bare EINVAL: say so.
+      if ((e as { code?: string }).code === 'EINVAL' && peer.keyType !== 1) {
+        (e as Error).message += `: the token's key is of cephx type ${peer.keyType}` +
+          `${peer.keyType === 2 ? ' (AES-256, as Ceph Tentacle and later create keys)' : ''}, which this librbd (${librbdVersion}) cannot use` +
+          ' (give the peer user an AES key on the peer cluster, or use a librbd of the peer\'s release)';
+      }
       throw e;
     }
   }

@@ -19,7 +19,11 @@ export class RadosMirror {
     return setSiteName(this.rados, name);
   }
 
-  /** Adds a mirror-snapshot schedule at pool, namespace or image level. */
+  /**
+   * Adds a mirror-snapshot schedule at pool, namespace or image level. Schedules are kept by the
+   * mgr's rbd_support module: where it is not running (Debian trixie's Reef mgr cannot load it),
+   * this and the other schedule calls reject with ERR_MGR_MODULE_UNAVAILABLE.
+   */
   addSnapshotSchedule(options: ScheduleLevel & { interval: string; startTime?: string }): Promise<void> {
     return addSnapshotSchedule(this.rados, options);
   }

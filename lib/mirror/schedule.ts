@@ -1,5 +1,5 @@
 // Mirror-snapshot schedules, kept by the mgr's rbd_support module.
-import { codedError } from '../core/errors.js';
+import { codedError, isRbdError, type RbdError } from '../core/errors.js';
 import { checkBool, checkName, checkOptions, describe } from '../core/validate.js';
 import type { Rados } from '../core/rados.js';
 import type { ScheduleLevel, ScheduledImage, SnapshotScheduleLevel } from './types.js';
@@ -35,6 +35,27 @@ function splitLevel(name: string): { pool: string; namespace: string; image: str
   return { pool: name, namespace: '', image: '' };
 }
 
+/**
+ * A command to the mgr's rbd_support module. Without that module running the mgr knows no handler
+ * for the command (EINVAL "No handler found for '…'"): that becomes ERR_MGR_MODULE_UNAVAILABLE
+ * naming the module, rather than an EINVAL that reads like a bad argument.
+ */
+async function rbdSupport(rados: Rados, cmd: Record<string, unknown>, json: boolean): Promise<unknown> {
+  try {
+    return json ? await rados.commandJson('mgr', cmd) : await rados.command('mgr', cmd);
+  } catch (e) {
+    const err = e as RbdError;
+    if (isRbdError(e, 'EINVAL') && /no handler found/i.test(err.status ?? '')) {
+      throw codedError('ERR_MGR_MODULE_UNAVAILABLE',
+        `mgr command '${String(cmd.prefix)}' failed: the mgr's rbd_support module is not running (the mgr answered: ${err.status}); ` +
+        "mirror snapshot schedules need it: see 'ceph mgr module ls' and 'ceph health detail'", {
+          errno: err.errno, operation: `mgr command ${String(cmd.prefix)}`, status: err.status, cause: e,
+        });
+    }
+    throw e;
+  }
+}
+
 function checkInterval(v: unknown): string {
   if (typeof v !== 'string' || !INTERVAL_RE.test(v)) {
     throw new TypeError(`interval must be like '30m', '6h' or '1d', got ${typeof v === 'string' ? `'${v}'` : describe(v)}`);
@@ -60,7 +81,7 @@ export async function addSnapshotSchedule(
   const startTime = checkStartTime(options.startTime);
   const cmd: Record<string, unknown> = { prefix: 'rbd mirror snapshot schedule add', level_spec: spec, interval };
   if (startTime !== undefined) cmd.start_time = startTime;
-  await rados.command('mgr', cmd);
+  await rbdSupport(rados, cmd, false);
 }
 
 /** Removes schedules at a level: the one matching interval (and startTime), or all of them. */
@@ -86,7 +107,7 @@ export async function removeSnapshotSchedule(
       operation: 'remove mirror snapshot schedule',
     });
   }
-  await rados.command('mgr', cmd);
+  await rbdSupport(rados, cmd, false);
 }
 
 /** '30m' | '6h' | '1d' (the mgr's interval syntax) in minutes; unknown forms sort last. */
@@ -103,10 +124,8 @@ export async function listSnapshotSchedules(
 ): Promise<SnapshotScheduleLevel[]> {
   const spec = levelSpec(options, 'listSnapshotSchedules options', false);
   const recursive = checkBool(options.recursive, 'recursive') ?? false;
-  const out = await rados.commandJson<Record<string, { name: string; schedule: { interval: string; start_time: string | null }[] }>>(
-    'mgr',
-    { prefix: 'rbd mirror snapshot schedule list', level_spec: spec },
-  );
+  const out = await rbdSupport(rados, { prefix: 'rbd mirror snapshot schedule list', level_spec: spec }, true) as
+    Record<string, { name: string; schedule: { interval: string; start_time: string | null }[] }> | undefined;
   const levels: SnapshotScheduleLevel[] = Object.values(out ?? {}).map((l) => ({
     levelSpec: l.name,
     ...splitLevel(l.name),
@@ -124,7 +143,7 @@ export async function snapshotScheduleStatus(rados: Rados, options: ScheduleLeve
   const spec = levelSpec(options, 'snapshotScheduleStatus options', false);
   const cmd: Record<string, unknown> = { prefix: 'rbd mirror snapshot schedule status' };
   if (spec) cmd.level_spec = spec;
-  const out = await rados.commandJson<{ scheduled_images?: { image: string; schedule_time: string }[] }>('mgr', cmd);
+  const out = await rbdSupport(rados, cmd, true) as { scheduled_images?: { image: string; schedule_time: string }[] } | undefined;
   return (out?.scheduled_images ?? []).map((s) => ({
     spec: s.image,
     ...splitLevel(s.image),

@@ -1,6 +1,7 @@
 // exportDiff: the `rbd export-diff` stream, produced from an image.
 import { Readable, addAbortSignal } from 'node:stream';
 import { codedError } from '../core/errors.js';
+import { librbdVersion } from '../core/librbd.js';
 import { checkBool, checkFromSnapId, checkOptions, checkSignal, checkSnapName, checkUint, describe } from '../core/validate.js';
 import {
   END_RECORD,
@@ -9,11 +10,15 @@ import {
   encodeName,
   encodeProtect,
   encodeSize,
+  protectRecordLength,
   TAG,
   type DiffVersion,
 } from './diff-format.js';
 import type { Image } from '../core/image.js';
 import { requireDiffIterate3 } from '../core/librbd.js';
+
+/** v2 'p' record length as the running release's `rbd export-diff` writes it (8 on Pacific, 1 since Quincy). */
+const PROTECT_RECORD_LENGTH = protectRecordLength(librbdVersion);
 
 export interface ExportDiffOptions {
   /** Export only what changed since this snapshot (an incremental diff); default: everything allocated. */
@@ -107,7 +112,7 @@ export function exportDiff(image: Image, options: ExportDiffOptions): Readable {
       const head: Buffer[] = [encodeBanner(version)];
       if (from !== undefined) head.push(encodeName(version, TAG.from, from));
       head.push(encodeName(version, TAG.to, snapshot));
-      if (version === 2) head.push(encodeProtect((await snap.getSnapshot(snapshot))?.protected ?? false));
+      if (version === 2) head.push(encodeProtect((await snap.getSnapshot(snapshot))?.protected ?? false, PROTECT_RECORD_LENGTH));
       head.push(encodeSize(version, st.size));
       yield Buffer.concat(head);
 

@@ -4,8 +4,10 @@
 //   'f' from-snap, 't' to-snap (le32 length + name), 's' size (le64),
 //   'w' data (le64 offset, le64 length, bytes), 'z' zero (le64 offset, le64 length), 'e' end.
 // v2: banner `rbd diff v2\n`; every tag except 'e' is followed by a le64 record length, and
-//   'p' (to-snap protected, one byte) may appear. rbd writes 'p' with record length 8 but a
-//   one-byte payload, and its importer reads one byte: we do the same both ways.
+//   'p' (to-snap protected, one byte) may appear. Its payload is always one byte (rbd's importer
+//   reads one byte whatever the length says), but the record length rbd writes depends on the
+//   release: 8 up to Pacific (librbd 1.16), 1 from Quincy (librbd 1.17, ceph PR #43907). We write
+//   what the running release's rbd writes (protectRecordLength) and accept both.
 // Pacific's `rbd import-diff` accepts v1 only; v2 diffs are what `rbd export/import
 // --export-format 2` embed in their image stream (see imageV2Container in the tests).
 import { codedError, type RbdError, type RbdErrorCode } from '../core/errors.js';
@@ -57,9 +59,24 @@ export function encodeSize(v: DiffVersion, size: number): Buffer {
   return Buffer.concat([Buffer.of(TAG.size), ...(v === 2 ? [u64(8)] : []), u64(size)]);
 }
 
-/** v2 only; record length 8 with a one-byte payload, exactly as rbd writes it. */
-export function encodeProtect(isProtected: boolean): Buffer {
-  return Buffer.concat([Buffer.of(TAG.protect), u64(8), Buffer.of(isProtected ? 1 : 0)]);
+/** The v2 'p' record lengths rbd has written: 8 up to Pacific, 1 from Quincy. */
+export type ProtectRecordLength = 1 | 8;
+
+/**
+ * The 'p' record length the rbd CLI of a librbd version ('1.16.0') writes: 8 up to Pacific
+ * (librbd 1.16), 1 from Quincy (1.17) on, where Ceph corrected it (tracker 53243).
+ */
+export function protectRecordLength(librbdVersion: string): ProtectRecordLength {
+  const m = /^(\d+)\.(\d+)/.exec(librbdVersion);
+  if (!m) throw new RangeError(`librbd version must look like '1.16.0', got ${JSON.stringify(librbdVersion)}`);
+  const [major, minor] = [Number(m[1]), Number(m[2])];
+  return major > 1 || (major === 1 && minor >= 17) ? 1 : 8;
+}
+
+/** v2 only: the 'p' record, a one-byte payload under the given record length (see protectRecordLength). */
+export function encodeProtect(isProtected: boolean, recordLength: ProtectRecordLength): Buffer {
+  if (recordLength !== 1 && recordLength !== 8) throw new RangeError(`'p' record length must be 1 or 8, got ${String(recordLength)}`);
+  return Buffer.concat([Buffer.of(TAG.protect), u64(recordLength), Buffer.of(isProtected ? 1 : 0)]);
 }
 
 /** The record head of a 'w' (followed by `length` data bytes) or a whole 'z' record. */

@@ -58,8 +58,12 @@ Napi::Error ErrnoError(Napi::Env env, int rc, const OpContext& ctx) {
   if (!target.empty()) msg += " '" + target + "'";
   msg += " failed: ";
   msg += strerror(err);
-  // Full pools, pools over quota and hung OSDs all surface as a timeout: say so.
-  if (err == ETIMEDOUT) msg += " (no reply within the operation timeout: OSD down or hung, or pool full/over quota)";
+  // Full pools, pools over quota and hung OSDs all surface as a timeout: say so. So does a user
+  // without OSD caps against Reef or later daemons (Pacific's answer EPERM instead).
+  if (err == ETIMEDOUT) {
+    msg += " (no reply within the operation timeout: OSD down or hung, pool full/over quota, "
+           "or, on Ceph Reef and later, a user without OSD caps)";
+  }
   Napi::Object props = Napi::Object::New(env);
   props.Set("errno", Napi::Number::New(env, -err));
   props.Set("operation", Napi::String::New(env, ctx.op));

@@ -78,6 +78,8 @@ add('connect: user empty', conn({ conf: c.conf, user: '' }), R);
 add('connect: user number', conn({ conf: c.conf, user: 7 }), T);
 add('connect: key number', conn({ conf: c.conf, key: 12345 }), T);
 add('connect: key with NUL', conn({ conf: c.conf, key: 'AQ\0' }), T);
+add('connect: key not a cephx key', conn({ conf: c.conf, key: '%%AQBx%%' }), code('EINVAL'));
+add('connect: key base64 but not a cephx key', conn({ conf: c.conf, key: 'AQAAAA==' }), code('EINVAL'));
 add('connect: keyring empty', conn({ conf: c.conf, keyring: '' }), R);
 for (const [what, v, e] of badUints.filter(([w]) => w !== 'undefined')) {
   add(`connect: timeoutMs ${what}`, conn({ conf: c.conf, timeoutMs: v }), e);

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Readable } from 'node:stream';
 import fc from 'fast-check';
-import { Rados, importDiff, type Image, type Pool } from '../../lib/index.js';
+import { Rados, importDiff, librbdVersion, type Image, type Pool } from '../../lib/index.js';
 import {
   END_RECORD, TAG, encodeBanner, encodeExtentHead, encodeName, encodeProtect, encodeSize, inspectDiff, parseDiff,
   type DiffEvent,
@@ -52,13 +52,31 @@ function diffsOfImageV2(img: Buffer): Buffer[] {
       const t = img[p];
       if (t === 0x65) { p += 1; break; }
       const len = Number(img.readBigUInt64LE(p + 1));
-      // 'p' says 8 but carries one byte (rbd's own quirk).
+      // 'p' carries one byte whatever its length says (8 up to Pacific, 1 since Quincy).
       p += 1 + 8 + (t === 0x70 ? 1 : len);
     }
     out.push(img.subarray(start, p));
   }
   return out;
 }
+
+/** The record length a v2 diff's 'p' record states (undefined without one). */
+function protectLengthOf(diff: Buffer): number | undefined {
+  let p = 12; // banner
+  while (diff[p] !== 0x65 && p < diff.length) {
+    const len = Number(diff.readBigUInt64LE(p + 1));
+    if (diff[p] === 0x70) return len;
+    p += 1 + 8 + len;
+  }
+  return undefined;
+}
+
+/**
+ * The 'p' record length this release's `rbd export --export-format 2` writes: 8 up to Pacific
+ * (librbd 1.16), 1 from Quincy (librbd 1.17, ceph PR #43907). The `rbd` CLI these tests run comes
+ * with the librbd the addon loads (host, chroot and cross arrangements alike).
+ */
+const RELEASE_PROTECT_LENGTH = Number(librbdVersion.split('.')[1]) >= 17 ? 1 : 8;
 
 /** Wraps diff v2 streams into an image stream `rbd import --export-format 2` accepts. */
 function imageV2Of(diffs: Buffer[]): Buffer {
@@ -166,9 +184,19 @@ describe('exportDiff', () => {
     expect(diffs.length).toBe(3); // →s1, s1→s2, s2→head
     const full = await collect(src.exportDiff({ snapshot: 's1', format: 2 }));
     const inc = await collect(src.exportDiff({ fromSnapshot: 's1', snapshot: 's2', format: 2 }));
+    // The release's own 'p' length, in the CLI's stream and in ours (librbd ${librbdVersion}).
+    expect(protectLengthOf(diffs[1])).toBe(RELEASE_PROTECT_LENGTH);
+    expect(protectLengthOf(inc)).toBe(RELEASE_PROTECT_LENGTH);
     expect(full.equals(diffs[0])).toBe(true);
     expect(inc.equals(diffs[1])).toBe(true);
     expect((await inspectDiff([inc])).protected).toBe(true);
+    // Either length parses the same (a stream from another release's rbd).
+    const other = RELEASE_PROTECT_LENGTH === 1 ? 8 : 1;
+    const p = inc.indexOf(Buffer.of(0x70, RELEASE_PROTECT_LENGTH, 0, 0, 0, 0, 0, 0, 0, 1));
+    expect(p).toBeGreaterThan(0);
+    const swapped = Buffer.from(inc);
+    swapped.writeBigUInt64LE(BigInt(other), p + 1);
+    expect(await inspectDiff([swapped])).toMatchObject({ version: 2, protected: true, toSnapshot: 's2', streamBytes: inc.length });
   });
 
   it('our v1 export → `rbd import-diff` reproduces both snapshots', async () => {
@@ -416,14 +444,15 @@ describe('diff stream parser (property tests)', () => {
     from: fc.option(name, { nil: undefined }),
     to: fc.option(name, { nil: undefined }),
     prot: fc.option(fc.boolean(), { nil: undefined }),
+    protLen: fc.constantFrom(1 as const, 8 as const), // Pacific's rbd writes 8, Quincy's and later 1
     extents: fc.array(extent, { maxLength: 8 }),
   });
-  type S = { v: 1 | 2; from?: string; to?: string; prot?: boolean; extents: { zero: boolean; offset: number; data: Uint8Array }[] };
+  type S = { v: 1 | 2; from?: string; to?: string; prot?: boolean; protLen: 1 | 8; extents: { zero: boolean; offset: number; data: Uint8Array }[] };
   const encode = (s: S) => {
     const parts = [encodeBanner(s.v)];
     if (s.from) parts.push(encodeName(s.v, TAG.from, s.from));
     if (s.to) parts.push(encodeName(s.v, TAG.to, s.to));
-    if (s.v === 2 && s.prot !== undefined) parts.push(encodeProtect(s.prot));
+    if (s.v === 2 && s.prot !== undefined) parts.push(encodeProtect(s.prot, s.protLen));
     parts.push(encodeSize(s.v, 2 << 20));
     for (const e of s.extents) {
       parts.push(encodeExtentHead(s.v, e.zero, e.offset, e.data.length));

@@ -8,6 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   Rados,
+  isRbdError,
+  type RbdError,
   failback,
   failover,
   type FailoverProgress,
@@ -453,8 +455,60 @@ describe('journal mode', () => {
   });
 });
 
+/**
+ * Whether a mgr module runs, from the cluster itself: listed as always-on or enabled by
+ * `ceph mgr module ls`, and not named by a health check (Debian trixie's Reef mgr lists rbd_support
+ * as always-on but cannot load it: MGR_MODULE_DEPENDENCY "Module 'rbd_support' has failed dependency").
+ */
+async function mgrModuleRunning(c: TestCluster, name: string): Promise<{ running: boolean; why: string }> {
+  const ls = JSON.parse(await cephCli(c, ['mgr', 'module', 'ls', '--format', 'json'])) as
+    { always_on_modules?: string[] | Record<string, string[]>; enabled_modules?: string[] };
+  const always = Array.isArray(ls.always_on_modules) ? ls.always_on_modules : Object.values(ls.always_on_modules ?? {}).flat();
+  const on = [...always, ...(ls.enabled_modules ?? [])].includes(name);
+  const health = JSON.parse(await cephCli(c, ['health', 'detail', '--format', 'json'])) as
+    { checks?: Record<string, { detail?: { message: string }[] }> };
+  const failed = Object.values(health.checks ?? {}).flatMap((ch) => ch.detail ?? []).map((d) => d.message)
+    .find((m) => m.includes(`Module '${name}'`));
+  return { running: on && !failed, why: failed ?? (on ? 'running' : 'neither always-on nor enabled') };
+}
+
 describe('snapshot schedules (mgr)', () => {
-  it('add, list (recursive), status, remove with exact values', async () => {
+  it("rbd_support not running: every schedule call rejects with ERR_MGR_MODULE_UNAVAILABLE naming it (running: the module's empty answers)", async () => {
+    const mod = await mgrModuleRunning(A, 'rbd_support');
+    console.log(`rbd_support on cluster a: ${mod.why}`);
+    const calls: [string, () => Promise<unknown>][] = [
+      ['add', () => ra.mirror.addSnapshotSchedule({ pool: POOL, interval: '6h' })],
+      ['list', () => ra.mirror.listSnapshotSchedules({ pool: POOL, recursive: true })],
+      ['status', () => ra.mirror.snapshotScheduleStatus({ pool: POOL })],
+      ['remove', () => ra.mirror.removeSnapshotSchedule({ pool: POOL })],
+    ];
+    if (mod.running) {
+      // The module answers: no schedules yet, so list/status are empty and remove is ENOENT (add is the next test's).
+      expect(await calls[1][1]()).toEqual([]);
+      expect(await calls[2][1]()).toEqual([]);
+      await expect(calls[3][1]()).rejects.toMatchObject({ code: 'ENOENT' });
+      return;
+    }
+    for (const [what, call] of calls) {
+      const err = await call().then(() => undefined, (e: unknown) => e);
+      expect(isRbdError(err, 'ERR_MGR_MODULE_UNAVAILABLE'), `${what}: ${String(err)}`).toBe(true);
+      const e = err as RbdError;
+      expect(e.message).toMatch(/rbd_support module is not running/);
+      expect(e.message).toMatch(/rbd mirror snapshot schedule (add|list|status|remove)/);
+      expect(e.status).toMatch(/No handler found/); // the mgr's own answer
+      expect(e.errno).toBe(-22);
+    }
+    // Argument checks come first, module or not.
+    await expect(ra.mirror.addSnapshotSchedule({ pool: POOL, interval: '6 hours' })).rejects.toThrow(TypeError);
+  });
+
+  it('add, list (recursive), status, remove with exact values (where rbd_support runs)', async () => {
+    const mod = await mgrModuleRunning(A, 'rbd_support');
+    if (!mod.running) {
+      // Asserted by the previous test; here: the first call already says so.
+      await expect(ra.mirror.addSnapshotSchedule({ pool: POOL, interval: '6h' })).rejects.toMatchObject({ code: 'ERR_MGR_MODULE_UNAVAILABLE' });
+      return;
+    }
     await ra.mirror.addSnapshotSchedule({ pool: POOL, interval: '6h' });
     await ra.mirror.addSnapshotSchedule({ pool: POOL, interval: '1d', startTime: '14:00' });
     await ra.mirror.addSnapshotSchedule({ pool: POOL, image: 'snap1', interval: '30m' });

@@ -156,9 +156,15 @@ describe('packed package (npm pack → npm install --ignore-scripts)', () => {
     expect(out, 'the install script ran (--foreground-scripts shows it)').toMatch(/rbd-stream@[^\n]* install\n(> |npm notice run )node-gyp-build/);
     const pkg = path.join(dir, 'node_modules', 'rbd-stream');
     expect(existsSync(path.join(pkg, 'build')), 'no build/: node-gyp never ran').toBe(false);
+    const plain = { ...process.env };
+    delete plain.RBD_STREAM_ADDON; // the package's own loader (test:release names its addon here)
+    delete plain.NODE_OPTIONS;
     const res = await run(process.execPath, ['--input-type=module', '-e',
-      "import { librbdVersion } from 'rbd-stream'; console.log(librbdVersion)"], dir);
+      "import { createRequire } from 'node:module'; import { librbdVersion } from 'rbd-stream';" +
+      " console.log(librbdVersion, Object.keys(createRequire(import.meta.url).cache).filter((k) => k.endsWith('.node')).join(','))"], dir, plain);
     expect(res.code, res.out).toBe(0);
-    expect(res.stdout.trim()).toBe(native.librbdVersion);
+    const [version, loaded] = res.stdout.trim().split(' ');
+    expect(version).toBe(native.librbdVersion);
+    expect(loaded).toBe(path.join(pkg, 'prebuilds', `${process.platform}-${process.arch}`, 'rbd-stream.node'));
   }, 300_000);
 });

@@ -1,5 +1,5 @@
 /**
- * npm run test:release -- <pacific|reef|tentacle> [--client host|chroot|cross] [--out F] [vitest args / test files...]
+ * npm run test:release -- <pacific|reef|tentacle> [--client host|chroot|cross|pair|pair-reverse] [--out F] [vitest args / test files...]
  *
  * Runs the integration suite against two clusters of one Ceph release (tools/cluster `up --release`,
  * with rbd-mirror daemons), started here and stopped here even on failure (a watchdog covers a
@@ -8,9 +8,15 @@
  *          chroot's node, so it links that release's librbd.so.1; vitest and the `rbd` CLI oracle
  *          run in the chroot too.
  *   chroot the addon rebuilt inside the chroot against that release's headers, in
- *          /var/cache/rbd-stream/builds/<release> (bind-mounted over build/ for the run only).
+ *          /var/cache/rbd-stream/builds/<release> (loaded through RBD_STREAM_ADDON).
  *   cross  host node, host addon, host librbd and host CLI against that release's daemons; test
  *          files that start clusters of their own get that release too (RBD_STREAM_RELEASE).
+ *   pair   a cross-version pair: cluster a on the host's release (Pacific), b on the given one,
+ *          each with its own release's rbd-mirror; host client as in cross. By default only the
+ *          files that move data between a and b run (replicate, sync, mirror, diffstream, cli):
+ *          replicate+verify, syncImage, rbd-mirror snapshot (and journal) mode both directions,
+ *          checked by `rbd export | md5`.
+ *   pair-reverse  the same with the releases swapped (a on the given release, b on the host's).
  * In the chroot arrangements the repo is bind-mounted at the same path (release.ts: a private
  * mount namespace, nothing mounted on the host), and files that start their own clusters run the
  * chroot's daemons directly. Prints a summary and writes vitest's JSON report to --out.
@@ -24,7 +30,12 @@ import { down, envExports, inRoot, parseRelease, releaseRoot, spawnWatchdog, up,
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BUILDS = process.env.RBD_STREAM_RELEASE_BUILDS || '/var/cache/rbd-stream/builds';
-type Client = 'host' | 'chroot' | 'cross';
+type Client = 'host' | 'chroot' | 'cross' | 'pair' | 'pair-reverse';
+const CLIENTS: readonly Client[] = ['host', 'chroot', 'cross', 'pair', 'pair-reverse'];
+/** Host node, addon and CLI (no chroot on the client side). */
+const hostSide = (c: Client) => c === 'cross' || c === 'pair' || c === 'pair-reverse';
+/** What a pair arrangement runs unless test files are given. */
+const PAIR_FILES = ['replicate', 'sync', 'mirror', 'diffstream', 'cli'].map((f) => `test/integration/${f}.test.ts`);
 const log = (s: string) => process.stderr.write(`[test:release] ${s}\n`);
 
 function parseArgs(argv: string[]) {
@@ -35,8 +46,8 @@ function parseArgs(argv: string[]) {
     const key = a.split('=')[0];
     if (key === '--client') {
       const c = val();
-      if (c !== 'host' && c !== 'chroot' && c !== 'cross') throw new Error(`--client host|chroot|cross, got ${c}`);
-      o.client = c;
+      if (!(CLIENTS as readonly string[]).includes(c)) throw new Error(`--client ${CLIENTS.join('|')}, got ${c}`);
+      o.client = c as Client;
     } else if (key === '--out') {
       o.out = resolve(val());
     } else if (!o.release && !a.startsWith('-')) {
@@ -135,7 +146,7 @@ async function main() {
   const o = parseArgs(process.argv.slice(2));
   const t0 = Date.now();
   const root = releaseRoot(o.release);
-  if (o.client !== 'cross') {
+  if (!hostSide(o.client)) {
     const major = chrootNodeMajor(root);
     if (!(major >= 20)) {
       throw new Error(`the ${o.release} chroot has Node ${major} (vitest and this package need 20+): use --client cross` +
@@ -156,21 +167,29 @@ async function main() {
   try {
     // Build (or check) the chroot addon first: no cluster sits idle meanwhile.
     const binds: Bind[] = [{ src: REPO }, { src: setDir }];
+    // The addon every test process loads, named by RBD_STREAM_ADDON and kept outside the worktree:
+    // a bind mount over <repo>/build did not survive a rebuild in the worktree during the run
+    // (node-gyp removes build/, and the kernel then detaches what is mounted on it in the run's
+    // namespace: every later test file failed with "No native build was found").
+    let addon: string;
     if (o.client === 'chroot') {
-      binds.push({ src: join(buildInChroot(o.release, root), 'build'), dst: join(REPO, 'build') });
-    } else if (o.client === 'host') {
+      const built = join(buildInChroot(o.release, root), 'build');
+      binds.push({ src: built });
+      addon = join(built, 'Release', 'rbd_stream.node');
+    } else {
       // A copy of the host build, so a rebuild in the worktree during the run changes nothing.
-      const snap = join(setDir, 'host-build');
-      mkdirSync(join(snap, 'Release'), { recursive: true });
-      copyFileSync(join(REPO, 'build/Release/rbd_stream.node'), join(snap, 'Release/rbd_stream.node'));
-      binds.push({ src: snap, dst: join(REPO, 'build') });
+      addon = join(setDir, 'host-build', 'Release', 'rbd_stream.node');
+      mkdirSync(dirname(addon), { recursive: true });
+      copyFileSync(join(REPO, 'build/Release/rbd_stream.node'), addon);
     }
     // The packed-package test (run alone or in the whole suite) gets a tarball packed here, on the host.
     const files = o.vitest.filter((a) => !a.startsWith('-'));
     const packedEnv = files.length === 0 || files.some((f) => f.includes('prebuild')) ? packForRelease(setDir) : {};
     const tUp = Date.now();
-    const set = await up({ dir: clustersDir, names: ['a', 'b'], release: o.release, mirror: true, fastMon: true, log });
-    log(`clusters a, b (${o.release}) up in ${((Date.now() - tUp) / 1000).toFixed(1)} s`);
+    const releases = o.client === 'pair' ? { a: 'host' as const, b: o.release }
+      : o.client === 'pair-reverse' ? { a: o.release, b: 'host' as const } : { a: o.release, b: o.release };
+    const set = await up({ dir: clustersDir, names: ['a', 'b'], releases, mirror: true, fastMon: true, log });
+    log(`clusters a (${releases.a}), b (${releases.b}) up in ${((Date.now() - tUp) / 1000).toFixed(1)} s`);
 
     const env: NodeJS.ProcessEnv = { ...process.env };
     for (const k of Object.keys(env)) if (/^RBD_STREAM_(CONF|KEYRING|USER|POOL)_/.test(k) || k === 'RBD_STREAM_RELEASE' || k === 'RBD_STREAM_ADDON') delete env[k];
@@ -181,24 +200,26 @@ async function main() {
       env[k] = v;
     }
     env.RBD_STREAM_MIRROR_DAEMONS = '1'; // started above, one per cluster
+    env.RBD_STREAM_ADDON = addon;
     delete env.RBD_STREAM_PACKED;
     delete env.RBD_STREAM_NPM_CACHE;
     Object.assign(env, packedEnv);
     if (o.client === 'cross') env.RBD_STREAM_RELEASE = o.release;
-    else env.HOME = '/root';
+    else if (!hostSide(o.client)) env.HOME = '/root';
     const reportJson = join(setDir, 'report.json');
+    const files = o.vitest.length === 0 && (o.client === 'pair' || o.client === 'pair-reverse') ? PAIR_FILES : [];
     const vitestArgs = [join(REPO, 'node_modules/vitest/vitest.mjs'), 'run', '--project', 'integration',
-      '--reporter=default', '--reporter=./test/support/health.ts', '--reporter=json', `--outputFile.json=${reportJson}`, ...o.vitest];
-    const [file, args] = o.client === 'cross'
+      '--reporter=default', '--reporter=./test/support/health.ts', '--reporter=json', `--outputFile.json=${reportJson}`, ...o.vitest, ...files];
+    const [file, args] = hostSide(o.client)
       ? [process.execPath, vitestArgs]
       : inRoot(root, 'node', vitestArgs, { binds, cwd: REPO });
     // Which librbd and node the client side really uses (the addon's own report).
-    const probe = ['-e', `const b = require('node-gyp-build')(${JSON.stringify(REPO)}); console.log(process.version + ' librbd ' + b.librbdVersion)`];
-    const [pf, pa] = o.client === 'cross' ? [process.execPath, probe] : inRoot(root, 'node', probe, { binds, cwd: REPO });
+    const probe = ['-e', `const b = require(${JSON.stringify(addon)}); console.log(process.version + ' librbd ' + b.librbdVersion)`];
+    const [pf, pa] = hostSide(o.client) ? [process.execPath, probe] : inRoot(root, 'node', probe, { binds, cwd: REPO });
     const clientSide = spawnSync(pf, pa, { encoding: 'utf8', env }).stdout?.trim();
     log(`client: node ${clientSide}`);
     const tTest = Date.now();
-    log(`vitest (${o.client} client) ${o.vitest.join(' ')}`);
+    log(`vitest (${o.client} client) ${[...o.vitest, ...files].join(' ')}`);
     code = await new Promise<number>((res) => {
       child = spawn(file, args, { cwd: REPO, env, stdio: 'inherit' });
       child.on('exit', (c, s) => res(c ?? (s ? 128 : 1)));
@@ -206,8 +227,9 @@ async function main() {
     });
     const testSecs = (Date.now() - tTest) / 1000;
     if (existsSync(reportJson)) copyFileSync(reportJson, out);
-    const versions = Object.keys((JSON.parse(spawnSync('ceph', ['-c', set.clusters.a.conf, 'versions', '--format', 'json'],
+    const versionsOf = (conf: string) => Object.keys((JSON.parse(spawnSync('ceph', ['-c', conf, 'versions', '--format', 'json'],
       { encoding: 'utf8' }).stdout || '{}') as { overall?: Record<string, number> }).overall ?? {}).join('; ');
+    const versions = `a: ${versionsOf(set.clusters.a.conf)}; b: ${versionsOf(set.clusters.b.conf)}`;
     process.stderr.write(`\n[test:release] ${summarize(out, {
       release: o.release, client: o.client, clientSide, daemons: versions, date: new Date().toISOString(),
       testSeconds: Math.round(testSecs), totalSeconds: Math.round((Date.now() - t0) / 1000), exit: code, report: out,

@@ -197,3 +197,15 @@ export function rbdExportMd5(c: TestCluster, spec: string, opts: { timeoutMs?: n
     });
   });
 }
+
+/**
+ * The Ceph major version (16 Pacific, 18 Reef, 20 Tentacle) of `c`'s daemons of one kind, from
+ * `ceph versions`: for behaviour that differs between releases on the daemon side, whatever the
+ * client's librbd.
+ */
+export async function cephMajor(c: TestCluster, daemon: 'mon' | 'osd'): Promise<number> {
+  const v = JSON.parse(await cephCli(c, ['versions', '--format', 'json'])) as Record<string, Record<string, number> | undefined>;
+  const majors = Object.keys(v[daemon] ?? {}).map((s) => Number(/ceph version (\d+)\./.exec(s)?.[1]));
+  if (majors.length !== 1 || !Number.isInteger(majors[0])) throw new Error(`cannot tell ${c.name}'s ${daemon} release from ${JSON.stringify(v[daemon])}`);
+  return majors[0];
+}

@@ -44,3 +44,26 @@ describe('RbdError', () => {
     expect(isRbdError(null)).toBe(false);
   });
 });
+
+describe('mgr module errors', () => {
+  it("a mgr answering \"No handler found\" to a schedule command gives ERR_MGR_MODULE_UNAVAILABLE naming rbd_support", async () => {
+    const { addSnapshotSchedule, listSnapshotSchedules } = await import('../../lib/mirror/schedule.js');
+    const noHandler = (cmd: { prefix: string }) => {
+      const status = `No handler found for '${cmd.prefix}'`;
+      return Promise.reject(codedError('EINVAL', `mgr command '${cmd.prefix}' failed: ${status}`, { errno: -22, status }));
+    };
+    const rados = { command: (_t: string, c: { prefix: string }) => noHandler(c), commandJson: (_t: string, c: { prefix: string }) => noHandler(c) };
+    for (const call of [
+      () => addSnapshotSchedule(rados as never, { pool: 'p', interval: '6h' }),
+      () => listSnapshotSchedules(rados as never, { pool: 'p' }),
+    ]) {
+      const e = await call().catch((x: unknown) => x);
+      expect(isRbdError(e, 'ERR_MGR_MODULE_UNAVAILABLE')).toBe(true);
+      expect((e as Error).message).toMatch(/^ERR_MGR_MODULE_UNAVAILABLE: mgr command 'rbd mirror snapshot schedule (add|list)' failed: the mgr's rbd_support module is not running/);
+      expect(e).toMatchObject({ errno: -22, status: expect.stringMatching(/No handler found/) });
+    }
+    // Any other EINVAL (a bad pool, say) stays as it was.
+    const other = { command: () => Promise.reject(codedError('EINVAL', 'x', { errno: -22, status: 'pool p does not exist' })) };
+    await expect(addSnapshotSchedule(other as never, { pool: 'p', interval: '6h' })).rejects.toMatchObject({ code: 'EINVAL' });
+  });
+});

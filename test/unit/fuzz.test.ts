@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parseImageSpec } from '../../lib/cli/options.js';
 import {
-  END_RECORD, TAG, encodeBanner, encodeExtentHead, encodeName, encodeProtect, encodeSize, parseDiff,
+  END_RECORD, TAG, encodeBanner, encodeExtentHead, encodeName, encodeProtect, encodeSize, parseDiff, protectRecordLength,
   type DiffEvent,
 } from '../../lib/transfer/diff-format.js';
 import { checkImageName, checkName, checkSnapName } from '../../lib/core/validate.js';
@@ -81,6 +81,8 @@ const validStream = fc.record({
   from: fc.option(nameArb, { nil: undefined }),
   to: fc.option(nameArb, { nil: undefined }),
   prot: fc.option(fc.boolean(), { nil: undefined }),
+  // The 'p' record length: 8 as Pacific's rbd writes it, 1 as Quincy's and later.
+  protLen: fc.constantFrom(1 as const, 8 as const),
   extents: fc.array(fc.record({
     zero: fc.boolean(),
     offset: fc.integer({ min: 0, max: SIZE - 512 }),
@@ -90,7 +92,7 @@ const validStream = fc.record({
   const parts = [encodeBanner(s.v)];
   if (s.from) parts.push(encodeName(s.v, TAG.from, s.from));
   if (s.to) parts.push(encodeName(s.v, TAG.to, s.to));
-  if (s.v === 2 && s.prot !== undefined) parts.push(encodeProtect(s.prot));
+  if (s.v === 2 && s.prot !== undefined) parts.push(encodeProtect(s.prot, s.protLen));
   parts.push(encodeSize(s.v, SIZE));
   for (const e of s.extents) {
     parts.push(encodeExtentHead(s.v, e.zero, e.offset, e.length));
@@ -197,6 +199,19 @@ describe('diff stream parser (fuzz)', () => {
         const bytes = (evs: DiffEvent[]) => Buffer.concat(evs.flatMap((e) => (e.type === 'data' ? [e.data] : [])));
         expect(bytes(split.events).equals(bytes(whole.events))).toBe(true);
       }), count(RUNS.chunking));
+  });
+
+  it("the v2 'p' record length follows the release: 8 up to Pacific (librbd 1.16), 1 from Quincy (1.17)", async () => {
+    expect([protectRecordLength('1.16.0'), protectRecordLength('1.17.0'), protectRecordLength('1.18.0'), protectRecordLength('1.20.0')])
+      .toEqual([8, 1, 1, 1]);
+    expect(() => protectRecordLength('x')).toThrow(RangeError);
+    for (const len of [1, 8] as const) {
+      const p = encodeProtect(true, len);
+      expect([...p.subarray(0, 10)]).toEqual([0x70, len, 0, 0, 0, 0, 0, 0, 0, 1]);
+      const evs: DiffEvent[] = [];
+      for await (const ev of parseDiff([Buffer.concat([encodeBanner(2), encodeName(2, TAG.to, 's'), p, encodeSize(2, SIZE), END_RECORD])])) evs.push(ev);
+      expect(evs).toContainEqual({ type: 'protect', protected: true });
+    }
   });
 
   it('ran at least 10k cases in total', () => {

@@ -1,6 +1,6 @@
 /**
  * npm run cluster -- up|down|status [--dir D] [--names a,b] [--osd-mb N] [--mirror] [--fast-mon] [--osd-op-threads N]
- *                    [--objectstore memstore|bluestore] [--base-port P] [--release host|pacific|reef|tentacle] [--json]
+ *                    [--objectstore memstore|bluestore] [--base-port P] [--release host|pacific|reef|tentacle|a=R,b=R] [--json]
  */
 import { resolve } from 'node:path';
 import { envExports } from './conf.js';
@@ -12,7 +12,7 @@ import { DEFAULT_DIR, type UpOptions } from './types.js';
 import { up } from './up.js';
 
 function parseArgs(argv: string[]) {
-  const o: { cmd?: string; dir?: string; names?: string[]; osdMiB?: number; mirror: boolean; fastMon?: boolean; osdOpThreads?: number; objectstore?: UpOptions['objectstore']; json: boolean; basePort?: number; release?: UpOptions['release'] } =
+  const o: { cmd?: string; dir?: string; names?: string[]; osdMiB?: number; mirror: boolean; fastMon?: boolean; osdOpThreads?: number; objectstore?: UpOptions['objectstore']; json: boolean; basePort?: number; release?: UpOptions['release']; releases?: UpOptions['releases'] } =
     { mirror: false, json: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -33,7 +33,19 @@ function parseArgs(argv: string[]) {
       case '--fast-mon': o.fastMon = true; break;
       case '--osd-op-threads': o.osdOpThreads = Number(val()); break;
       case '--objectstore': o.objectstore = val() as UpOptions['objectstore']; break;
-      case '--release': o.release = parseRelease(val()) ?? 'host'; break;
+      case '--release': {
+        const v = val();
+        if (v.includes('=')) {
+          // Per cluster: --release a=host,b=reef
+          o.releases = Object.fromEntries(v.split(',').map((kv) => {
+            const [n, r] = kv.split('=');
+            return [n.trim(), parseRelease(r?.trim()) ?? 'host'];
+          }));
+        } else {
+          o.release = parseRelease(v) ?? 'host';
+        }
+        break;
+      }
       case '--json': o.json = true; break;
       case '-h': case '--help': o.cmd = 'help'; break;
       default:
@@ -53,7 +65,7 @@ const USAGE = `usage: npm run cluster -- up|down|status [--dir D] [--names a,b] 
   --objectstore S  memstore (default, RAM) or bluestore (a sparse file per OSD; survives an OSD restart)
   --release R  run the daemons of Ceph R (pacific, reef, tentacle) from its Debian chroot
                (scripts/release-chroot.mjs builds it on first use); host (default) = the host's Ceph;
-               default from RBD_STREAM_RELEASE if set
+               default from RBD_STREAM_RELEASE if set; per cluster: --release a=host,b=reef
 default dir: ${DEFAULT_DIR}`;
 
 async function main() {
@@ -63,7 +75,7 @@ async function main() {
   switch (o.cmd) {
     case 'up': {
       const t0 = Date.now();
-      const set = await up({ dir, names: o.names, osdMiB: o.osdMiB, mirror: o.mirror, fastMon: o.fastMon, osdOpThreads: o.osdOpThreads, objectstore: o.objectstore, basePort: o.basePort, release: o.release,
+      const set = await up({ dir, names: o.names, osdMiB: o.osdMiB, mirror: o.mirror, fastMon: o.fastMon, osdOpThreads: o.osdOpThreads, objectstore: o.objectstore, basePort: o.basePort, release: o.release, releases: o.releases,
         log: o.json ? noop : err });
       const secs = (Date.now() - t0) / 1000;
       if (o.json) {

@@ -70,6 +70,11 @@ export interface UpOptions {
    * first use); 'host' = the host's own Ceph. Default: RBD_STREAM_RELEASE, else the host's.
    */
   release?: Release | 'host';
+  /**
+   * Per-cluster releases, by cluster name, over `release` (e.g. { a: 'host', b: 'reef' }: a
+   * Pacific/Reef pair for cross-version replication and mirroring).
+   */
+  releases?: Record<string, Release | 'host'>;
   log?: (s: string) => void;
 }
 

@@ -176,13 +176,15 @@ export async function up(opts: UpOptions = {}): Promise<ClusterSet> {
   const threads = opts.osdOpThreads ?? 1;
   if (!Number.isInteger(threads) || threads < 1 || threads > 32) throw new RangeError(`osdOpThreads must be an integer 1..32, got ${threads}`);
   const objectstore = opts.objectstore ?? 'memstore';
-  const release = opts.release === undefined ? defaultRelease() : parseRelease(opts.release);
+  const baseRelease = opts.release === undefined ? defaultRelease() : parseRelease(opts.release);
+  for (const n of Object.keys(opts.releases ?? {})) if (!names.includes(n)) throw new Error(`releases: no cluster named ${JSON.stringify(n)} in ${names.join(',')}`);
+  const releaseOf = (n: string): Release | undefined => (opts.releases?.[n] === undefined ? baseRelease : parseRelease(opts.releases[n]));
   if (objectstore !== 'memstore' && objectstore !== 'bluestore') throw new RangeError(`objectstore must be 'memstore' or 'bluestore', got ${String(objectstore)}`);
 
   const existing = readState(dir);
   if (existing) {
     const sameNames = Object.keys(existing.clusters).sort().join(',') === [...names].sort().join(',') &&
-      Object.values(existing.clusters).every((c) => c.release === release);
+      Object.values(existing.clusters).every((c) => c.release === releaseOf(c.name));
     if (sameNames && await isLive(existing)) {
       log(`cluster set in ${dir} is already running`);
       if (opts.mirror) {
@@ -198,10 +200,15 @@ export async function up(opts: UpOptions = {}): Promise<ClusterSet> {
   }
 
   // Before anything is created: a Ceph without its plugins fails here, with the paths tried.
-  const root = release ? releaseRoot(release) : '/';
-  const cephPaths = findCephPaths(root);
-  const monmapCiphers = monmapHasCiphers(root);
-  if (release) log(`release ${release}: daemons from the chroot ${root}`);
+  // Per release (clusters of a set may differ): its root, plugin paths and monmap cipher option.
+  const perRelease = new Map<Release | undefined, { root: string; cephPaths: CephPaths; monmapCiphers: boolean }>();
+  for (const n of names) {
+    const release = releaseOf(n);
+    if (perRelease.has(release)) continue;
+    const root = release ? releaseRoot(release) : '/';
+    perRelease.set(release, { root, cephPaths: findCephPaths(root), monmapCiphers: monmapHasCiphers(root) });
+    if (release) log(`release ${release}: daemons from the chroot ${root}`);
+  }
   mkdirSync(dir, { recursive: true });
   const state: StateFile = {
     version: 1, createdAt: new Date().toISOString(), createdBy: process.pid, dir, clusters: {},
@@ -213,7 +220,8 @@ export async function up(opts: UpOptions = {}): Promise<ClusterSet> {
   const ports = opts.basePort ? names.map((_, i) => opts.basePort! + i) : await freePorts(names.length);
   try {
     await Promise.all(names.map((name, i) => createCluster({
-      setDir: dir, name, port: ports[i], osdBytes, fastMon: !!opts.fastMon, osdOpThreads: threads, objectstore, cephPaths, monmapCiphers, release, root, mirror: !!opts.mirror, log,
+      setDir: dir, name, port: ports[i], osdBytes, fastMon: !!opts.fastMon, osdOpThreads: threads, objectstore,
+      ...perRelease.get(releaseOf(name))!, release: releaseOf(name), mirror: !!opts.mirror, log,
       record: (info) => { state.clusters[name] = { ...info, pids: { ...info.pids } }; save(); },
     })));
   } catch (e) {
