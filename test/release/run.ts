@@ -183,7 +183,8 @@ async function main() {
       copyFileSync(join(REPO, 'build/Release/rbd_stream.node'), addon);
     }
     // The packed-package test (run alone or in the whole suite) gets a tarball packed here, on the host.
-    const files = o.vitest.filter((a) => !a.startsWith('-'));
+    const pairFiles = o.vitest.length === 0 && (o.client === 'pair' || o.client === 'pair-reverse') ? PAIR_FILES : [];
+    const files = [...o.vitest.filter((a) => !a.startsWith('-')), ...pairFiles];
     const packedEnv = files.length === 0 || files.some((f) => f.includes('prebuild')) ? packForRelease(setDir) : {};
     const tUp = Date.now();
     const releases = o.client === 'pair' ? { a: 'host' as const, b: o.release }
@@ -207,9 +208,8 @@ async function main() {
     if (o.client === 'cross') env.RBD_STREAM_RELEASE = o.release;
     else if (!hostSide(o.client)) env.HOME = '/root';
     const reportJson = join(setDir, 'report.json');
-    const files = o.vitest.length === 0 && (o.client === 'pair' || o.client === 'pair-reverse') ? PAIR_FILES : [];
     const vitestArgs = [join(REPO, 'node_modules/vitest/vitest.mjs'), 'run', '--project', 'integration',
-      '--reporter=default', '--reporter=./test/support/health.ts', '--reporter=json', `--outputFile.json=${reportJson}`, ...o.vitest, ...files];
+      '--reporter=default', '--reporter=./test/support/health.ts', '--reporter=json', `--outputFile.json=${reportJson}`, ...o.vitest, ...pairFiles];
     const [file, args] = hostSide(o.client)
       ? [process.execPath, vitestArgs]
       : inRoot(root, 'node', vitestArgs, { binds, cwd: REPO });
