@@ -26,26 +26,7 @@ export const identityKey = (snapName: string): string => `${IDENTITY_KEY_PREFIX}
 /** The identity of `snapName` on the source image (ENOENT when it has no such user snapshot). */
 export async function sourceIdentity(image: Image, snapName: string): Promise<SnapshotIdentity> {
   checkSnapName(snapName);
-  const [fsid, st, snap] = await Promise.all([image.pool.rados.fsid(), image.stat(), image.getSnapshot(snapName)]);
-  if (!snap) {
-    throw codedError('ENOENT', `snapshot '${snapName}' not found on source image '${image.pool.spec}/${image.name}'`, {
-      errno: -2,
-      snapshot: snapName,
-      image: image.name,
-      pool: image.pool.name,
-    });
-  }
-  return {
-    v: 1,
-    fsid,
-    pool: image.pool.name,
-    poolId: image.pool.id,
-    namespace: image.pool.namespace,
-    image: image.name,
-    imageId: st.id,
-    snapId: snap.id,
-    snapName,
-  };
+  return identityOf(image, `snapshot '${snapName}'`, snapName, (image) => image.getSnapshot(snapName));
 }
 
 /**
@@ -53,11 +34,17 @@ export async function sourceIdentity(image: Image, snapName: string): Promise<Sn
  * snapshot too; snapName is its current name there). ENOENT when the image has no such snapshot.
  */
 export async function sourceIdentityById(image: Image, snapId: bigint): Promise<SnapshotIdentity> {
-  const [fsid, st, snaps] = await Promise.all([image.pool.rados.fsid(), image.stat(), image.listSnapshots({ allNamespaces: true })]);
-  const snap = snaps.find((s) => BigInt(s.id) === snapId);
+  return identityOf(image, `snapshot id ${snapId}`, undefined, async (image) =>
+    (await image.listSnapshots({ allNamespaces: true })).find((s) => BigInt(s.id) === snapId));
+}
+
+async function identityOf(image: Image, what: string, snapshot: string | undefined,
+  find: (image: Image) => Promise<{ id: number; name: string } | undefined>): Promise<SnapshotIdentity> {
+  const [fsid, st, snap] = await Promise.all([image.pool.rados.fsid(), image.stat(), find(image)]);
   if (!snap) {
-    throw codedError('ENOENT', `snapshot id ${snapId} not found on source image '${image.pool.spec}/${image.name}'`, {
+    throw codedError('ENOENT', `${what} not found on source image '${image.pool.spec}/${image.name}'`, {
       errno: -2,
+      ...(snapshot === undefined ? {} : { snapshot }),
       image: image.name,
       pool: image.pool.name,
     });
