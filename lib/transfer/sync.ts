@@ -5,8 +5,9 @@ import { requireDiffIterate3 } from '../core/librbd.js';
 import { checkBool, checkFromSnapId, checkImageName, checkName, checkOptions, checkSignal, checkUint, describe } from '../core/validate.js';
 import { Image } from '../core/image.js';
 import { Pool } from '../core/pool.js';
-import { readIdentity, sameSource, sourceIdentity, identityKey } from './identity.js';
+import { isRecordedCopy, readIdentity, sameSource, sourceIdentity, identityKey } from './identity.js';
 import { replicate, type ReplicateProgress } from './replicate/run.js';
+import type { DiscardedChanges } from './replicate/options.js';
 import { MAX_CONCURRENCY, checkBandwidth } from './replicate/options.js';
 import { CHECKPOINT_KEY } from './replicate/checkpoint.js';
 import type { SnapshotInfo } from '../core/snapshot.js';
@@ -76,6 +77,11 @@ export interface SyncResult {
   copySeconds: number;
   verified: boolean;
   pruned: { source: string[]; target: string[] };
+  /**
+   * With force, on an incremental round: the target's own changes since the base that this round
+   * overwrote (e.g. writes made on the original site after a failover; empty when none).
+   */
+  discarded?: DiscardedChanges;
 }
 
 const DEFAULT_PREFIX = 'rbd-sync-';
@@ -148,12 +154,18 @@ export async function syncImage(options: SyncImageOptions): Promise<SyncResult> 
     const tgtSnaps = target ? await prefixed(target, prefix) : [];
     const tgtByName = new Map(tgtSnaps.map((s) => [s.name, s]));
 
-    // Newest common snapshot, by recorded identity (never by name alone).
+    // Newest common snapshot, by recorded identity (never by name alone): the target's is a copy of
+    // the source's, or (failback: syncing back from the copy) the source's is a copy of the target's.
     let base: string | undefined;
     for (const s of fromSnapId !== undefined ? [] : [...srcSnaps].reverse()) {
       if (!tgtByName.has(s.name) || !target) continue;
       const rec = await readIdentity(target, s.name);
       if (rec && sameSource(rec, await sourceIdentity(source, s.name))) {
+        base = s.name;
+        break;
+      }
+      const reverse = await readIdentity(source, s.name);
+      if (reverse && isRecordedCopy(reverse, await sourceIdentity(target, s.name), s.id)) {
         base = s.name;
         break;
       }
@@ -223,6 +235,7 @@ export async function syncImage(options: SyncImageOptions): Promise<SyncResult> 
       copySeconds: r.seconds,
       verified: verify,
       pruned,
+      ...(r.discarded ? { discarded: r.discarded } : {}),
     };
   } finally {
     if (target && target !== given) await target.close();
@@ -241,10 +254,12 @@ async function prune(image: Image, prefix: string, keep: RetentionPolicy, newest
   const removed: string[] = [];
   const pruneNames = new Set(selectRetention(snaps.map((s) => ({ name: s.name, timestamp: snapTime(s, prefix) })), keep).prune);
   const excess = snaps.filter((s) => pruneNames.has(s.name));
+  const recorded = isTarget || excess.length === 0 ? new Set<string>() : new Set(Object.keys(await image.listMetadata()));
   for (const s of excess) {
     if (s.name === newestCommon || s.protected) continue;
     await image.removeSnapshot(s.name);
-    if (isTarget) await image.removeMetadata(identityKey(s.name)).catch(() => {});
+    // Its identity record goes with it: the target's (a copy), or the source's after a failback.
+    if (isTarget || recorded.has(identityKey(s.name))) await image.removeMetadata(identityKey(s.name)).catch(() => {});
     removed.push(s.name);
   }
   return removed;
