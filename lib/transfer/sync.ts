@@ -34,7 +34,8 @@ export interface SyncImageOptions {
   verify?: boolean;
   /**
    * Target exists but shares no snapshot with the source: copy everything over it
-   * (otherwise ERR_NO_COMMON_SNAPSHOT). Also overrides ERR_TARGET_CHANGED.
+   * (otherwise ERR_NO_COMMON_SNAPSHOT). Also overrides ERR_TARGET_CHANGED: the target's own changes
+   * since the common snapshot are overwritten, and listed in the result's `discarded`.
    */
   force?: boolean;
   concurrency?: number;
@@ -103,7 +104,9 @@ async function prefixed(image: Image, prefix: string): Promise<SnapshotInfo[]> {
 
 /**
  * One replication round: finds the newest snapshot (with `prefix`) present on both sides whose
- * identity recorded on the target matches the source, snapshots the source, copies full or
+ * identity recorded on the target matches the source — or, after a failback (syncing from the copy
+ * back to the original), whose identity recorded on the source matches the target's — snapshots
+ * the source, copies full or
  * incrementally with replicate(), then prunes old prefixed snapshots on both sides beyond
  * `keep` — never the newest common one. A round interrupted after the source snapshot was made
  * is resumed by the next round (same snapshot, replicate's checkpoint).
