@@ -8,6 +8,7 @@ import { Rados, type Image, type Pool } from '../../lib/index.js';
 import { syncImage, syncPool, type SyncResult } from '../../lib/transfer/sync.js';
 import { replicate } from '../../lib/transfer/replicate/run.js';
 import { IDENTITY_KEY_PREFIX, identityKey } from '../../lib/transfer/identity.js';
+import { discardedChanges, MAX_DISCARDED_RANGES } from '../../lib/transfer/replicate/target.js';
 import { clusterArgs, getClusters, rbdCli, rbdExportMd5, type TestCluster } from '../support/clusters.js';
 
 const { a, b } = getClusters() as { a: TestCluster; b: TestCluster };
@@ -224,6 +225,20 @@ describe('failback (syncImage B→A)', () => {
   });
 });
 
+describe('discarded ranges report', () => {
+  it('merges adjacent ranges and caps the list, counting all ranges and bytes', () => {
+    const n = MAX_DISCARDED_RANGES + 500;
+    const pairs: number[] = [];
+    // Each range followed by an adjacent one (merged), then a gap.
+    for (let i = 0; i < n; i++) pairs.push(i * 65536, 4096, i * 65536 + 4096, 512);
+    const d = discardedChanges(Float64Array.from(pairs));
+    expect(d).toMatchObject({ count: n, bytes: n * 4608, truncated: true });
+    expect(d.ranges).toHaveLength(MAX_DISCARDED_RANGES);
+    expect(d.ranges[1]).toEqual({ offset: 65536, length: 4608 });
+    expect(discardedChanges(undefined)).toEqual({ ranges: [], count: 0, bytes: 0, truncated: false });
+  });
+});
+
 describe('failback (syncPool B→A)', () => {
   it('fails back two images, then A → B resumes incrementally', async () => {
     const names = [1, 2].map((i) => `${tag}-pool-${i}`);
@@ -279,6 +294,36 @@ function cli(args: string[]): Promise<Run> {
   });
 }
 
+/** The CLI on a pseudo-terminal (util-linux `script`), answering `answer` when asked; the terminal's output. */
+function onTerminal(args: string[], answer: string): Promise<{ code: number | null; out: string }> {
+  const env = { ...process.env };
+  delete env.CEPH_ARGS;
+  delete env.CEPH_CONF;
+  const q = (x: string) => `'${x.replace(/'/g, `'\\''`)}'`;
+  const cmd = [process.execPath, '--import', 'tsx', join(ROOT, 'lib/cli/main.ts'), '--no-progress', ...args].map(q).join(' ');
+  const child = spawn('script', ['-qec', cmd, '/dev/null'], { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
+  child.stdin.on('error', () => {});
+  const out: Buffer[] = [];
+  let answered = false;
+  child.stdout.on('data', (d: Buffer) => {
+    out.push(d);
+    // Typed once the question is on the terminal, as an operator would.
+    if (!answered && Buffer.concat(out).toString().includes("type 'yes'")) {
+      answered = true;
+      child.stdin.write(`${answer}\r`);
+    }
+  });
+  return new Promise((res, rej) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+    child.on('error', rej);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      child.stdin.end();
+      res({ code, out: Buffer.concat(out).toString() });
+    });
+  });
+}
+
 const destArgs = (c: TestCluster) => ['--dest-conf', c.conf, ...(c.user ? ['--dest-id', c.user] : []), ...(c.keyring ? ['--dest-keyring', c.keyring] : [])];
 
 describe('rbd-stream failback', () => {
@@ -315,6 +360,29 @@ describe('rbd-stream failback', () => {
     expect(j.rounds.final.bytesWritten + j.rounds.final.bytesZeroed).toBeLessThanOrEqual(2 * 96 * KiB);
     expect(j.rounds.last).toMatchObject({ mode: 'incremental', base: j.rounds.final.snapshot, bytesWritten: 0, bytesZeroed: 0 });
     expect(j.snapshot).toBe(j.rounds.last.snapshot);
+    expect(await md5(a, name)).toBe(await md5(b, name));
+  });
+
+  it('on a terminal it asks: any answer but yes stops after the first sync (exit 4); yes finishes (exit 0)', async () => {
+    const name = `${tag}-tty`;
+    const { imgA } = await syncedPair(name, 1);
+    await imgA.close();
+    const args = ['failback', ...clusterArgs(b), ...destArgs(a), `${b.pool}/${name}`, `${a.pool}/${name}`];
+    const no = await onTerminal(args, 'no');
+    expect(no.code).toBe(4);
+    expect(no.out).toMatch(/Stop every writer of .*type 'yes'/);
+    expect(no.out).toMatch(/ERR_WRITERS_NOT_STOPPED/);
+    expect(no.out).not.toMatch(/step 3\/3/);
+    const img = await pb.openImage(name);
+    try {
+      await scribble(img, [64 * KiB], 16 * KiB, 0x77);
+    } finally {
+      await img.close();
+    }
+    const yes = await onTerminal(args, 'yes');
+    expect(yes.code).toBe(0);
+    expect(yes.out).toMatch(/step 2\/3: writers stopped \(confirmed\)/);
+    expect(yes.out).toMatch(/is current/);
     expect(await md5(a, name)).toBe(await md5(b, name));
   });
 

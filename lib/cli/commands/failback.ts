@@ -14,6 +14,9 @@ import { emitJson, formatBytes, formatDiscarded, ProgressBar, progressMode } fro
 /** Writers of the source were not confirmed stopped: nothing was done (exit code 4, as a safety refusal). */
 export class WritersNotStopped extends Error {
   code = 'ERR_WRITERS_NOT_STOPPED';
+  constructor(message: string) {
+    super(`ERR_WRITERS_NOT_STOPPED: ${message}`); // as codedError's messages
+  }
 }
 
 /** Whether `image`'s head differs from its snapshot `snap` (size, or any data): writers still active. */
