@@ -7,8 +7,7 @@ import { Image } from '../core/image.js';
 import { Pool } from '../core/pool.js';
 import { isRecordedCopy, readIdentity, sameSource, sourceIdentity, identityKey } from './identity.js';
 import { replicate, type ReplicateProgress } from './replicate/run.js';
-import type { DiscardedChanges } from './replicate/options.js';
-import { MAX_CONCURRENCY, checkBandwidth } from './replicate/options.js';
+import { MAX_CONCURRENCY, checkBandwidth, type DiscardedChanges } from './replicate/options.js';
 import { CHECKPOINT_KEY } from './replicate/checkpoint.js';
 import type { SnapshotInfo } from '../core/snapshot.js';
 import { parseRetention, selectRetention, type RetentionPolicy } from './retention.js';
@@ -106,9 +105,8 @@ async function prefixed(image: Image, prefix: string): Promise<SnapshotInfo[]> {
  * One replication round: finds the newest snapshot (with `prefix`) present on both sides whose
  * identity recorded on the target matches the source — or, after a failback (syncing from the copy
  * back to the original), whose identity recorded on the source matches the target's — snapshots
- * the source, copies full or
- * incrementally with replicate(), then prunes old prefixed snapshots on both sides beyond
- * `keep` — never the newest common one. A round interrupted after the source snapshot was made
+ * the source, copies full or incrementally with replicate(), then prunes old prefixed snapshots on
+ * both sides beyond `keep` — never the newest common one. A round interrupted after the source snapshot was made
  * is resumed by the next round (same snapshot, replicate's checkpoint).
  */
 export async function syncImage(options: SyncImageOptions): Promise<SyncResult> {
