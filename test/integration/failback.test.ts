@@ -403,5 +403,13 @@ describe('rbd-stream failback', () => {
     expect(ok.stdout).toContain(`discarded on ${a.pool}/${name}: 1 range, 8.00 KiB: ${MiB}+${8 * KiB}`);
     expect(ok.stdout).toMatch(/all 1 images are current/);
     expect(await md5(a, name)).toBe(await md5(b, name));
+    // Again with --json: nothing left to copy; one result per image and round.
+    const again = await cli(['--json', ...args]);
+    expect(again.code).toBe(0);
+    const j = JSON.parse(again.stdout) as { writersStopped: string; current: boolean; images: { name: string; current: boolean; snapshot: string }[]; rounds: { final: { summary: object }; last: { images: SyncResult[]; summary: object } } };
+    expect(j).toMatchObject({ writersStopped: 'flag', current: true, images: [{ name, current: true }] });
+    expect(j.rounds.final.summary).toMatchObject({ total: 1, ok: 1, failed: 0, bytesWritten: 0 });
+    expect(j.rounds.last.summary).toMatchObject({ total: 1, ok: 1, failed: 0, bytesWritten: 0 });
+    expect(j.images[0].snapshot).toBe(j.rounds.last.images[0].snapshot);
   });
 });
