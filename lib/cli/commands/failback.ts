@@ -2,7 +2,6 @@
 // disaster (source, B): a sync B→A while B is still in use, the operator stops B's writers, a
 // last incremental B→A, then a check that B did not change after it. rbd-mirror's failback is a
 // library call (failback()); its CLI would sit under `mirror`, beside `mirror status`.
-import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import type { Image } from '../../core/image.js';
 import type { Pool } from '../../core/pool.js';
@@ -10,14 +9,9 @@ import { syncImage, syncPool, type SyncImageOptions, type SyncPoolImageResult, t
 import { controller, EXIT, run } from '../action.js';
 import { clusterOptions, destFlags, intArg, openPool, parseImageSpec, parsePoolSpec, sourceFlags, syncFlags, syncOptions } from '../options.js';
 import { emitJson, formatBytes, formatDiscarded, ProgressBar, progressMode } from '../output.js';
+import { confirmWritersStopped, WritersNotStopped } from './writers.js';
 
-/** Writers of the source were not confirmed stopped: nothing was done (exit code 4, as a safety refusal). */
-export class WritersNotStopped extends Error {
-  code = 'ERR_WRITERS_NOT_STOPPED';
-  constructor(message: string) {
-    super(`ERR_WRITERS_NOT_STOPPED: ${message}`); // as codedError's messages
-  }
-}
+export { WritersNotStopped }; // where it was defined before writers.ts
 
 /** Whether `image`'s head differs from its snapshot `snap` (size, or any data): writers still active. */
 async function changedSince(image: Image, snap: string): Promise<boolean> {
@@ -25,23 +19,6 @@ async function changedSince(image: Image, snap: string): Promise<boolean> {
   if (!s || st.size !== s.size) return true;
   for await (const batch of image.diff({ fromSnapshot: snap, wholeObject: true, batchSize: 1 })) if (batch.length > 0) return true;
   return false;
-}
-
-async function confirmWritersStopped(source: string): Promise<void> {
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  const onAbort = () => rl.close();
-  controller.signal.addEventListener('abort', onAbort, { once: true });
-  try {
-    const answer = await rl.question(`Stop every writer of ${source} now (VMs, mappings, clients), then type 'yes' to continue: `);
-    if (!/^y(es)?$/i.test(answer.trim())) throw new WritersNotStopped(`failback stopped: writers of ${source} not confirmed stopped (answer was not 'yes'); A is as the first sync left it`);
-  } catch (e) {
-    if (e instanceof WritersNotStopped) throw e;
-    controller.signal.throwIfAborted();
-    throw new WritersNotStopped(`failback stopped: no confirmation that the writers of ${source} are stopped (${(e as Error).message})`);
-  } finally {
-    controller.signal.removeEventListener('abort', onAbort);
-    rl.close();
-  }
 }
 
 function roundLine(r: SyncResult): string {
