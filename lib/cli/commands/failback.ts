@@ -1,15 +1,16 @@
 // failback (snapshot sync): bring the original site (dest, A) back to the copy in use since a
 // disaster (source, B): a sync B→A while B is still in use, the operator stops B's writers, a
-// last incremental B→A, then a check that B did not change after it. rbd-mirror's failback is a
-// library call (failback()); its CLI would sit under `mirror`, beside `mirror status`.
+// last incremental B→A, then a check that B did not change after it. With --mirror the same
+// switch for images rbd-mirror replicates (failback-mirror.ts): same specs, flags and writer check.
 import type { Command } from 'commander';
 import type { Image } from '../../core/image.js';
 import type { Pool } from '../../core/pool.js';
 import { syncImage, syncPool, type SyncImageOptions, type SyncPoolImageResult, type SyncPoolResult, type SyncResult } from '../../transfer/sync.js';
 import { controller, EXIT, run } from '../action.js';
-import { clusterOptions, destFlags, intArg, openPool, parseImageSpec, parsePoolSpec, sourceFlags, syncFlags, syncOptions } from '../options.js';
+import { clusterOptions, destFlags, intArg, openPool, parseImageSpec, parsePoolSpec, sourceFlags, syncFlags, syncOptions, UsageError } from '../options.js';
 import { emitJson, formatBytes, formatDiscarded, ProgressBar, progressMode } from '../output.js';
-import { confirmWritersStopped, WritersNotStopped } from './writers.js';
+import { checkMirrorFlags, mirrorFailback } from './failback-mirror.js';
+import { confirmWritersStopped, WritersNotStopped, writersMode } from './writers.js';
 
 export { WritersNotStopped }; // where it was defined before writers.ts
 
@@ -33,32 +34,39 @@ function poolLine(x: SyncPoolImageResult): string {
 
 export function registerFailback(program: Command): void {
   syncOptions(clusterOptions(program.command('failback'), true), {
-    force: "discard the original's own changes since the common snapshot (otherwise refused: ERR_TARGET_CHANGED)",
+    force: "discard the original's own changes since the common snapshot (otherwise refused: ERR_TARGET_CHANGED); with --mirror: resolve a split-brain by resyncing A from B (otherwise refused: ERR_SPLIT_BRAIN)",
     concurrency: 'reads and writes in flight (per image; default 256)',
   })
-    .description('snapshot-sync failback: copy the image in use (source, site B) back to the original (dest, site A): a sync while B is in use, stop writers, a last incremental')
+    .description('snapshot-sync failback: copy the image in use (source, site B) back to the original (dest, site A): a sync while B is in use, stop writers, a last incremental; --mirror: the same switch with rbd-mirror (demote B, promote A)')
     .argument('<source>', 'pool[/namespace]/image in use (site B; with --pool: pool[/namespace])')
     .argument('[dest]', 'the original on site A, same form (default: same spec)')
     .option('--pool', 'fail back every image of a pool (or those matching --images)')
     .option('--images <glob|list>', "with --pool: a glob ('db-*') or a comma-separated list of image names")
     .option('--parallel <n>', 'with --pool: images synced at the same time', intArg('parallel', 1), 2)
     .option('--writers-stopped', "the source's writers are already stopped: do not ask (required when stdin is not a terminal)")
+    .option('--mirror', 'rbd-mirror failback: report B→A replication, stop writers, demote B, promote A (images rbd-mirror replicates; no copy by rbd-stream)')
+    .option('--timeout <seconds>', 'with --mirror: bound on each wait (replication, demotion, resync)', intArg('timeout', 1))
     .action(run(async (session, g, src: string, dst: string | undefined, o: Record<string, unknown>) => {
       const isPool = Boolean(o.pool);
       const s = isPool ? { ...parsePoolSpec(src), image: '' } : parseImageSpec(src, 'forbidden');
       const d = isPool ? { ...parsePoolSpec(dst ?? src), image: '' } : parseImageSpec(dst ?? src, 'forbidden');
       if (!isPool && (o.images !== undefined)) throw new TypeError('--images needs --pool');
       const srcLabel = `${s.pool}${s.namespace ? `/${s.namespace}` : ''}${isPool ? '' : `/${s.image}`}`;
-      // Decided before anything is copied: without a way to confirm, nothing is done.
-      const writers = o.writersStopped ? 'flag' : process.stdin.isTTY ? 'confirmed' : undefined;
-      if (!writers) {
-        throw new WritersNotStopped(`failback needs the writers of ${srcLabel} stopped before its last sync: pass --writers-stopped once they are, or run it on a terminal to be asked`);
-      }
+      if (o.mirror) checkMirrorFlags(o);
+      else if (o.timeout !== undefined) throw new UsageError('--timeout needs --mirror (a sync has no waits to bound)');
+      const writers = writersMode(o, srcLabel, o.mirror ? 'demoting it' : 'its last sync');
       const rs = await session.connect(sourceFlags(o));
       const df = destFlags(o);
       const rd = df ? await session.connect(df) : rs;
       const sourcePool = await openPool(rs, s.pool, s.namespace);
       const targetPool = await openPool(rd, d.pool, d.namespace);
+      if (o.mirror) {
+        return mirrorFailback({
+          poolB: sourcePool, poolA: targetPool, image: isPool ? undefined : { b: s.image, a: d.image },
+          images: o.images as string | undefined, force: Boolean(o.force), timeoutMs: ((o.timeout as number | undefined) ?? 300) * 1000,
+          writers, label: srcLabel, json: Boolean(g.json),
+        });
+      }
       const flags = syncFlags(o);
       const say = (text: string) => { if (!g.json) process.stdout.write(text); };
 

@@ -11,13 +11,24 @@ export class WritersNotStopped extends Error {
   }
 }
 
-export async function confirmWritersStopped(source: string): Promise<void> {
+/**
+ * How the writers are known to be stopped, decided before anything is done: the flag, or a
+ * prompt later (stdin a terminal). Neither: refused now, so nothing is copied or demoted.
+ */
+export function writersMode(o: Record<string, unknown>, label: string, before: string): 'flag' | 'confirmed' {
+  if (o.writersStopped) return 'flag';
+  if (process.stdin.isTTY) return 'confirmed';
+  throw new WritersNotStopped(`failback needs the writers of ${label} stopped before ${before}: pass --writers-stopped once they are, or run it on a terminal to be asked`);
+}
+
+/** Asks on the terminal; anything but yes is a refusal. `left`: the state things stay in then. */
+export async function confirmWritersStopped(source: string, left = 'A is as the first sync left it'): Promise<void> {
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   const onAbort = () => rl.close();
   controller.signal.addEventListener('abort', onAbort, { once: true });
   try {
     const answer = await rl.question(`Stop every writer of ${source} now (VMs, mappings, clients), then type 'yes' to continue: `);
-    if (!/^y(es)?$/i.test(answer.trim())) throw new WritersNotStopped(`failback stopped: writers of ${source} not confirmed stopped (answer was not 'yes'); A is as the first sync left it`);
+    if (!/^y(es)?$/i.test(answer.trim())) throw new WritersNotStopped(`failback stopped: writers of ${source} not confirmed stopped (answer was not 'yes'); ${left}`);
   } catch (e) {
     if (e instanceof WritersNotStopped) throw e;
     controller.signal.throwIfAborted();
