@@ -4,7 +4,10 @@
  * RBD mirroring end to end: two clusters, an rbd-mirror daemon on each, peers bootstrapped both
  * ways, on a dedicated pool (so the other test files' pool `rbd` is untouched).
  */
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   Rados,
@@ -18,7 +21,7 @@ import {
   type PoolMirror,
 } from '../../lib/index.js';
 import { startMirrorDaemon, status as setStatus, stopMirrorDaemon } from '../../tools/cluster/index.js';
-import { cephCli, getClusters, rbdCli, rbdExportMd5, type TestCluster } from '../support/clusters.js';
+import { cephCli, clusterArgs, getClusters, rbdCli, rbdExportMd5, type TestCluster } from '../support/clusters.js';
 
 const clusters = getClusters();
 const POOL = `rbdstream-mirror-${process.pid}`;
@@ -552,4 +555,178 @@ describe('snapshot schedules (mgr)', () => {
     expect(np).toMatchObject({ code: 'EINVAL' });
     expect((np as Error).message).toMatch(/pool no-such-pool-x does not exist/);
   }, 150_000);
+});
+
+// --- rbd-stream failback --mirror (the CLI process) ------------------------------------------
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const destArgs = (c: TestCluster) => ['--dest-conf', c.conf, ...(c.user ? ['--dest-id', c.user] : []), ...(c.keyring ? ['--dest-keyring', c.keyring] : [])];
+
+function cli(args: string[], timeoutMs = 240_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const env = { ...process.env };
+  delete env.CEPH_ARGS;
+  delete env.CEPH_CONF;
+  // stdin is a pipe, never a TTY: the command cannot ask.
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'lib/cli/main.ts'), ...args], { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
+  child.stdin.end();
+  return new Promise((res, rej) => {
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => err.push(d));
+    child.on('error', rej);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      res({ code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
+    });
+  });
+}
+
+/** B (-c) is the site in use, A (--dest-conf) the original. */
+const failbackArgs = (...rest: string[]) => ['--json', 'failback', '--mirror', ...clusterArgs(B), ...destArgs(A), '--timeout', '120', ...rest];
+
+/** A snapshot-mirrored image, failed over to B (library failover), then written on B; handles closed. Returns md5 of B. */
+async function failedOverAndWritten(name: string): Promise<string> {
+  await pa.createImage(name, 8 * MiB);
+  const a = await pa.openImage(name);
+  await a.mirror.enable('snapshot');
+  await writeRandom(a, [0, 5 * MiB], 64 * 1024);
+  await a.mirror.createSnapshot();
+  const b = await until(`${name} on B`, async () => {
+    try {
+      return await pb.openImage(name);
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ENOENT') return undefined;
+      throw e;
+    }
+  });
+  await a.mirror.waitForSync({ peer: b, timeoutMs: SYNC_TIMEOUT });
+  await failover({ primary: a, secondary: b, timeoutMs: SYNC_TIMEOUT });
+  // B was just promoted: its rbd-mirror may still hold the lock (EROFS) for a moment.
+  await until(`${name} writable on B`, async () => {
+    try {
+      await writeRandom(b, [MiB, 6 * MiB], 128 * 1024);
+      return true;
+    } catch (e) {
+      if ((e as { code?: string }).code === 'EROFS') return undefined;
+      throw Object.assign(e as Error, { fatal: true });
+    }
+  }, 60_000);
+  await Promise.all([a.close(), b.close()]);
+  const want = await md5(B, name);
+  expect(await md5(A, name)).not.toBe(want); // A does not have B's writes yet: the failback must bring them
+  return want;
+}
+
+async function primaries(name: string): Promise<[boolean, boolean]> {
+  const [a, b] = await Promise.all([pa.openImage(name), pb.openImage(name)]);
+  try {
+    return [(await a.mirror.getInfo()).primary, (await b.mirror.getInfo()).primary];
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+  }
+}
+
+describe('rbd-stream failback --mirror', () => {
+  it('no --writers-stopped, no TTY: refused (exit 4) with nothing demoted; with it: A primary and equal to B; again: ERR_NOT_PRIMARY', async () => {
+    const name = 'cli-one';
+    const want = await failedOverAndWritten(name);
+
+    const refused = await cli(failbackArgs(`${POOL}/${name}`));
+    expect(refused.code).toBe(4);
+    expect(JSON.parse(refused.stdout)).toMatchObject({ error: { code: 'ERR_WRITERS_NOT_STOPPED' } });
+    expect(await primaries(name)).toEqual([false, true]);
+
+    const r = await cli(failbackArgs(`${POOL}/${name}`, '--writers-stopped'));
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc).toMatchObject({
+      mode: 'mirror', source: `${POOL}/${name}`, target: `${POOL}/${name}`, writersStopped: 'flag', name, ok: true,
+      imageMode: 'snapshot', splitBrain: false, resynced: false, primaryA: true, primaryB: false, current: true,
+      replication: { mode: 'snapshot' },
+    });
+    expect(await primaries(name)).toEqual([true, false]);
+    expect(await md5(A, name)).toBe(want);
+    expect(await md5(B, name)).toBe(want);
+
+    // B is no longer primary: nothing to fail back, refused before anything.
+    const again = await cli(failbackArgs(`${POOL}/${name}`, '--writers-stopped'));
+    expect(again.code).toBe(4);
+    expect(JSON.parse(again.stdout)).toMatchObject({ error: { code: 'ERR_NOT_PRIMARY' } });
+    expect(await primaries(name)).toEqual([true, false]);
+  }, 240_000);
+
+  it('text mode: progress lines per step', async () => {
+    const name = 'cli-text';
+    const want = await failedOverAndWritten(name);
+    const r = await cli(failbackArgs(`${POOL}/${name}`, '--writers-stopped').slice(1));
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/step 1\/4: replication .*\n {2}ok +cli-text: mirror snapshot \d+ complete on A/);
+    expect(r.stdout).toMatch(/step 2\/4: writers stopped \(--writers-stopped\)/);
+    expect(r.stdout).toMatch(/cli-text: demote: demoting/);
+    expect(r.stdout).toMatch(/cli-text: promote: promoting/);
+    expect(r.stdout).toMatch(new RegExp(`step 4/4: state\n {2}${POOL}/cli-text is primary and current`));
+    expect(await md5(A, name)).toBe(want);
+  }, 240_000);
+
+  it('--pool --images: per-image JSON, A primary and equal to B for each', async () => {
+    const names = ['cli-p1', 'cli-p2'];
+    const want: string[] = [];
+    for (const n of names) want.push(await failedOverAndWritten(n));
+    const r = await cli(failbackArgs('--pool', '--images', `${names.join(',')},cli-nonesuch`, '--writers-stopped', POOL));
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc).toMatchObject({ mode: 'mirror', pool: POOL, writersStopped: 'flag', current: true, skipped: [{ name: 'cli-nonesuch' }] });
+    expect(doc.images.map((x: { name: string }) => x.name)).toEqual(names);
+    for (const x of doc.images) expect(x).toMatchObject({ ok: true, imageMode: 'snapshot', primaryA: true, primaryB: false, current: true, splitBrain: false });
+    for (const [i, n] of names.entries()) {
+      expect(await primaries(n)).toEqual([true, false]);
+      expect(await md5(A, n)).toBe(want[i]);
+    }
+  }, 300_000);
+
+  it('usage: --timeout without --mirror, sync-only flags with --mirror (exit 2)', async () => {
+    const noMirror = await cli(['--json', 'failback', ...clusterArgs(B), ...destArgs(A), '--timeout', '5', '--writers-stopped', `${POOL}/x`]);
+    expect(noMirror.code).toBe(2);
+    expect(JSON.parse(noMirror.stdout)).toMatchObject({ error: { code: 'ERR_USAGE' } });
+    const verify = await cli(failbackArgs('--verify', '--writers-stopped', `${POOL}/x`));
+    expect(verify.code).toBe(2);
+    expect(JSON.parse(verify.stdout).error.message).toMatch(/--verify is for snapshot-sync failback/);
+  });
+
+  it('split-brain: refused without --force (ERR_SPLIT_BRAIN, exit 4, nothing changed); with --force A is resynced from B', async () => {
+    const name = 'cli-split';
+    await pa.createImage(name, 8 * MiB);
+    const a = await pa.openImage(name);
+    await a.mirror.enable('snapshot');
+    await writeRandom(a, [0], 64 * 1024);
+    await a.mirror.createSnapshot();
+    const b = await openWhenReplicated(pb, name);
+    opened.splice(opened.indexOf(b), 1);
+    await a.mirror.waitForSync({ peer: b, timeoutMs: SYNC_TIMEOUT });
+    // Site A "fails": B promoted by force while A still believes it is primary.
+    await b.mirror.promote({ force: true });
+    await writeRandom(a, [4 * MiB], 4096); // A's divergent write, which the resync discards
+    await Promise.all([a.close(), b.close()]);
+    const wantB = await md5(B, name);
+    expect(await md5(A, name)).not.toBe(wantB);
+    expect(await primaries(name)).toEqual([true, true]);
+
+    const refused = await cli(failbackArgs(`${POOL}/${name}`, '--writers-stopped'));
+    expect(refused.code).toBe(4);
+    const err = JSON.parse(refused.stdout).error;
+    expect(err.code).toBe('ERR_SPLIT_BRAIN');
+    expect(err.message).toMatch(/--force/);
+    expect(await primaries(name)).toEqual([true, true]);
+
+    const r = await cli(failbackArgs(`${POOL}/${name}`, '--writers-stopped', '--force', '--timeout', '180'));
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ splitBrain: true, resynced: true, primaryA: true, primaryB: false, current: true });
+    expect(await primaries(name)).toEqual([true, false]);
+    expect(await md5(A, name)).toBe(wantB);
+  }, 300_000);
 });
