@@ -1,4 +1,4 @@
-// Over ~400 lines: every scenario needs the same two clusters with rbd-mirror daemons and
+// Over ~400 lines: every scenario (library and the failback --mirror CLI) needs the same two clusters with rbd-mirror daemons and
 // bootstrapped peers, which take ~30 s to set up; one file sets them up once.
 /**
  * RBD mirroring end to end: two clusters, an rbd-mirror daemon on each, peers bootstrapped both
