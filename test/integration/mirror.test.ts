@@ -688,6 +688,27 @@ describe('rbd-stream failback --mirror', () => {
     }
   }, 300_000);
 
+  it('--pool with one image failing its check: stops after step 1 (exit 3), nothing demoted', async () => {
+    const good = 'cli-q1';
+    const bad = 'cli-q2';
+    await failedOverAndWritten(good);
+    // 'cli-q2' is mirrored from B, but A already has an unrelated, unmirrored image of that name.
+    await pa.createImage(bad, MiB);
+    await pb.createImage(bad, MiB);
+    const ib = await pb.openImage(bad);
+    await ib.mirror.enable('snapshot');
+    await ib.close();
+    const r = await cli(failbackArgs('--pool', '--images', 'cli-q*', '--writers-stopped', POOL));
+    expect(r.code).toBe(3);
+    const doc = JSON.parse(r.stdout);
+    expect(doc).toMatchObject({ mode: 'mirror', current: false, writersStopped: null, stopped: expect.stringMatching(/nothing was demoted/) });
+    expect(doc.images).toMatchObject([
+      { name: good, ok: true, current: false, replication: { mode: 'snapshot' } },
+      { name: bad, ok: false, current: false, error: { code: 'EINVAL', message: expect.stringMatching(/mirroring is not enabled/) } },
+    ]);
+    expect(await primaries(good)).toEqual([false, true]);
+  }, 240_000);
+
   it('usage: --timeout without --mirror, sync-only flags with --mirror (exit 2)', async () => {
     const noMirror = await cli(['--json', 'failback', ...clusterArgs(B), ...destArgs(A), '--timeout', '5', '--writers-stopped', `${POOL}/x`]);
     expect(noMirror.code).toBe(2);

@@ -100,9 +100,10 @@ export async function mirrorFailback(x: MirrorFailbackArgs): Promise<number> {
     const pairs: Pair[] = [];
     for (const name of names) {
       const nameA = x.image?.a ?? name;
-      const p: Pair = { name, nameA, b: await open(x.poolB, name), splitBrain: false };
+      const p = { name, nameA, splitBrain: false } as Pair;
       pairs.push(p);
       try {
+        p.b = await open(x.poolB, name);
         p.a = await open(x.poolA, nameA);
         const [ib, ia] = await Promise.all([p.b.mirror.getInfo(), p.a.mirror.getInfo()]);
         p.mode = ib.mode;
@@ -188,7 +189,7 @@ async function end(x: MirrorFailbackArgs, pairs: Pair[], skipped: { name: string
   const current = !stopped && images.every((i) => i.current);
   if (x.json) {
     const doc = x.image
-      ? { mode: 'mirror', source: pairs[0].b.spec, target: pairs[0].a?.spec, writersStopped: stopped ? null : x.writers, ...images[0] }
+      ? { mode: 'mirror', source: pairs[0].b.spec, target: pairs[0].a!.spec, writersStopped: stopped ? null : x.writers, ...images[0] }
       : { mode: 'mirror', pool: x.label, writersStopped: stopped ? null : x.writers, current, images, skipped, ...(stopped ? { stopped } : {}) };
     emitJson(doc);
   } else {
