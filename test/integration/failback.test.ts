@@ -10,6 +10,7 @@ import { replicate } from '../../lib/transfer/replicate/run.js';
 import { IDENTITY_KEY_PREFIX, identityKey } from '../../lib/transfer/identity.js';
 import { discardedChanges, MAX_DISCARDED_RANGES } from '../../lib/transfer/replicate/target.js';
 import { clusterArgs, getClusters, rbdCli, rbdExportMd5, type TestCluster } from '../support/clusters.js';
+import { onTerminal } from '../support/terminal.js';
 
 const { a, b } = getClusters() as { a: TestCluster; b: TestCluster };
 const tag = `fb${process.pid}`;
@@ -290,36 +291,6 @@ function cli(args: string[]): Promise<Run> {
     child.on('close', (code) => {
       clearTimeout(timer);
       res({ code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
-    });
-  });
-}
-
-/** The CLI on a pseudo-terminal (util-linux `script`), answering `answer` when asked; the terminal's output. */
-function onTerminal(args: string[], answer: string): Promise<{ code: number | null; out: string }> {
-  const env = { ...process.env };
-  delete env.CEPH_ARGS;
-  delete env.CEPH_CONF;
-  const q = (x: string) => `'${x.replace(/'/g, `'\\''`)}'`;
-  const cmd = [process.execPath, '--import', 'tsx', join(ROOT, 'lib/cli/main.ts'), '--no-progress', ...args].map(q).join(' ');
-  const child = spawn('script', ['-qec', cmd, '/dev/null'], { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
-  child.stdin.on('error', () => {});
-  const out: Buffer[] = [];
-  let answered = false;
-  child.stdout.on('data', (d: Buffer) => {
-    out.push(d);
-    // Typed once the question is on the terminal, as an operator would.
-    if (!answered && Buffer.concat(out).toString().includes("type 'yes'")) {
-      answered = true;
-      child.stdin.write(`${answer}\r`);
-    }
-  });
-  return new Promise((res, rej) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
-    child.on('error', rej);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      child.stdin.end();
-      res({ code, out: Buffer.concat(out).toString() });
     });
   });
 }
