@@ -21,6 +21,7 @@ import {
   type PoolMirror,
 } from '../../lib/index.js';
 import { startMirrorDaemon, status as setStatus, stopMirrorDaemon } from '../../tools/cluster/index.js';
+import { onTerminal } from '../support/terminal.js';
 import { cephCli, clusterArgs, getClusters, rbdCli, rbdExportMd5, type TestCluster } from '../support/clusters.js';
 
 const clusters = getClusters();
@@ -668,6 +669,25 @@ describe('rbd-stream failback --mirror', () => {
     expect(r.stdout).toMatch(/cli-text: demote: demoting/);
     expect(r.stdout).toMatch(/cli-text: promote: promoting/);
     expect(r.stdout).toMatch(new RegExp(`step 4/4: state\n {2}${POOL}/cli-text is primary and current`));
+    expect(await md5(A, name)).toBe(want);
+  }, 240_000);
+
+  it('on a terminal it asks after step 1: no → refused (exit 4), nothing demoted; yes → A primary', async () => {
+    const name = 'cli-tty';
+    const want = await failedOverAndWritten(name);
+    const args = ['failback', '--mirror', ...clusterArgs(B), ...destArgs(A), '--timeout', '120', `${POOL}/${name}`];
+    const no = await onTerminal(args, 'no');
+    expect(no.code).toBe(4);
+    expect(no.out).toMatch(/ok +cli-tty: mirror snapshot \d+ complete on A/);
+    expect(no.out).toMatch(/Stop every writer of .*type 'yes'/);
+    expect(no.out).toMatch(/ERR_WRITERS_NOT_STOPPED: .*nothing was demoted or promoted/);
+    expect(no.out).not.toMatch(/step 3\/4/);
+    expect(await primaries(name)).toEqual([false, true]);
+    const yes = await onTerminal(args, 'yes');
+    expect(yes.code).toBe(0);
+    expect(yes.out).toMatch(/step 2\/4: writers stopped \(confirmed\)/);
+    expect(yes.out).toMatch(/is primary and current/);
+    expect(await primaries(name)).toEqual([true, false]);
     expect(await md5(A, name)).toBe(want);
   }, 240_000);
 
