@@ -14,6 +14,7 @@
         "native/pool.cc",
         "native/image.cc",
         "native/snapshot.cc",
+        "native/group.cc",
         "native/diff.cc",
         "native/mirror/pool.cc",
         "native/mirror/image.cc",

@@ -14,6 +14,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitMirrorPool(env, exports);
   InitMirrorImage(env, exports);
   InitCopy(env, exports);
+  InitGroup(env, exports);
   int major = 0, minor = 0, extra = 0;
   rbd_version(&major, &minor, &extra);
   exports.Set("librbdVersion", Napi::String::New(env, std::to_string(major) + "." + std::to_string(minor) + "." +

@@ -57,6 +57,8 @@ struct OpContext {
   std::string ns;
   std::string image;
   std::string snap;
+  std::string group;   // consistency group (native/group.cc); the target becomes pool/group@snap
+  std::string detail;  // appended to the target in the message, e.g. " (image 'rbd/x')"
   static OpContext For(const std::string& op, const IoCtx* io);
   static OpContext For(const std::string& op, const Image* img);
 };
@@ -259,5 +261,6 @@ void InitDiff(Napi::Env env, Napi::Object exports);
 void InitMirrorPool(Napi::Env env, Napi::Object exports);
 void InitMirrorImage(Napi::Env env, Napi::Object exports);
 void InitCopy(Napi::Env env, Napi::Object exports);
+void InitGroup(Napi::Env env, Napi::Object exports);
 
 }  // namespace rbdstream

@@ -1,4 +1,5 @@
-// Snapshots: create, remove, rollback, protect, unprotect, set (point reads at one), list (all namespaces).
+// Snapshots: create, remove, rollback, protect, unprotect, set (point reads at one), list (all namespaces,
+// with the group, mirror and trash namespace details).
 #include <ctime>
 
 #include "common.h"
@@ -106,6 +107,10 @@ struct SnapEntry {
   std::vector<std::string> mirrorPeers;
   // trash namespace
   std::string trashOriginalName;
+  // group namespace
+  bool hasGroup = false;
+  int64_t groupPool = -1;
+  std::string groupName, groupSnap;
 };
 
 Napi::Value List(const Napi::CallbackInfo& info) {
@@ -153,6 +158,15 @@ Napi::Value List(const Napi::CallbackInfo& info) {
               }
               rbd_snap_mirror_namespace_cleanup(&m, sizeof(m));
             }
+          } else if (type == RBD_SNAP_NAMESPACE_TYPE_GROUP) {
+            rbd_snap_group_namespace_t g{};
+            if (rbd_snap_get_group_namespace(img->image, e.id, &g, sizeof(g)) == 0) {
+              e.hasGroup = true;
+              e.groupPool = g.group_pool;
+              e.groupName = g.group_name ? g.group_name : "";
+              e.groupSnap = g.group_snap_name ? g.group_snap_name : "";
+              rbd_snap_group_namespace_cleanup(&g, sizeof(g));
+            }
           } else if (type == RBD_SNAP_NAMESPACE_TYPE_TRASH) {
             char orig[512] = {0};
             if (rbd_snap_get_trash_namespace(img->image, e.id, orig, sizeof(orig)) == 0) e.trashOriginalName = orig;
@@ -188,6 +202,13 @@ Napi::Value List(const Napi::CallbackInfo& info) {
             o.Set("mirror", m);
           }
           if (!e.trashOriginalName.empty()) o.Set("trashOriginalName", e.trashOriginalName);
+          if (e.hasGroup) {
+            Napi::Object g = Napi::Object::New(env);
+            g.Set("pool", Napi::Number::New(env, static_cast<double>(e.groupPool)));
+            g.Set("name", e.groupName);
+            g.Set("snapshot", e.groupSnap);
+            o.Set("group", g);
+          }
           a.Set(i, o);
         }
         return a;

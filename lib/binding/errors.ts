@@ -7,7 +7,7 @@
  */
 export type NativeErrorFactory = (
   message: string,
-  props: { errno?: number; code?: 'ERR_CLOSED'; operation?: string; pool?: string; namespace?: string; image?: string; snapshot?: string },
+  props: { errno?: number; code?: 'ERR_CLOSED'; operation?: string; pool?: string; namespace?: string; image?: string; snapshot?: string; group?: string },
 ) => Error;
 
 export interface ErrorsBinding {

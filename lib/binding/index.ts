@@ -13,6 +13,7 @@ import { diffFunctions, type DiffBinding } from './diff.js';
 import { mirrorPoolFunctions, type MirrorPoolBinding } from './mirror-pool.js';
 import { mirrorImageFunctions, type MirrorImageBinding } from './mirror-image.js';
 import { copyFunctions, type CopyBinding } from './copy.js';
+import { groupFunctions, type GroupBinding } from './group.js';
 import { RbdError, errnoCode } from '../core/errors.js';
 
 export type * from './handles.js';
@@ -23,6 +24,7 @@ export type { NativeSnap, NativeSnapRef } from './snapshot.js';
 export type { NativeSiteStatus, NativeGlobalStatus, NativePeer, NativeMirrorImageInfo } from './mirror-pool.js';
 export type { NativeImageMirrorInfo } from './mirror-image.js';
 export type { NativeCopyOptions, NativeCopyResult } from './copy.js';
+export type { NativeGroupImage, NativeGroupSnap } from './group.js';
 
 /** native/addon.cc */
 interface AddonBinding {
@@ -31,7 +33,7 @@ interface AddonBinding {
 }
 
 export type NativeBinding = AddonBinding & ErrorsBinding & ConnectionBinding & PoolBinding & ImageBinding &
-  SnapshotBinding & DiffBinding & MirrorPoolBinding & MirrorImageBinding & CopyBinding;
+  SnapshotBinding & DiffBinding & MirrorPoolBinding & MirrorImageBinding & CopyBinding & GroupBinding;
 
 /** Every name the addon exports, by the file that declares it. */
 export const NATIVE_EXPORTS: Record<string, readonly string[]> = {
@@ -45,6 +47,7 @@ export const NATIVE_EXPORTS: Record<string, readonly string[]> = {
   'mirror-pool': Object.keys(mirrorPoolFunctions),
   'mirror-image': Object.keys(mirrorImageFunctions),
   copy: Object.keys(copyFunctions),
+  group: Object.keys(groupFunctions),
 };
 
 const require = createRequire(import.meta.url);

@@ -17,6 +17,8 @@ export interface NativeSnap {
     peerUuids: string[];
   };
   trashOriginalName?: string;
+  /** Group namespace: the group's pool id and name, and the group snapshot's name. */
+  group?: { pool: number; name: string; snapshot: string };
 }
 
 /** A snapshot by name, or by id (`number`). */

@@ -93,6 +93,8 @@ export interface RbdErrorFields {
   namespace?: string;
   image?: string;
   snapshot?: string;
+  /** Consistency group operations: the group's name (pool: the group's pool). */
+  group?: string;
   /** mon/mgr command: the cluster's status text. */
   status?: string;
   /** replicate verify: the first byte offset that differs. */
@@ -114,6 +116,7 @@ export class RbdError extends Error implements RbdErrorFields {
   declare namespace?: string;
   declare image?: string;
   declare snapshot?: string;
+  declare group?: string;
   declare status?: string;
   declare offset?: number;
   declare position?: number;

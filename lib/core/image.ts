@@ -7,6 +7,7 @@ import { toSnapshotInfo, type SnapshotInfo, type SnapshotRef } from './snapshot.
 import { requireDiffIterate3 } from './librbd.js';
 import { iterateDiff, type DiffOptions, type Extent } from './diff.js';
 import type { Pool } from './pool.js';
+import type { ImageGroupInfo } from './group.js';
 import { kHandle, kTrack, kOnClose, kForget } from './internal.js';
 import type { Readable } from 'node:stream';
 import { exportDiff, type ExportDiffOptions } from '../transfer/diff-export.js';
@@ -258,6 +259,11 @@ export class Image extends NativeHandle<ImageHandle> {
     const ref = snapshot === null ? null : snapArg(snapshot);
     await this[kTrack](() => native.setSnapshot(this[kHandle], ref));
     this.snapshotLabel = ref === null ? undefined : typeof ref === 'number' ? `#${ref}` : ref;
+  }
+
+  /** The consistency group the image belongs to, or undefined. */
+  async getGroup(): Promise<ImageGroupInfo | undefined> {
+    return (await this[kTrack](() => native.getImageGroup(this[kHandle]))) ?? undefined;
   }
 
   // --- diff -------------------------------------------------------------

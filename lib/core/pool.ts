@@ -1,9 +1,11 @@
 // A pool (librados io context), optionally within a namespace.
 import { native, type IoCtxHandle } from '../binding/index.js';
 import { NativeHandle } from './handle.js';
-import { checkImageName, checkOptions, checkSnapName, checkUint, describe } from './validate.js';
+import { checkGroupName, checkImageName, checkOptions, checkSnapName, checkUint, describe } from './validate.js';
+import { codedError } from './errors.js';
 import { featureBits, type FeatureName } from './features.js';
 import { Image } from './image.js';
+import { Group } from './group.js';
 import type { Rados } from './rados.js';
 import { kHandle, kTrack, kForget } from './internal.js';
 import { PoolMirror } from '../mirror/pool.js';
@@ -105,6 +107,44 @@ export class Pool extends NativeHandle<IoCtxHandle> {
     const image = new Image(this, handle, name, { readOnly: readOnly || snapshot !== undefined, snapshot });
     this.life.adopt(image);
     return image;
+  }
+
+  // --- consistency groups -------------------------------------------------
+
+  /** Creates a consistency group (EEXIST when the name is taken). */
+  async createGroup(name: string): Promise<Group> {
+    checkGroupName(name);
+    await this.life.run(() => native.createGroup(this[kHandle], name));
+    return new Group(this, name);
+  }
+
+  /** The existing group with this name (ENOENT when there is none). */
+  async openGroup(name: string): Promise<Group> {
+    checkGroupName(name);
+    if (!(await this.life.run(() => native.groupExists(this[kHandle], name)))) {
+      throw codedError('ENOENT', `open group '${this.spec}/${name}' failed: No such file or directory`, {
+        errno: -2, operation: 'open group', pool: this.name, ...(this.namespace ? { namespace: this.namespace } : {}), group: name,
+      });
+    }
+    return new Group(this, name);
+  }
+
+  /** Group names, sorted. */
+  async listGroups(): Promise<string[]> {
+    return (await this.life.run(() => native.listGroups(this[kHandle]))).sort();
+  }
+
+  /** Removes a group with its group snapshots; its images stay (ENOENT when missing). */
+  async removeGroup(name: string): Promise<void> {
+    checkGroupName(name);
+    await this.life.run(() => native.removeGroup(this[kHandle], name));
+  }
+
+  /** Renames a group (ENOENT when missing, EEXIST when the new name is taken). Group objects keep the old name: use group.rename() to have one follow. */
+  async renameGroup(from: string, to: string): Promise<void> {
+    checkGroupName(from, 'from');
+    checkGroupName(to, 'to');
+    await this.life.run(() => native.renameGroup(this[kHandle], from, to));
   }
 
   /** @internal */

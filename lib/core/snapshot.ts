@@ -24,6 +24,11 @@ export interface SnapshotInfo {
   mirror?: MirrorSnapshotInfo;
   /** Trash namespace: the name the snapshot had before it was trashed. */
   trashOriginalName?: string;
+  /**
+   * Group namespace (a member's share of a group snapshot): the group's pool id and name, and the
+   * group snapshot's name. Open the member at `{ id }` of this entry to read it as of the group snapshot.
+   */
+  group?: { pool: number; name: string; snapshot: string };
 }
 
 /** A snapshot by user name, or by id (any namespace). */
@@ -40,5 +45,6 @@ export function toSnapshotInfo(s: NativeSnap): SnapshotInfo {
   };
   if (s.mirror) info.mirror = s.mirror;
   if (s.trashOriginalName !== undefined) info.trashOriginalName = s.trashOriginalName;
+  if (s.group) info.group = s.group;
   return info;
 }

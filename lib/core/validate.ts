@@ -17,6 +17,7 @@ export function checkName(value: unknown, what: string, opts: { forbid?: string 
 
 export const checkImageName = (v: unknown, what = 'image name') => checkName(v, what, { forbid: '/@' });
 export const checkSnapName = (v: unknown, what = 'snapshot name') => checkName(v, what, { forbid: '/@' });
+export const checkGroupName = (v: unknown, what = 'group name') => checkName(v, what, { forbid: '/@' });
 
 /** Offsets, lengths, sizes: non-negative safe integers. */
 export function checkUint(value: unknown, what: string, opts: { max?: number; min?: number } = {}): number {

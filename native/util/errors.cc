@@ -51,11 +51,13 @@ Napi::Error ErrnoError(Napi::Env env, int rc, const OpContext& ctx) {
     target = ctx.pool;
     if (!ctx.ns.empty()) target += "/" + ctx.ns;
   }
-  if (!ctx.image.empty()) target += (target.empty() ? "" : "/") + ctx.image;
+  if (!ctx.group.empty()) target += (target.empty() ? "" : "/") + ctx.group;
+  else if (!ctx.image.empty()) target += (target.empty() ? "" : "/") + ctx.image;
   if (!ctx.snap.empty()) target += "@" + ctx.snap;
   // The factory puts the code in front: "ENOENT: open image 'rbd/x' failed: No such file or directory".
   std::string msg = ctx.op;
   if (!target.empty()) msg += " '" + target + "'";
+  msg += ctx.detail;
   msg += " failed: ";
   msg += strerror(err);
   // Full pools, pools over quota and hung OSDs all surface as a timeout: say so. So does a user
@@ -71,6 +73,7 @@ Napi::Error ErrnoError(Napi::Env env, int rc, const OpContext& ctx) {
   if (!ctx.ns.empty()) props.Set("namespace", Napi::String::New(env, ctx.ns));
   if (!ctx.image.empty()) props.Set("image", Napi::String::New(env, ctx.image));
   if (!ctx.snap.empty()) props.Set("snapshot", Napi::String::New(env, ctx.snap));
+  if (!ctx.group.empty()) props.Set("group", Napi::String::New(env, ctx.group));
   return BuildError(env, msg, props);
 }
 
