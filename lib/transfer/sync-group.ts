@@ -19,6 +19,7 @@
 //   ERR_WRONG_BASE          the target group holds the newest common group snapshot but a member's
 //                           copy of it is missing or is a copy of something else (pass force)
 //   ERR_NO_COMMON_SNAPSHOT  a member's target image exists but shares no point with it (pass force)
+//   EEXIST                  a member's target image belongs to another group
 import { codedError } from '../core/errors.js';
 import { capabilities } from '../core/librbd.js';
 import { checkBool, checkName, checkOptions, checkSignal, checkUint, describe } from '../core/validate.js';
@@ -128,6 +129,8 @@ interface Member {
   copies: Map<string, SnapshotIdentity | undefined>;
   /** The target's checkpoint of an interrupted copy. */
   checkpointTo: SnapshotIdentity | undefined;
+  /** The group the target image belongs to. */
+  targetGroup: { poolId: number; name: string; pool: string } | undefined;
 }
 
 /**
@@ -205,7 +208,7 @@ export async function syncGroup(options: SyncGroupOptions): Promise<SyncGroupRes
       const image = await pool.openImage(info.name);
       const m: Member = {
         pool, name: info.name, spec: `${pool.spec}/${info.name}`, image, imageId: '', gids: new Map(), anchors: new Map(),
-        target: undefined, copies: new Map(), checkpointTo: undefined,
+        target: undefined, copies: new Map(), checkpointTo: undefined, targetGroup: undefined,
       };
       members.push(m);
     }
@@ -214,7 +217,8 @@ export async function syncGroup(options: SyncGroupOptions): Promise<SyncGroupRes
       m.imageId = st.id;
       if (!targetImages.includes(m.name)) return;
       m.target = await tpool.openImage(m.name);
-      const meta = await m.target.listMetadata();
+      const [meta, tg] = await Promise.all([m.target.listMetadata(), m.target.getGroup()]);
+      m.targetGroup = tg;
       const snaps = new Set((await m.target.listSnapshots()).map((s) => s.name));
       for (const [k, v] of Object.entries(meta)) {
         const name = k.slice(IDENTITY_KEY_PREFIX.length);
@@ -256,7 +260,16 @@ export async function syncGroup(options: SyncGroupOptions): Promise<SyncGroupRes
     }
     const resumed = snapshot !== undefined;
 
-    // Before snapshotting: members whose target exists with nothing to build on.
+    // Before snapshotting: target images in another group (an image is in one group at most), and
+    // members whose target exists with nothing to build on.
+    for (const m of members) {
+      const in_ = m.targetGroup;
+      if (in_ && (in_.poolId !== tpool.id || in_.name !== tgroupName)) {
+        throw codedError('EEXIST', `target image '${tpool.spec}/${m.name}' belongs to group '${in_.pool}/${in_.name}', not '${targetGroupSpec}'`, {
+          errno: -17, image: m.name, pool: tpool.name,
+        });
+      }
+    }
     for (const m of members) {
       if (!m.target || baseOf(m) !== undefined || force) continue;
       if (snapshot !== undefined && (hasCopy(m, snapshot) || copying(m, snapshot))) continue;
@@ -327,7 +340,7 @@ export async function syncGroup(options: SyncGroupOptions): Promise<SyncGroupRes
       while (next < members.length) {
         const i = next++;
         try {
-          if (failures.length === 0) signal?.throwIfAborted();
+          signal?.throwIfAborted();
           results[i] = await copyOne(members[i]);
         } catch (e) {
           failures.push(e);

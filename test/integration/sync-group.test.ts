@@ -211,4 +211,214 @@ describe('syncGroup', () => {
       w?.kill();
     }
   }, 300_000);
+
+  it('incremental rounds copy only the changed bytes; an added member gets a full copy, a removed one is reported and leaves the target group (image kept)', async () => {
+    const { group, names: [i1, i2] } = await makeGroup('sgi', [8 * MiB, 8 * MiB]);
+    const g = group.name;
+    const [h1, h2] = [await pa.openImage(i1), await pa.openImage(i2)];
+    try {
+      await h1.write(rnd(2 * MiB), 0);
+      await h2.write(rnd(1 * MiB), 3 * MiB);
+      await h1.flush();
+      await h2.flush();
+      const r1 = await syncGroup({ source: group, target: { pool: pb }, verify: true });
+      expect(r1.base).toBeUndefined();
+      expect(r1.added.sort()).toEqual([i1, i2].sort());
+      expect(r1.verified).toBe(true);
+      await expectHeadsCopied(r1, [i1, i2]);
+      expect(await groupImages(B, `${B.pool}/${g}`)).toEqual([i1, i2].sort());
+
+      // 64 KiB changed in i1, nothing in i2: exactly that is written (nothing was written between
+      // the anchor and the group snapshot, so the anchor costs no extra bytes here).
+      await h1.write(rnd(64 * KiB), 5 * MiB);
+      await h1.flush();
+      const r2 = await syncGroup({ source: group, target: { pool: pb } });
+      expect(r2.method).toBe(METHOD);
+      expect(r2.base).toBe(r1.snapshot);
+      const [m1, m2] = [r2.members.find((m) => m.image.endsWith(`/${i1}`))!, r2.members.find((m) => m.image.endsWith(`/${i2}`))!];
+      expect(m1.mode).toBe('incremental');
+      expect(m1.base).toBe(r1.snapshot);
+      expect(m1.bytesWritten + m1.bytesZeroed).toBe(64 * KiB);
+      expect(m2.bytesWritten + m2.bytesZeroed).toBe(0);
+      expect(r2.added).toEqual([]);
+      await expectHeadsCopied(r2, [i1, i2]);
+
+      // Membership changes: i3 added, i2 removed.
+      const i3 = await imagesA.create(pa, 'sgim', 4 * MiB);
+      imagesB.names.push(i3);
+      const h3 = await pa.openImage(i3);
+      await h3.write(rnd(1 * MiB), 1 * MiB);
+      await h3.flush();
+      await h3.close();
+      await group.addImage(i3);
+      await group.removeImage(i2);
+      const r3 = await syncGroup({ source: group, target: { pool: pb } });
+      expect(r3.added).toEqual([i3]);
+      expect(r3.removed).toEqual([i2]);
+      const m3 = r3.members.find((m) => m.image.endsWith(`/${i3}`))!;
+      expect(m3.mode).toBe('full');
+      expect(r3.members.find((m) => m.image.endsWith(`/${i1}`))!.mode).toBe('incremental');
+      expect(r3.members).toHaveLength(2);
+      await expectHeadsCopied(r3, [i1, i3]);
+      expect(await groupImages(B, `${B.pool}/${g}`)).toEqual([i1, i3].sort());
+      // The removed member's target image stays, with the copies it had.
+      expect(await userSnaps(B, `${B.pool}/${i2}`)).toContain(r2.snapshot);
+      expect(await groupSnaps(B, `${B.pool}/${g}`)).toContain(r3.snapshot);
+    } finally {
+      await h1.close();
+      await h2.close();
+    }
+  }, 120_000);
+
+  it('refusals: a target member whose copy of the common point is not that point (ERR_WRONG_BASE), an unrelated target image (ERR_NO_COMMON_SNAPSHOT); force overrides', async () => {
+    const { group, names: [i1, i2] } = await makeGroup('sgr', [4 * MiB, 4 * MiB]);
+    const r1 = await syncGroup({ source: group, target: { pool: pb } });
+    // The copy's recorded identity is gone: it can no longer be proven to be the group snapshot.
+    await rbdCli(B, ['image-meta', 'remove', `${B.pool}/${i2}`, `rbd-stream.snap.${r1.snapshot}`]);
+    const before = await groupSnaps(A, `${A.pool}/${group.name}`);
+    const e = await expectCode(syncGroup({ source: group, target: { pool: pb } }), 'ERR_WRONG_BASE');
+    expect(e.image).toBe(i2);
+    expect(e.snapshot).toBe(r1.snapshot);
+    // Refused before a new group snapshot was taken.
+    expect(await groupSnaps(A, `${A.pool}/${group.name}`)).toEqual(before);
+    const r2 = await syncGroup({ source: group, target: { pool: pb }, force: true });
+    expect(r2.members.find((m) => m.image.endsWith(`/${i2}`))!.mode).toBe('full');
+    expect(r2.members.find((m) => m.image.endsWith(`/${i1}`))!.mode).toBe('incremental');
+    await expectHeadsCopied(r2, [i1, i2]);
+
+    // A new group whose member's name is taken on the target by an image with no common point.
+    const other = await makeGroup('sgr2', [4 * MiB]);
+    await pb.createImage(other.names[0], 4 * MiB);
+    await expectCode(syncGroup({ source: other.group, target: { pool: pb } }), 'ERR_NO_COMMON_SNAPSHOT');
+    expect(await groupSnaps(A, `${A.pool}/${other.group.name}`)).toEqual([]);
+    const r3 = await syncGroup({ source: other.group, target: { pool: pb }, force: true });
+    await expectHeadsCopied(r3, other.names);
+  }, 120_000);
+
+  it('members from two pools with the same name would collide on the target: ERR_MEMBER_COLLISION before any snapshot', async () => {
+    const pool2 = `rbdstream-sg2-${process.pid}`;
+    await cephCli(A, ['osd', 'pool', 'create', pool2, '8']);
+    await rbdCli(A, ['pool', 'init', pool2]);
+    const p2 = await ra.openPool(pool2);
+    try {
+      const { group, names: [i1] } = await makeGroup('sgx', [4 * MiB]);
+      await p2.createImage(i1, 4 * MiB);
+      await group.addImage({ pool: p2, name: i1 });
+      const e = await expectCode(syncGroup({ source: group, target: { pool: pb } }), 'ERR_MEMBER_COLLISION');
+      expect(e.image).toBe(i1);
+      expect(await groupSnaps(A, `${A.pool}/${group.name}`)).toEqual([]);
+      await group.removeImage({ pool: p2, name: i1 });
+    } finally {
+      await p2.close();
+      await cephCli(A, ['osd', 'pool', 'rm', pool2, pool2, '--yes-i-really-really-mean-it']).catch(() => {});
+    }
+  }, 120_000);
+
+  it('an aborted round (signal) resumes: same group snapshot, copied members skipped, the partial one from its checkpoint', async () => {
+    const { group, names: [i1, i2] } = await makeGroup('sga', [16 * MiB, 4 * MiB]);
+    const g = group.name;
+    for (const [n, size] of [[i1, 16 * MiB], [i2, 4 * MiB]] as const) {
+      const h = await pa.openImage(n);
+      await h.write(rnd(size), 0);
+      await h.close();
+    }
+    const ac = new AbortController();
+    // Both members at once, slowly: aborted once i2 is copied and part of i1 is on the target.
+    let i2Done = false;
+    const e = await expectCode(syncGroup({
+      source: group, target: { pool: pb }, parallel: 2, concurrency: 1, bandwidth: 4 * MiB, signal: ac.signal,
+      onProgress: (p) => {
+        if (p.image.endsWith(`/${i2}`) && p.bytesDone === p.bytesTotal) i2Done = true;
+        if (p.image.endsWith(`/${i1}`) && p.bytesDone >= 2 * MiB && i2Done) ac.abort();
+      },
+    }), 'ABORT_ERR');
+    expect(e).toBeDefined();
+    const [snap] = await groupSnaps(A, `${A.pool}/${g}`);
+    expect(snap).toBeDefined();
+    expect(await groupSnaps(B, `${B.pool}/${g}`).catch(() => [])).toEqual([]);
+    const r = await syncGroup({ source: group, target: { pool: pb } });
+    expect(r.resumed).toBe(true);
+    expect(r.members.find((m) => m.image.endsWith(`/${i2}`))!.skipped).toBe(true);
+    expect(r.snapshot).toBe(snap);
+    const m1 = r.members.find((m) => m.image.endsWith(`/${i1}`))!;
+    expect(m1.resumed).toBe(true);
+    expect(m1.bytesRead).toBeLessThan(16 * MiB);
+    await expectHeadsCopied(r, [i1, i2]);
+    expect(await groupSnaps(B, `${B.pool}/${g}`)).toEqual([snap]);
+  }, 120_000);
+
+  it('verify: every member is checksummed on both sides', async () => {
+    const { group, names } = await makeGroup('sgv', [4 * MiB, 4 * MiB]);
+    const h = await pa.openImage(names[1]);
+    await h.write(rnd(512 * KiB), 0);
+    await h.close();
+    const r = await syncGroup({ source: group, target: { pool: pb, group: `${group.name}-t` }, verify: true });
+    groupsB.push(`${group.name}-t`);
+    expect(r.verified).toBe(true);
+    expect(r.target).toBe(`${B.pool}/${group.name}-t`);
+    expect(await groupSnaps(B, `${B.pool}/${group.name}-t`)).toEqual([r.snapshot]);
+    await expectHeadsCopied(r, names);
+  }, 120_000);
+
+  it('bad options are TypeError/RangeError before any cluster call', async () => {
+    const { group } = await makeGroup('sgo', [4 * MiB]);
+    await expect(syncGroup({ source: pa as unknown as Group, target: { pool: pb } })).rejects.toThrow(TypeError);
+    await expect(syncGroup({ source: group, target: { pool: 'x' as unknown as Pool } })).rejects.toThrow(TypeError);
+    await expect(syncGroup({ source: group, target: { pool: pb, group: 'a/b' } })).rejects.toThrow(TypeError);
+    await expect(syncGroup({ source: group, target: { pool: pb }, parallel: 0 })).rejects.toThrow(RangeError);
+    await expect(syncGroup({ source: group, target: { pool: pb }, keep: { source: 'weekly' } })).rejects.toThrow(RangeError);
+    await expect(syncGroup({ source: group, target: { pool: pb }, bogus: 1 } as never)).rejects.toThrow(TypeError);
+    expect(await groupSnaps(A, `${A.pool}/${group.name}`)).toEqual([]);
+  });
+});
+
+describe('CLI sync-group', () => {
+  const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    const env = { ...process.env };
+    delete env.CEPH_ARGS;
+    delete env.CEPH_CONF;
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'lib/cli/main.ts'), ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    return new Promise((res) => child.on('close', (code) => res({ code, stdout, stderr })));
+  }
+  const dest = (c: TestCluster) => {
+    const a = ['--dest-conf', c.conf];
+    if (c.user) a.push('--dest-id', c.user);
+    if (c.keyring) a.push('--dest-keyring', c.keyring);
+    return a;
+  };
+
+  it('two rounds end to end (exit 0, --json result), then a refusal exits 4 with its code', async () => {
+    const { group, names } = await makeGroup('sgcli', [4 * MiB, 4 * MiB]);
+    const h = await pa.openImage(names[0]);
+    await h.write(rnd(256 * KiB), 64 * KiB);
+    await h.close();
+    const args = ['--json', 'sync-group', ...clusterArgs(A), ...dest(B), '--keep-target', '1', `${A.pool}/${group.name}`, `${B.pool}/${group.name}`];
+    const first = await cli(args);
+    expect(first.code, first.stderr).toBe(0);
+    const r1 = JSON.parse(first.stdout) as SyncGroupResult;
+    expect(r1.method).toBe(METHOD);
+    expect(r1.members.map((m) => m.mode)).toEqual(['full', 'full']);
+    await expectHeadsCopied(r1, names);
+    const second = await cli(args);
+    expect(second.code, second.stderr).toBe(0);
+    const r2 = JSON.parse(second.stdout) as SyncGroupResult;
+    expect(r2.base).toBe(r1.snapshot);
+    expect(r2.pruned.target).toEqual([r1.snapshot]);
+    expect(await groupSnaps(B, `${B.pool}/${group.name}`)).toEqual([r2.snapshot]);
+    await expectHeadsCopied(r2, names);
+    // Into another target group: its members' target images belong to the first (one group each).
+    const before = await groupSnaps(A, `${A.pool}/${group.name}`);
+    const refused = await cli(['--json', 'sync-group', ...clusterArgs(A), ...dest(B), `${A.pool}/${group.name}`, `${B.pool}/${group.name}-other`]);
+    groupsB.push(`${group.name}-other`);
+    expect(refused.code).toBe(4);
+    expect(JSON.parse(refused.stderr.trim() || refused.stdout).error.code).toBe('EEXIST');
+    expect(await groupSnaps(A, `${A.pool}/${group.name}`)).toEqual(before);
+    const usage = await cli(['sync-group', ...clusterArgs(A), `${A.pool}`, `${B.pool}`]);
+    expect(usage.code).toBe(2);
+  }, 180_000);
 });
