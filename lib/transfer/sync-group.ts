@@ -1,3 +1,4 @@
+// Over 450 lines: one round's steps (state of both sides, common point, resume, copy, target group, prune) kept together.
 // syncGroup: crash-consistent replication rounds of a consistency group, on top of replicate().
 //
 // A round's source point is one librbd group snapshot G_n: librbd quiesces the members' clients
