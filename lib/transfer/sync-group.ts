@@ -105,6 +105,16 @@ export interface SyncGroupResult {
   pruned: { source: string[]; target: string[] };
 }
 
+/** Key of syncGroup's test hooks in its options object (not exported from the package). */
+export const kSyncGroupTestHooks: unique symbol = Symbol('rbd-stream.syncGroupTestHooks');
+
+export interface SyncGroupTestHooks {
+  /** The diff method, instead of the running librbd's best ('by-id' without rbd_diff_iterate3: ENOTSUP). */
+  method?: 'by-id' | 'anchor';
+  /** Runs after a new round's anchors are taken, before its group snapshot (anchor method). */
+  afterAnchors?: () => Promise<void> | void;
+}
+
 const DEFAULT_PREFIX = 'rbd-sync-';
 const DEFAULT_KEEP = 3;
 const DEFAULT_PARALLEL = 4;
@@ -162,10 +172,13 @@ export async function syncGroup(options: SyncGroupOptions): Promise<SyncGroupRes
   const bandwidth = o.bandwidth === undefined ? undefined : checkBandwidth(o.bandwidth);
   const signal = checkSignal(o.signal);
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new TypeError('onProgress must be a function');
+  // Symbol keys pass checkOptions (it checks string keys); the hooks are checked the same way.
+  const hooks = checkOptions<SyncGroupTestHooks>((options as { [kSyncGroupTestHooks]?: unknown })[kSyncGroupTestHooks], 'syncGroup test hooks', ['method', 'afterAnchors']);
+  if (hooks.method !== undefined && hooks.method !== 'by-id' && hooks.method !== 'anchor') throw new RangeError(`method hook must be 'by-id' or 'anchor'`);
   signal?.throwIfAborted();
 
   const t0 = performance.now();
-  const method: SyncGroupResult['method'] = capabilities().diffIterate3 ? 'by-id' : 'anchor';
+  const method: SyncGroupResult['method'] = hooks.method ?? (capabilities().diffIterate3 ? 'by-id' : 'anchor');
   const spool = group.pool;
   const groupSpec = group.spec;
   const targetGroupSpec = `${tpool.spec}/${tgroupName}`;
@@ -286,6 +299,7 @@ export async function syncGroup(options: SyncGroupOptions): Promise<SyncGroupRes
       const anchor = snapshot + ANCHOR_SUFFIX;
       if (method === 'anchor') await Promise.all(members.map((m) => m.image.createSnapshot(anchor)));
       try {
+        if (method === 'anchor') await hooks.afterAnchors?.();
         await group.createSnapshot(snapshot);
       } catch (e) {
         if (method === 'anchor') await Promise.allSettled(members.map((m) => m.image.removeSnapshot(anchor)));
