@@ -1,3 +1,4 @@
+// Over 450 lines: the consistency harness check, the crash-consistency rounds, the round semantics and the CLI share one pair of clusters and fixtures.
 // syncGroup (issue 13): crash-consistent replication of a consistency group, real clusters a → b,
 // the rbd CLI as oracle (`rbd export … | md5sum`, `rbd group snap ls`), and a writer child making
 // dependent writes across two members while rounds run (test/support/consistency.ts).
