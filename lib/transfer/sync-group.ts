@@ -380,7 +380,11 @@ export async function syncGroup(options: SyncGroupOptions): Promise<SyncGroupRes
       await tg.removeImage({ pool: tpool, name });
       removed.push(name);
     }
-    if (!tgroupSnapNames.has(snap)) await tg.createSnapshot(snap);
+    if (!tgroupSnapNames.has(snap)) {
+      // One left incomplete by a failed attempt holds the name: librbd would answer EEXIST.
+      if (tgroupSnaps.some((x) => x.name === snap)) await tg.removeSnapshot(snap);
+      await tg.createSnapshot(snap);
+    }
 
     // --- prune ----------------------------------------------------------------------------------
     const pruned = {
