@@ -242,6 +242,23 @@ describe('consistency groups', () => {
       await expectCode(group.removeImage('no-such-image-xyz'), 'ENOENT');
     });
 
+    it('addImage of an image in another namespace: EINVAL (librbd keeps a group within one namespace)', async () => {
+      const ns = uniq('grpns');
+      await rbdCli(A, ['namespace', 'create', `${A.pool}/${ns}`]);
+      const nsPool = await fx.rados.openPool(A.pool, { namespace: ns });
+      const n = uniq('grp-ns-img');
+      try {
+        await nsPool.createImage(n, 1 * MiB);
+        const group = await fx.pool.createGroup(groupName('grp-ns'));
+        const e = await expectCode(group.addImage({ pool: nsPool, name: n }), 'EINVAL');
+        expect(e.message).toContain(`${A.pool}/${ns}/${n}`);
+      } finally {
+        await nsPool.removeImage(n).catch(() => {});
+        await nsPool.close();
+        await rbdCli(A, ['namespace', 'remove', `${A.pool}/${ns}`]).catch(() => {});
+      }
+    });
+
     it('snapshot errors: removeSnapshot/renameSnapshot missing ENOENT, duplicate create EEXIST', async () => {
       const g = groupName('grp-serr');
       const group = await fx.pool.createGroup(g);

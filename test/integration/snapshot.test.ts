@@ -127,6 +127,8 @@ describe('snapshots', () => {
       expect(trash.trashOriginalName).toBe('base');
       expect(cli.find((s) => s.id === trash.id)?.namespace?.type).toBe('trash');
       expect(cli.find((s) => s.namespace?.type === 'group')?.id).toBe(all.find((s) => s.namespace === 'group')!.id);
+      expect(all.find((s) => s.namespace === 'group')!.group).toEqual({ pool: fx.pool.id, name: group, snapshot: 'gs' });
+      expect(trash.group).toBeUndefined();
       await img.close();
       await rbdCli(A, ['group', 'snap', 'rm', `${A.pool}/${group}@gs`]);
       await rbdCli(A, ['group', 'image', 'rm', `${A.pool}/${group}`, `${A.pool}/${parent}`]);
