@@ -25,7 +25,7 @@ export type {
   WaitOptions, SyncState, FailoverStep, FailoverProgress, FailoverOptions, FailbackOptions,
 } from './mirror/types.js';
 export { replicate } from './transfer/replicate/run.js';
-export type { ReplicateOptions, ReplicateResult, ReplicateProgress, ReplicateTargetSpec } from './transfer/replicate/options.js';
+export type { ReplicateOptions, ReplicateResult, ReplicateProgress, ReplicateTargetSpec, DiscardedChanges } from './transfer/replicate/options.js';
 export { sourceIdentity, recordIdentity, readIdentity, sameSource, type SnapshotIdentity } from './transfer/identity.js';
 export type { ExportDiffOptions, ExportProgress } from './transfer/diff-export.js';
 export { importDiff, type ImportDiffOptions, type ImportDiffResult, type ImportProgress } from './transfer/diff-import.js';

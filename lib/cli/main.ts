@@ -5,9 +5,10 @@
 //   0    success
 //   1    failure (I/O, cluster, unexpected errors)
 //   2    usage error (bad arguments, bad image spec)
-//   3    sync-pool: at least one image failed (the others were synced)
+//   3    sync-pool, failback --pool: at least one image failed (the others were synced)
 //   4    refused by a safety check: ENOENT (missing image/snapshot), EEXIST (to-snapshot exists),
-//        ERR_WRONG_BASE, ERR_TARGET_CHANGED, ERR_NO_COMMON_SNAPSHOT, EBUSY, ERR_MEMBER_COLLISION
+//        ERR_WRONG_BASE, ERR_TARGET_CHANGED, ERR_NO_COMMON_SNAPSHOT, EBUSY, ERR_MEMBER_COLLISION (sync-group), and failback's
+//        ERR_WRITERS_NOT_STOPPED (no --writers-stopped and no terminal to ask on: nothing done)
 //   5    invalid diff stream (ERR_DIFF_*: bad banner, truncated, unknown tag, out of range, corrupt)
 //   130  interrupted (SIGINT/SIGTERM)
 //
@@ -25,6 +26,7 @@ import { registerImportDiff } from './commands/import-diff.js';
 import { registerDiff } from './commands/diff.js';
 import { registerInspect } from './commands/inspect.js';
 import { registerMirror } from './commands/mirror.js';
+import { registerFailback } from './commands/failback.js';
 
 export { EXIT } from './action.js';
 export { parseImageSpec, type ImageSpec } from './options.js';
@@ -43,12 +45,14 @@ export function buildProgram(opts: { json?: boolean } = {}): Command {
   if (opts.json) program.configureOutput({ writeErr: () => undefined, outputError: () => undefined });
   program.addHelpText('after', `
 Exit codes: 0 ok, 1 failed, 2 usage, 3 sync-pool partial failure, 4 refused by a safety check
-(ENOENT, EEXIST, ERR_WRONG_BASE, ERR_TARGET_CHANGED, ERR_NO_COMMON_SNAPSHOT, EBUSY, ERR_MEMBER_COLLISION),
+(ENOENT, EEXIST, ERR_WRONG_BASE, ERR_TARGET_CHANGED, ERR_NO_COMMON_SNAPSHOT, EBUSY,
+ERR_WRITERS_NOT_STOPPED, ERR_MEMBER_COLLISION),
 5 invalid diff stream (ERR_DIFF_*), 130 interrupted.`);
 
   registerSync(program);
   registerSyncPool(program);
   registerSyncGroup(program);
+  registerFailback(program);
   registerExportDiff(program);
   registerImportDiff(program);
   registerDiff(program);

@@ -80,3 +80,10 @@ export function emitJson(value: unknown, to: Writable = process.stdout): void {
 
 /** JSON destination for the current command (stderr when stdout carries a diff stream). */
 export const jsonOutput: { sink: Writable } = { sink: process.stdout };
+
+/** A forced round's discarded target changes, one line (the first few ranges as offset+length). */
+export function formatDiscarded(target: string, d: { ranges: { offset: number; length: number }[]; count: number; bytes: number }): string {
+  if (d.count === 0) return `discarded on ${target}: nothing (it had no changes of its own)\n`;
+  const shown = d.ranges.slice(0, 8).map((r) => `${r.offset}+${r.length}`).join(', ');
+  return `discarded on ${target}: ${d.count} range${d.count === 1 ? '' : 's'}, ${formatBytes(d.bytes)}: ${shown}${d.count > 8 ? ', …' : ''} (--json lists up to 1000)\n`;
+}

@@ -49,6 +49,11 @@ async function identityOf(image: Image, what: string, snapshot: string | undefin
       pool: image.pool.name,
     });
   }
+  return identityFrom(image, fsid, st.id, snap);
+}
+
+/** The identity of `image`'s snapshot `snap`, from facts already read (cluster fsid, image id). */
+export function identityFrom(image: Image, fsid: string, imageId: string, snap: { id: number; name: string }): SnapshotIdentity {
   return {
     v: 1,
     fsid,
@@ -56,7 +61,7 @@ async function identityOf(image: Image, what: string, snapshot: string | undefin
     poolId: image.pool.id,
     namespace: image.pool.namespace,
     image: image.name,
-    imageId: st.id,
+    imageId,
     snapId: snap.id,
     snapName: snap.name,
   };
@@ -106,4 +111,16 @@ export function parseIdentity(raw: string): SnapshotIdentity | undefined {
 export function sameSource(a: SnapshotIdentity | undefined, b: SnapshotIdentity | undefined): boolean {
   if (!a || !b) return false;
   return a.fsid === b.fsid && a.poolId === b.poolId && a.namespace === b.namespace && a.imageId === b.imageId && a.snapId === b.snapId;
+}
+
+/**
+ * `rec`, the record kept with the snapshot of id `snapId`, proves that snapshot is a copy of `of`:
+ * same source snapshot, and (once replicate bound the record to the snapshot it made) made as that
+ * very snapshot, not recreated under its name since. Used where the proof is held by the side
+ * that received the copy while it now acts as the source (failback: B's snapshot is A's copy).
+ */
+export function isRecordedCopy(rec: SnapshotIdentity | undefined, of: SnapshotIdentity, snapId: number): boolean {
+  if (!rec || !sameSource(rec, of)) return false;
+  const bound = (rec as { targetSnapId?: unknown }).targetSnapId;
+  return typeof bound !== 'number' || bound === snapId;
 }

@@ -5,9 +5,9 @@ import { requireDiffIterate3 } from '../core/librbd.js';
 import { checkBool, checkFromSnapId, checkImageName, checkName, checkOptions, checkSignal, checkUint, describe } from '../core/validate.js';
 import { Image } from '../core/image.js';
 import { Pool } from '../core/pool.js';
-import { readIdentity, sameSource, sourceIdentity, identityKey } from './identity.js';
+import { isRecordedCopy, readIdentity, sameSource, sourceIdentity, identityKey } from './identity.js';
 import { replicate, type ReplicateProgress } from './replicate/run.js';
-import { MAX_CONCURRENCY, checkBandwidth } from './replicate/options.js';
+import { MAX_CONCURRENCY, checkBandwidth, type DiscardedChanges } from './replicate/options.js';
 import { CHECKPOINT_KEY } from './replicate/checkpoint.js';
 import type { SnapshotInfo } from '../core/snapshot.js';
 import { parseRetention, selectRetention, type RetentionPolicy } from './retention.js';
@@ -33,7 +33,8 @@ export interface SyncImageOptions {
   verify?: boolean;
   /**
    * Target exists but shares no snapshot with the source: copy everything over it
-   * (otherwise ERR_NO_COMMON_SNAPSHOT). Also overrides ERR_TARGET_CHANGED.
+   * (otherwise ERR_NO_COMMON_SNAPSHOT). Also overrides ERR_TARGET_CHANGED: the target's own changes
+   * since the common snapshot are overwritten, and listed in the result's `discarded`.
    */
   force?: boolean;
   concurrency?: number;
@@ -76,6 +77,11 @@ export interface SyncResult {
   copySeconds: number;
   verified: boolean;
   pruned: { source: string[]; target: string[] };
+  /**
+   * With force, on an incremental round: the target's own changes since the base that this round
+   * overwrote (e.g. writes made on the original site after a failover; empty when none).
+   */
+  discarded?: DiscardedChanges;
 }
 
 const DEFAULT_PREFIX = 'rbd-sync-';
@@ -97,9 +103,10 @@ export async function prefixed(image: Image, prefix: string): Promise<SnapshotIn
 
 /**
  * One replication round: finds the newest snapshot (with `prefix`) present on both sides whose
- * identity recorded on the target matches the source, snapshots the source, copies full or
- * incrementally with replicate(), then prunes old prefixed snapshots on both sides beyond
- * `keep` — never the newest common one. A round interrupted after the source snapshot was made
+ * identity recorded on the target matches the source — or, after a failback (syncing from the copy
+ * back to the original), whose identity recorded on the source matches the target's — snapshots
+ * the source, copies full or incrementally with replicate(), then prunes old prefixed snapshots on
+ * both sides beyond `keep` — never the newest common one. A round interrupted after the source snapshot was made
  * is resumed by the next round (same snapshot, replicate's checkpoint).
  */
 export async function syncImage(options: SyncImageOptions): Promise<SyncResult> {
@@ -148,12 +155,18 @@ export async function syncImage(options: SyncImageOptions): Promise<SyncResult> 
     const tgtSnaps = target ? await prefixed(target, prefix) : [];
     const tgtByName = new Map(tgtSnaps.map((s) => [s.name, s]));
 
-    // Newest common snapshot, by recorded identity (never by name alone).
+    // Newest common snapshot, by recorded identity (never by name alone): the target's is a copy of
+    // the source's, or (failback: syncing back from the copy) the source's is a copy of the target's.
     let base: string | undefined;
     for (const s of fromSnapId !== undefined ? [] : [...srcSnaps].reverse()) {
       if (!tgtByName.has(s.name) || !target) continue;
       const rec = await readIdentity(target, s.name);
       if (rec && sameSource(rec, await sourceIdentity(source, s.name))) {
+        base = s.name;
+        break;
+      }
+      const reverse = await readIdentity(source, s.name);
+      if (reverse && isRecordedCopy(reverse, await sourceIdentity(target, s.name), s.id)) {
         base = s.name;
         break;
       }
@@ -223,6 +236,7 @@ export async function syncImage(options: SyncImageOptions): Promise<SyncResult> 
       copySeconds: r.seconds,
       verified: verify,
       pruned,
+      ...(r.discarded ? { discarded: r.discarded } : {}),
     };
   } finally {
     if (target && target !== given) await target.close();
@@ -241,10 +255,12 @@ async function prune(image: Image, prefix: string, keep: RetentionPolicy, newest
   const removed: string[] = [];
   const pruneNames = new Set(selectRetention(snaps.map((s) => ({ name: s.name, timestamp: snapTime(s, prefix) })), keep).prune);
   const excess = snaps.filter((s) => pruneNames.has(s.name));
+  const recorded = isTarget || excess.length === 0 ? new Set<string>() : new Set(Object.keys(await image.listMetadata()));
   for (const s of excess) {
     if (s.name === newestCommon || s.protected) continue;
     await image.removeSnapshot(s.name);
-    if (isTarget) await image.removeMetadata(identityKey(s.name)).catch(() => {});
+    // Its identity record goes with it: the target's (a copy), or the source's after a failback.
+    if (isTarget || recorded.has(identityKey(s.name))) await image.removeMetadata(identityKey(s.name)).catch(() => {});
     removed.push(s.name);
   }
   return removed;

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { syncPool, type SyncPoolImageResult } from '../../transfer/sync.js';
 import { controller, EXIT, run } from '../action.js';
 import { clusterOptions, destFlags, intArg, openPool, parsePoolSpec, sourceFlags, syncFlags, syncOptions } from '../options.js';
-import { emitJson, formatBytes } from '../output.js';
+import { emitJson, formatBytes, formatDiscarded } from '../output.js';
 
 export function registerSyncPool(program: Command): void {
   syncOptions(clusterOptions(program.command('sync-pool'), true), {
@@ -24,7 +24,8 @@ export function registerSyncPool(program: Command): void {
       const images = typeof o.images === 'string' ? (o.images.includes(',') ? o.images.split(',').filter(Boolean) : o.images) : undefined;
       const line = (x: SyncPoolImageResult) =>
         x.ok
-          ? `ok     ${x.name}: ${x.mode} to ${x.snapshot}, ${formatBytes(x.bytesWritten)} in ${x.seconds.toFixed(2)} s\n`
+          ? `ok     ${x.name}: ${x.mode} to ${x.snapshot}, ${formatBytes(x.bytesWritten)} in ${x.seconds.toFixed(2)} s\n` +
+            (x.discarded ? `       ${formatDiscarded(x.target, x.discarded)}` : '')
           : `FAILED ${x.name}: ${x.error.code}: ${x.error.message}\n`;
       const r = await syncPool({
         source: await openPool(rs, s.pool, s.namespace),

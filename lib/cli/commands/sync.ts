@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { syncImage } from '../../transfer/sync.js';
 import { controller, run } from '../action.js';
 import { clusterOptions, destFlags, openPool, parseImageSpec, sourceFlags, syncFlags, syncOptions } from '../options.js';
-import { emitJson, formatBytes, ProgressBar, progressMode } from '../output.js';
+import { emitJson, formatBytes, formatDiscarded, ProgressBar, progressMode } from '../output.js';
 
 export function registerSync(program: Command): void {
   syncOptions(clusterOptions(program.command('sync'), true), {
@@ -39,6 +39,7 @@ export function registerSync(program: Command): void {
             `${formatBytes(r.bytesWritten)} written, ${formatBytes(r.bytesZeroed)} zeroed in ${r.seconds.toFixed(2)} s (${formatBytes(rate)}/s)` +
             `${r.verified ? ', verified' : ''}\n`,
           );
+          if (r.discarded) process.stdout.write(formatDiscarded(r.target, r.discarded));
           if (r.pruned.source.length || r.pruned.target.length) {
             process.stdout.write(`pruned: source ${r.pruned.source.join(', ') || '-'}; target ${r.pruned.target.join(', ') || '-'}\n`);
           }

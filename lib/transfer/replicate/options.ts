@@ -129,6 +129,23 @@ export interface ReplicateResult {
   snapshot: SnapshotIdentity;
   /** The target snapshot the incremental copy was based on (also when found from fromSnapId). */
   base?: string;
+  /**
+   * Forced incremental copies: the target's own changes since its base, overwritten with the
+   * source's data (empty when it had none). A resumed run also lists what it wrote before.
+   */
+  discarded?: DiscardedChanges;
+}
+
+/** The target's changed ranges since its base that a forced copy overwrote. */
+export interface DiscardedChanges {
+  /** Offset and length of each range (adjacent ones merged), at most 1000 listed. */
+  ranges: { offset: number; length: number }[];
+  /** Ranges in all, listed or not. */
+  count: number;
+  /** Bytes in all ranges. */
+  bytes: number;
+  /** More ranges than listed. */
+  truncated: boolean;
 }
 
 /** The options once checked, with their defaults applied. */

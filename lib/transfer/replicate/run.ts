@@ -13,7 +13,8 @@
 //   ENOTSUP              fromSnapId (without diffFromSnapshot), and the running librbd has no rbd_diff_iterate3
 //   ERR_ANCHOR_AFTER_BASE diffFromSnapshot was taken after the base (snapshot ids only grow)
 //   ERR_WRONG_BASE       target's fromSnapshot has no recorded identity, or it is a copy of another
-//                        image/cluster/snapshot
+//                        image/cluster/snapshot (and the source's fromSnapshot is no recorded copy
+//                        of the target's either: that reverse proof is accepted after a failback)
 //   ERR_TARGET_CHANGED   target head differs from its fromSnapshot (data or size) — pass force to overwrite
 //   EEXIST               toSnapshot already exists on the target
 //   EBUSY                another replicate into the same target is running (this process or another)
@@ -27,7 +28,7 @@ import { requireDiffIterate3 } from '../../core/librbd.js';
 import { kHandle, kTrack, kOnClose } from '../../core/internal.js';
 import { checkReplicateOptions, type ReplicateOptions, type ReplicateResult } from './options.js';
 import { CHECKPOINT_KEY, checkpointPrefix, parseCheckpoint } from './checkpoint.js';
-import { checkBase, lockTarget, openTarget, releaseTarget, reserveTarget, settled, targetChanges, updateRecords } from './target.js';
+import { checkBase, discardedChanges, lockTarget, openTarget, releaseTarget, reserveTarget, settled, targetChanges, updateRecords } from './target.js';
 
 export type { ReplicateOptions, ReplicateResult, ReplicateProgress, ReplicateTargetSpec } from './options.js';
 
@@ -108,7 +109,13 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     const cp = parseCheckpoint(cpRaw);
     const matching = cp !== undefined && sameSource(cp.to, toId) && (cp.from === null ? fromId === null : sameSource(cp.from, fromId ?? undefined));
 
-    if (fromSnap !== undefined) extra = await checkBase({ target, tst, tsnaps, fromSnap, fromId: fromId!, force, matching, record: baseRecord, changes: changes! });
+    if (fromSnap !== undefined) {
+      const reverseOf = fromSnap;
+      extra = await checkBase({
+        target, tst, tsnaps, fromSnap, fromId: fromId!, force, matching, record: baseRecord, changes: changes!,
+        sourceRecord: fromSnapId === undefined ? () => readIdentity(source, reverseOf) : undefined,
+      });
+    }
 
     trace('check base');
     const fresh = matching ? cp!.fresh : created;
@@ -216,6 +223,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
       resumed,
       snapshot: toId,
       ...(fromSnap !== undefined ? { base: fromSnap } : {}),
+      ...(fromSnap !== undefined && force ? { discarded: discardedChanges(extra) } : {}),
     };
   } catch (e) {
     failure = e;

@@ -6,9 +6,9 @@ import { codedError } from '../../core/errors.js';
 import type { Image, ImageStat } from '../../core/image.js';
 import type { CreateImageOptions } from '../../core/pool.js';
 import type { SnapshotInfo } from '../../core/snapshot.js';
-import { sameSource, type SnapshotIdentity } from '../identity.js';
+import { identityFrom, isRecordedCopy, type SnapshotIdentity } from '../identity.js';
 import { kHandle, kTrack } from '../../core/internal.js';
-import type { ReplicateTargetSpec } from './options.js';
+import type { DiscardedChanges, ReplicateTargetSpec } from './options.js';
 
 // Targets with a replicate in this process (other processes: librbd's exclusive lock). A run
 // that failed on an unreachable target rejects at once and closes its handles afterwards
@@ -127,6 +127,30 @@ export async function targetChanges(target: Image, fromSnap: string, force: bool
   return { dataChanged, extents };
 }
 
+/** At most this many ranges are listed in a discarded-changes report (the count and bytes cover all). */
+export const MAX_DISCARDED_RANGES = 1000;
+
+/** What a forced copy overwrote of the target's own changes (`extra`), adjacent ranges merged. */
+export function discardedChanges(extra: Float64Array | undefined): DiscardedChanges {
+  const ranges: { offset: number; length: number }[] = [];
+  let count = 0;
+  let bytes = 0;
+  let last: { offset: number; length: number } | undefined;
+  for (let i = 0; extra && i + 1 < extra.length; i += 2) {
+    const offset = extra[i];
+    const length = extra[i + 1];
+    bytes += length;
+    if (last && last.offset + last.length === offset) {
+      last.length += length;
+      continue;
+    }
+    count++;
+    last = { offset, length };
+    if (ranges.length < MAX_DISCARDED_RANGES) ranges.push(last);
+  }
+  return { ranges, count, bytes, truncated: count > ranges.length };
+}
+
 export interface BaseCheck {
   target: Image;
   tst: ImageStat;
@@ -140,12 +164,19 @@ export interface BaseCheck {
   record: SnapshotIdentity | undefined;
   /** targetChanges(target, fromSnap, force), read ahead. */
   changes: Promise<Settled<TargetChanges>>;
+  /**
+   * The record the SOURCE keeps for its fromSnap (readIdentity(source, fromSnap)), read only when
+   * the target holds no valid proof: the reverse proof, after a failback (the source's fromSnap is
+   * a recorded copy of the target's). Absent: only the target's record counts (fromSnapId runs).
+   */
+  sourceRecord?: () => Promise<SnapshotIdentity | undefined>;
 }
 
 /**
- * An incremental copy's base: the target's fromSnapshot must be a recorded copy of the source's,
- * and (unless forced, or resuming our own run) the head unchanged since. Returns the target's
- * own changed extents to overwrite as well (force).
+ * An incremental copy's base: the target's fromSnapshot must be a recorded copy of the source's
+ * (or, the reverse proof, the source's fromSnapshot a recorded copy of the target's), and (unless
+ * forced, or resuming our own run) the head unchanged since. Returns the target's own changed
+ * extents to overwrite as well (force).
  */
 export async function checkBase(c: BaseCheck): Promise<Float64Array | undefined> {
   const { target, tst, tsnaps, fromSnap, fromId, force, matching, record: rec } = c;
@@ -155,10 +186,14 @@ export async function checkBase(c: BaseCheck): Promise<Float64Array | undefined>
     throw codedError('ENOENT', `base snapshot '${fromSnap}' not found on target '${target.pool.spec}/${target.name}'`, { errno: -2, snapshot: fromSnap });
   }
   const boundTo = (rec as { targetSnapId?: unknown } | undefined)?.targetSnapId;
-  if (rec && typeof boundTo === 'number' && boundTo !== base.id) {
+  const forward = isRecordedCopy(rec, fromId, base.id);
+  // Both images hold equal data at their fromSnapshot either way; the refusals below are unchanged.
+  const reverse = !forward && c.sourceRecord !== undefined &&
+    isRecordedCopy(await c.sourceRecord(), identityFrom(target, await target.pool.rados.fsid(), tst.id, base), fromId.snapId);
+  if (!forward && !reverse && rec && typeof boundTo === 'number' && boundTo !== base.id) {
     throw codedError('ERR_WRONG_BASE', `target snapshot '${fromSnap}' was recreated after it was replicated (id ${base.id}, recorded ${boundTo})`, { snapshot: fromSnap });
   }
-  if (!rec || !sameSource(rec, fromId)) {
+  if (!forward && !reverse) {
     throw codedError(
       'ERR_WRONG_BASE',
       rec
@@ -179,7 +214,7 @@ export async function checkBase(c: BaseCheck): Promise<Float64Array | undefined>
       if (force && r.value.extents.length > 0) extra = Float64Array.from(r.value.extents);
     }
     if (changed && !force && !matching) {
-      throw codedError('ERR_TARGET_CHANGED', `target '${target.pool.spec}/${target.name}' head changed since snapshot '${fromSnap}' (pass force to overwrite)`, { snapshot: fromSnap });
+      throw codedError('ERR_TARGET_CHANGED', `target '${target.pool.spec}/${target.name}' head changed since snapshot '${fromSnap}' (pass force to overwrite)`, { snapshot: fromSnap, image: target.name, pool: target.pool.name });
     }
   }
   return extra;

@@ -1,0 +1,415 @@
+// Failback for snapshot sync: syncing back from the copy in use (B) to the returning original (A),
+// with the common snapshot proven by the identity the SOURCE recorded; the rbd CLI is the oracle.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Rados, type Image, type Pool } from '../../lib/index.js';
+import { syncImage, syncPool, type SyncResult } from '../../lib/transfer/sync.js';
+import { replicate } from '../../lib/transfer/replicate/run.js';
+import { IDENTITY_KEY_PREFIX, identityKey } from '../../lib/transfer/identity.js';
+import { discardedChanges, MAX_DISCARDED_RANGES } from '../../lib/transfer/replicate/target.js';
+import { clusterArgs, getClusters, rbdCli, rbdExportMd5, type TestCluster } from '../support/clusters.js';
+
+const { a, b } = getClusters() as { a: TestCluster; b: TestCluster };
+const tag = `fb${process.pid}`;
+const MiB = 1 << 20;
+const KiB = 1024;
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+let ra: Rados;
+let rb: Rados;
+let pa: Pool;
+let pb: Pool;
+const made: [TestCluster, string][] = [];
+
+async function rmImage(c: TestCluster, name: string) {
+  await rbdCli(c, ['snap', 'purge', '--no-progress', `${c.pool}/${name}`]).catch(() => {});
+  await rbdCli(c, ['rm', '--no-progress', `${c.pool}/${name}`]).catch(() => {});
+}
+
+const md5 = (c: TestCluster, spec: string) => rbdExportMd5(c, `${c.pool}/${spec}`);
+
+/** Writes `len` bytes of `byte` at each offset; returns the bytes written. */
+async function scribble(img: Image, offsets: number[], len: number, byte: number): Promise<number> {
+  for (const off of offsets) await img.write(Buffer.alloc(len, byte), off);
+  await img.flush();
+  return offsets.length * len;
+}
+
+/** Offset/length ranges with adjacent ones merged, sorted: the byte coverage they describe. */
+function coverage(ranges: { offset: number; length: number }[]): [number, number][] {
+  const out: [number, number][] = [];
+  for (const r of [...ranges].sort((x, y) => x.offset - y.offset)) {
+    const last = out[out.length - 1];
+    if (last && last[0] + last[1] >= r.offset) last[1] = Math.max(last[1], r.offset + r.length - last[0]);
+    else out.push([r.offset, r.length]);
+  }
+  return out;
+}
+
+/** An image on A synced to B `rounds` times (A written before each round); A's handle stays open. */
+async function syncedPair(name: string, rounds: number): Promise<{ imgA: Image; results: SyncResult[] }> {
+  made.push([a, name], [b, name]);
+  await pa.createImage(name, 8 * MiB);
+  const imgA = await pa.openImage(name);
+  const results: SyncResult[] = [];
+  for (let i = 0; i < rounds; i++) {
+    await scribble(imgA, [i * MiB, i * MiB + 3 * MiB], 128 * KiB, 0x10 + i);
+    results.push(await syncImage({ source: imgA, target: { pool: pb } }));
+  }
+  expect(results.map((r) => r.mode)).toEqual(['full', ...Array(rounds - 1).fill('incremental')]);
+  return { imgA, results };
+}
+
+beforeAll(async () => {
+  ra = await Rados.connect({ conf: a.conf, keyring: a.keyring, user: a.user });
+  rb = await Rados.connect({ conf: b.conf, keyring: b.keyring, user: b.user });
+  pa = await ra.openPool(a.pool);
+  pb = await rb.openPool(b.pool);
+});
+
+afterAll(async () => {
+  for (const [c, n] of made) await rmImage(c, n);
+  await ra?.close();
+  await rb?.close();
+});
+
+describe('failback (syncImage B→A)', () => {
+  it('DR drill: copies only what B wrote since the last common snapshot; later rounds resume both ways', async () => {
+    const name = `${tag}-drill`;
+    const { imgA, results } = await syncedPair(name, 3);
+    const common = results[2].snapshot;
+    // Disaster: A is gone; the operator works on B.
+    await imgA.close();
+    const imgB = await pb.openImage(name);
+    let back: SyncResult;
+    try {
+      // Inside each object's written extent: librbd's diff reports an object's growth (the gap up to
+      // a write past its end) as changed, which would inflate the copy beyond what was written.
+      const wroteOnB = await scribble(imgB, [512 * KiB, 2 * MiB + 512 * KiB, 4 * MiB + 4 * KiB], 64 * KiB, 0xb1);
+      // A is back: fail back B → A.
+      back = await syncImage({ source: imgB, target: { pool: pa } });
+      expect(back.mode).toBe('incremental');
+      expect(back.base).toBe(common);
+      expect(back.discarded).toBeUndefined(); // not forced
+      expect(back.bytesWritten + back.bytesZeroed).toBeGreaterThanOrEqual(wroteOnB);
+      expect(back.bytesWritten + back.bytesZeroed).toBeLessThanOrEqual(2 * wroteOnB);
+      expect(await md5(a, name)).toBe(await md5(b, name));
+      expect(await md5(a, `${name}@${back.snapshot}`)).toBe(await md5(b, `${name}@${back.snapshot}`));
+      // Pruned on B (the source now): the snapshot and its identity record went together.
+      expect(back.pruned.source).toEqual([results[0].snapshot]);
+      const keys = Object.keys(await imgB.listMetadata()).filter((k) => k.startsWith(IDENTITY_KEY_PREFIX));
+      expect(keys.sort()).toEqual([results[1].snapshot, results[2].snapshot].map(identityKey));
+    } finally {
+      await imgB.close();
+    }
+
+    // A is primary again: A → B resumes incrementally from the snapshot B made and copied to A.
+    const imgA2 = await pa.openImage(name);
+    try {
+      const wroteOnA = await scribble(imgA2, [2 * MiB], 32 * KiB, 0xa2);
+      const fwd1 = await syncImage({ source: imgA2, target: { pool: pb } });
+      expect(fwd1).toMatchObject({ mode: 'incremental', base: back.snapshot });
+      expect(fwd1.bytesWritten + fwd1.bytesZeroed).toBeLessThanOrEqual(2 * wroteOnA);
+      expect(await md5(b, name)).toBe(await md5(a, name));
+      await scribble(imgA2, [4 * MiB + 512 * KiB], 32 * KiB, 0xa3);
+      const fwd2 = await syncImage({ source: imgA2, target: { pool: pb } });
+      expect(fwd2).toMatchObject({ mode: 'incremental', base: fwd1.snapshot });
+      expect(fwd2.bytesWritten + fwd2.bytesZeroed).toBeLessThanOrEqual(2 * 32 * KiB);
+      expect(await md5(b, name)).toBe(await md5(a, name));
+    } finally {
+      await imgA2.close();
+    }
+    // And back once more (B's newest snapshot is a recorded copy of A's: the reverse proof again).
+    const imgB2 = await pb.openImage(name);
+    try {
+      await scribble(imgB2, [MiB], 16 * KiB, 0xb3);
+      const back2 = await syncImage({ source: imgB2, target: { pool: pa } });
+      expect(back2.mode).toBe('incremental');
+      expect(back2.bytesWritten + back2.bytesZeroed).toBeLessThanOrEqual(2 * 16 * KiB);
+      expect(await md5(a, name)).toBe(await md5(b, name));
+    } finally {
+      await imgB2.close();
+    }
+  });
+
+  it('split-brain: A changed too: ERR_TARGET_CHANGED without force; with force A == B and the discarded ranges are reported', async () => {
+    const name = `${tag}-split`;
+    const { imgA, results } = await syncedPair(name, 2);
+    const common = results[1].snapshot;
+    try {
+      // Both sites written after the last common snapshot; A also zeroes a range.
+      await scribble(imgA, [64 * KiB, 4 * MiB + 8 * KiB], 20 * KiB, 0xaa);
+      await imgA.writeZeroes(6 * MiB, 128 * KiB);
+      await imgA.flush();
+    } finally {
+      await imgA.close();
+    }
+    const expected = JSON.parse(await rbdCli(a, ['diff', '--from-snap', common, '--format', 'json', `${a.pool}/${name}`])) as { offset: number; length: number }[];
+    expect(expected.length).toBeGreaterThan(0);
+    const headA = await md5(a, name);
+    const imgB = await pb.openImage(name);
+    try {
+      await scribble(imgB, [64 * KiB, 7 * MiB], 40 * KiB, 0xbb);
+      const refused = await syncImage({ source: imgB, target: { pool: pa } }).catch((e: unknown) => e);
+      expect(refused).toMatchObject({ code: 'ERR_TARGET_CHANGED', image: name, pool: a.pool });
+      expect((refused as Error).message).toContain(`${a.pool}/${name}`);
+      expect(await md5(a, name)).toBe(headA); // nothing written
+      const forced = await syncImage({ source: imgB, target: { pool: pa }, force: true });
+      expect(forced).toMatchObject({ mode: 'incremental', base: common });
+      expect(await md5(a, name)).toBe(await md5(b, name));
+      const d = forced.discarded!;
+      expect(d.truncated).toBe(false);
+      expect(d.count).toBe(d.ranges.length);
+      expect(coverage(d.ranges)).toEqual(coverage(expected));
+      expect(d.bytes).toBe(coverage(expected).reduce((n, [, len]) => n + len, 0));
+    } finally {
+      await imgB.close();
+    }
+  });
+
+  it('a same-named snapshot without a recorded identity is not common (ERR_NO_COMMON_SNAPSHOT; replicate: ERR_WRONG_BASE)', async () => {
+    const name = `${tag}-noid`;
+    made.push([a, name], [b, name]);
+    const snap = 'rbd-sync-20200101T000000.000Z';
+    await pa.createImage(name, 4 * MiB);
+    await pb.createImage(name, 4 * MiB);
+    const imgA = await pa.openImage(name);
+    const imgB = await pb.openImage(name);
+    try {
+      await imgA.createSnapshot(snap);
+      await imgB.createSnapshot(snap);
+      await scribble(imgB, [0], 4 * KiB, 1);
+      await expect(syncImage({ source: imgB, target: { pool: pa } })).rejects.toMatchObject({ code: 'ERR_NO_COMMON_SNAPSHOT' });
+      await imgB.createSnapshot('next');
+      await expect(replicate({ source: imgB, fromSnapshot: snap, toSnapshot: 'next', target: imgA })).rejects.toMatchObject({ code: 'ERR_WRONG_BASE' });
+    } finally {
+      await imgA.close();
+      await imgB.close();
+    }
+  });
+
+  it('a recreated snapshot breaks the reverse proof on either side; the next older proven one is the base', async () => {
+    const name = `${tag}-recr`;
+    const { imgA, results } = await syncedPair(name, 3);
+    const [s1, s2, s3] = results.map((r) => r.snapshot);
+    try {
+      // On A (the target of the failback): s3 recreated under its name: B's record names the old one.
+      await imgA.removeSnapshot(s3);
+      await imgA.createSnapshot(s3);
+    } finally {
+      await imgA.close();
+    }
+    const imgB = await pb.openImage(name);
+    try {
+      // On B (the source): s2 recreated: B's record is bound to the snapshot replicate made.
+      await imgB.removeSnapshot(s2);
+      await imgB.createSnapshot(s2);
+      // replicate refuses both as bases.
+      await imgB.createSnapshot('probe');
+      for (const from of [s2, s3]) {
+        await expect(replicate({ source: imgB, fromSnapshot: from, toSnapshot: 'probe', target: { pool: pa, name } }))
+          .rejects.toMatchObject({ code: 'ERR_WRONG_BASE' });
+      }
+      await imgB.removeSnapshot('probe');
+      // sync falls back to s1, still proven; A's head equals A@s3 (= s1's data + rounds 2-3), so it is forced.
+      await expect(syncImage({ source: imgB, target: { pool: pa } })).rejects.toMatchObject({ code: 'ERR_TARGET_CHANGED' });
+      const r = await syncImage({ source: imgB, target: { pool: pa }, force: true, keep: { source: 10, target: 10 } });
+      expect(r).toMatchObject({ mode: 'incremental', base: s1 });
+      expect(r.discarded!.bytes).toBeGreaterThan(0);
+      expect(await md5(a, name)).toBe(await md5(b, name));
+    } finally {
+      await imgB.close();
+    }
+  });
+});
+
+describe('discarded ranges report', () => {
+  it('merges adjacent ranges and caps the list, counting all ranges and bytes', () => {
+    const n = MAX_DISCARDED_RANGES + 500;
+    const pairs: number[] = [];
+    // Each range followed by an adjacent one (merged), then a gap.
+    for (let i = 0; i < n; i++) pairs.push(i * 65536, 4096, i * 65536 + 4096, 512);
+    const d = discardedChanges(Float64Array.from(pairs));
+    expect(d).toMatchObject({ count: n, bytes: n * 4608, truncated: true });
+    expect(d.ranges).toHaveLength(MAX_DISCARDED_RANGES);
+    expect(d.ranges[1]).toEqual({ offset: 65536, length: 4608 });
+    expect(discardedChanges(undefined)).toEqual({ ranges: [], count: 0, bytes: 0, truncated: false });
+  });
+});
+
+describe('failback (syncPool B→A)', () => {
+  it('fails back two images, then A → B resumes incrementally', async () => {
+    const names = [1, 2].map((i) => `${tag}-pool-${i}`);
+    for (const n of names) {
+      made.push([a, n], [b, n]);
+      await pa.createImage(n, 4 * MiB);
+      const img = await pa.openImage(n);
+      await scribble(img, [MiB], 256 * KiB, n.charCodeAt(n.length - 1));
+      await img.close();
+    }
+    const images = `${tag}-pool-*`;
+    for (let i = 0; i < 2; i++) expect((await syncPool({ source: pa, target: pb, images })).summary).toMatchObject({ total: 2, ok: 2 });
+    for (const n of names) {
+      const img = await pb.openImage(n);
+      await scribble(img, [MiB + 64 * KiB], 48 * KiB, 0xcc);
+      await img.close();
+    }
+    const back = await syncPool({ source: pb, target: pa, images });
+    expect(back.summary).toMatchObject({ total: 2, ok: 2, failed: 0 });
+    for (const x of back.images) {
+      expect(x.ok && x.mode).toBe('incremental');
+      if (x.ok) expect(x.bytesWritten + x.bytesZeroed).toBeLessThanOrEqual(2 * 48 * KiB);
+      expect(await md5(a, x.name)).toBe(await md5(b, x.name));
+    }
+    const fwd = await syncPool({ source: pa, target: pb, images });
+    expect(fwd.summary).toMatchObject({ total: 2, ok: 2, failed: 0, bytesWritten: 0 });
+    expect(fwd.images.every((x) => x.ok && x.mode === 'incremental')).toBe(true);
+  });
+});
+
+// --- CLI -------------------------------------------------------------------------------------
+
+interface Run { code: number | null; stdout: string; stderr: string }
+
+function cli(args: string[]): Promise<Run> {
+  const env = { ...process.env };
+  delete env.CEPH_ARGS;
+  delete env.CEPH_CONF;
+  // stdin is a pipe, never a TTY: the command cannot ask.
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'lib/cli/main.ts'), ...args], { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
+  child.stdin.end();
+  return new Promise((res, rej) => {
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => err.push(d));
+    child.on('error', rej);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      res({ code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
+    });
+  });
+}
+
+/** The CLI on a pseudo-terminal (util-linux `script`), answering `answer` when asked; the terminal's output. */
+function onTerminal(args: string[], answer: string): Promise<{ code: number | null; out: string }> {
+  const env = { ...process.env };
+  delete env.CEPH_ARGS;
+  delete env.CEPH_CONF;
+  const q = (x: string) => `'${x.replace(/'/g, `'\\''`)}'`;
+  const cmd = [process.execPath, '--import', 'tsx', join(ROOT, 'lib/cli/main.ts'), '--no-progress', ...args].map(q).join(' ');
+  const child = spawn('script', ['-qec', cmd, '/dev/null'], { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
+  child.stdin.on('error', () => {});
+  const out: Buffer[] = [];
+  let answered = false;
+  child.stdout.on('data', (d: Buffer) => {
+    out.push(d);
+    // Typed once the question is on the terminal, as an operator would.
+    if (!answered && Buffer.concat(out).toString().includes("type 'yes'")) {
+      answered = true;
+      child.stdin.write(`${answer}\r`);
+    }
+  });
+  return new Promise((res, rej) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+    child.on('error', rej);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      child.stdin.end();
+      res({ code, out: Buffer.concat(out).toString() });
+    });
+  });
+}
+
+const destArgs = (c: TestCluster) => ['--dest-conf', c.conf, ...(c.user ? ['--dest-id', c.user] : []), ...(c.keyring ? ['--dest-keyring', c.keyring] : [])];
+
+describe('rbd-stream failback', () => {
+  it('without --writers-stopped and no TTY: refused (exit 4, ERR_WRITERS_NOT_STOPPED), nothing done; with it: A == B', async () => {
+    const name = `${tag}-cli`;
+    const { imgA, results } = await syncedPair(name, 2);
+    await imgA.close();
+    const imgB = await pb.openImage(name);
+    try {
+      await scribble(imgB, [3 * MiB], 96 * KiB, 0xdd);
+    } finally {
+      await imgB.close();
+    }
+    const snapsB = await rbdCli(b, ['snap', 'ls', '--format', 'json', `${b.pool}/${name}`]);
+    const spec = ['--json', 'failback', ...clusterArgs(b), ...destArgs(a), `${b.pool}/${name}`, `${a.pool}/${name}`];
+
+    const refused = await cli(spec);
+    expect(refused.code).toBe(4);
+    expect(JSON.parse(refused.stdout)).toMatchObject({ error: { code: 'ERR_WRITERS_NOT_STOPPED' } });
+    expect(await rbdCli(b, ['snap', 'ls', '--format', 'json', `${b.pool}/${name}`])).toBe(snapsB); // nothing snapshotted
+    const text = await cli(spec.slice(1));
+    expect(text.code).toBe(4);
+    expect(text.stderr).toMatch(/--writers-stopped/);
+
+    const ok = await cli([...spec, '--writers-stopped']);
+    expect(ok.stderr).toBe('');
+    expect(ok.code).toBe(0);
+    const j = JSON.parse(ok.stdout) as {
+      source: string; target: string; writersStopped: string; current: boolean; snapshot: string;
+      rounds: { final: SyncResult; last: SyncResult };
+    };
+    expect(j).toMatchObject({ source: `${b.pool}/${name}`, target: `${a.pool}/${name}`, writersStopped: 'flag', current: true });
+    expect(j.rounds.final).toMatchObject({ mode: 'incremental', base: results[1].snapshot });
+    expect(j.rounds.final.bytesWritten + j.rounds.final.bytesZeroed).toBeLessThanOrEqual(2 * 96 * KiB);
+    expect(j.rounds.last).toMatchObject({ mode: 'incremental', base: j.rounds.final.snapshot, bytesWritten: 0, bytesZeroed: 0 });
+    expect(j.snapshot).toBe(j.rounds.last.snapshot);
+    expect(await md5(a, name)).toBe(await md5(b, name));
+  });
+
+  it('on a terminal it asks: any answer but yes stops after the first sync (exit 4); yes finishes (exit 0)', async () => {
+    const name = `${tag}-tty`;
+    const { imgA } = await syncedPair(name, 1);
+    await imgA.close();
+    const args = ['failback', ...clusterArgs(b), ...destArgs(a), `${b.pool}/${name}`, `${a.pool}/${name}`];
+    const no = await onTerminal(args, 'no');
+    expect(no.code).toBe(4);
+    expect(no.out).toMatch(/Stop every writer of .*type 'yes'/);
+    expect(no.out).toMatch(/ERR_WRITERS_NOT_STOPPED/);
+    expect(no.out).not.toMatch(/step 3\/3/);
+    const img = await pb.openImage(name);
+    try {
+      await scribble(img, [64 * KiB], 16 * KiB, 0x77);
+    } finally {
+      await img.close();
+    }
+    const yes = await onTerminal(args, 'yes');
+    expect(yes.code).toBe(0);
+    expect(yes.out).toMatch(/step 2\/3: writers stopped \(confirmed\)/);
+    expect(yes.out).toMatch(/is current/);
+    expect(await md5(a, name)).toBe(await md5(b, name));
+  });
+
+  it('--pool with --force: text output names the discarded ranges; A == B', async () => {
+    const name = `${tag}-clipool`;
+    const { imgA } = await syncedPair(name, 1);
+    try {
+      await scribble(imgA, [MiB], 8 * KiB, 0xee); // A changed after the common snapshot
+    } finally {
+      await imgA.close();
+    }
+    const args = ['failback', ...clusterArgs(b), ...destArgs(a), '--pool', '--images', name, '--writers-stopped', b.pool, a.pool];
+    const refused = await cli(args);
+    expect(refused.code).toBe(3); // the image failed (ERR_TARGET_CHANGED): stopped after step 1
+    expect(refused.stdout).toMatch(/FAILED .*ERR_TARGET_CHANGED/);
+    const ok = await cli([...args, '--force']);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain(`discarded on ${a.pool}/${name}: 1 range, 8.00 KiB: ${MiB}+${8 * KiB}`);
+    expect(ok.stdout).toMatch(/all 1 images are current/);
+    expect(await md5(a, name)).toBe(await md5(b, name));
+    // Again with --json: nothing left to copy; one result per image and round.
+    const again = await cli(['--json', ...args]);
+    expect(again.code).toBe(0);
+    const j = JSON.parse(again.stdout) as { writersStopped: string; current: boolean; images: { name: string; current: boolean; snapshot: string }[]; rounds: { final: { summary: object }; last: { images: SyncResult[]; summary: object } } };
+    expect(j).toMatchObject({ writersStopped: 'flag', current: true, images: [{ name, current: true }] });
+    expect(j.rounds.final.summary).toMatchObject({ total: 1, ok: 1, failed: 0, bytesWritten: 0 });
+    expect(j.rounds.last.summary).toMatchObject({ total: 1, ok: 1, failed: 0, bytesWritten: 0 });
+    expect(j.images[0].snapshot).toBe(j.rounds.last.images[0].snapshot);
+  });
+});
