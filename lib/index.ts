@@ -31,3 +31,4 @@ export type { ExportDiffOptions, ExportProgress } from './transfer/diff-export.j
 export { importDiff, type ImportDiffOptions, type ImportDiffResult, type ImportProgress } from './transfer/diff-import.js';
 export { inspectDiff, parseDiff, type DiffSummary, type DiffEvent, type DiffVersion } from './transfer/diff-format.js';
 export { syncImage, syncPool, syncSnapshotName, type SyncImageOptions, type SyncResult, type SyncPoolOptions, type SyncPoolResult, type SyncPoolImageResult, type SyncProgress, type SyncKeep } from './transfer/sync.js';
+export { syncGroup, type SyncGroupOptions, type SyncGroupResult, type SyncGroupMemberResult } from './transfer/sync-group.js';

@@ -35,7 +35,24 @@ export interface ReplicateOptions {
    * else ENOTSUP.
    */
   fromSnapId?: number | bigint;
+  /**
+   * The source snapshot to copy: by default the user snapshot named `toSnapshot`. With `toSnapId`,
+   * the source snapshot with this id instead, in any namespace (e.g. a member's group snapshot), and
+   * `toSnapshot` only names the snapshot created on the target (its recorded identity is the
+   * source snapshot's).
+   */
   toSnapshot: string;
+  toSnapId?: number | bigint;
+  /**
+   * An "anchor": a source user snapshot no newer than the base (`fromSnapshot` / `fromSnapId`),
+   * from which the changes are enumerated (rbd_diff_iterate2 by name) instead of from the base
+   * itself. The target's base is still the base's recorded copy. Everything changed since the base
+   * also changed since the anchor, so the copy is exact; it writes more bytes (what changed between
+   * anchor and base too). With `fromSnapId` this reaches a base no by-name call can (a group
+   * snapshot) where librbd lacks rbd_diff_iterate3. ERR_ANCHOR_AFTER_BASE when the anchor was taken
+   * after the base.
+   */
+  diffFromSnapshot?: string;
   target: ReplicateTargetSpec | Image;
   /**
    * Reads and writes in flight at most (default 256, up to 4096). A far target needs many: each
@@ -138,6 +155,10 @@ export interface CheckedReplicateOptions {
   fromSnap: string | undefined;
   /** The source's from-snapshot by id (fromSnapId); fromSnap is then undefined. */
   fromSnapId: bigint | undefined;
+  /** The source's to-snapshot by id (toSnapId); toSnap then names the target snapshot only. */
+  toSnapId: bigint | undefined;
+  /** The anchor the diff is enumerated from (diffFromSnapshot). */
+  diffFrom: string | undefined;
   concurrency: number;
   chunkSize: number;
   inflightBytes: number;
@@ -172,15 +193,22 @@ export function checkBandwidth(v: unknown, what = 'bandwidth'): number {
 
 export function checkReplicateOptions(options: ReplicateOptions): CheckedReplicateOptions {
   const o = checkOptions<ReplicateOptions>(options, 'replicate options', [
-    'source', 'fromSnapshot', 'fromSnapId', 'toSnapshot', 'target', 'concurrency', 'chunkSize', 'inflightBytes', 'bandwidth',
+    'source', 'fromSnapshot', 'fromSnapId', 'toSnapshot', 'toSnapId', 'diffFromSnapshot', 'target', 'concurrency', 'chunkSize', 'inflightBytes', 'bandwidth',
     'verify', 'force', 'signal', 'onProgress', 'writeGap',
   ]);
   if (o === undefined || !isImage(o.source)) throw new TypeError(`source must be an open Image, got ${describe(o?.source)}`);
   const source = o.source;
   const toSnap = checkSnapName(o.toSnapshot, 'toSnapshot');
   const fromSnap = o.fromSnapshot === undefined ? undefined : checkSnapName(o.fromSnapshot, 'fromSnapshot');
-  if (fromSnap === toSnap) throw new RangeError('fromSnapshot and toSnapshot must differ');
   const fromSnapId = checkFromSnapId(o.fromSnapId, o.fromSnapshot);
+  const toSnapId = checkFromSnapId(o.toSnapId, undefined, 'toSnapId');
+  // By name the source's from- and to-snapshot are the target's too: they must differ.
+  if (toSnapId === undefined && fromSnap === toSnap) throw new RangeError('fromSnapshot and toSnapshot must differ');
+  if (toSnapId !== undefined && fromSnapId !== undefined && toSnapId === fromSnapId) throw new RangeError('fromSnapId and toSnapId must differ');
+  const diffFrom = o.diffFromSnapshot === undefined ? undefined : checkSnapName(o.diffFromSnapshot, 'diffFromSnapshot');
+  if (diffFrom !== undefined && fromSnap === undefined && fromSnapId === undefined) {
+    throw new TypeError('diffFromSnapshot needs a base (fromSnapshot or fromSnapId)');
+  }
   const concurrency = o.concurrency === undefined ? DEFAULT_CONCURRENCY : checkUint(o.concurrency, 'concurrency', { min: 1, max: MAX_CONCURRENCY });
   const chunkSize = o.chunkSize === undefined ? 1 << 20 : checkUint(o.chunkSize, 'chunkSize', { min: 4096, max: 64 << 20 });
   if (chunkSize % 4096 !== 0) throw new RangeError('chunkSize must be a multiple of 4096');
@@ -211,7 +239,7 @@ export function checkReplicateOptions(options: ReplicateOptions): CheckedReplica
     throw new TypeError('target image must be open for writing at its head');
   }
   return {
-    source, toSnap, fromSnap, fromSnapId, concurrency, chunkSize, inflightBytes, bandwidth, verify, force, signal, onProgress: o.onProgress,
+    source, toSnap, fromSnap, fromSnapId, toSnapId, diffFrom, concurrency, chunkSize, inflightBytes, bandwidth, verify, force, signal, onProgress: o.onProgress,
     beforeVerify: hooks.beforeVerify, checkpointMs, enumeration, readGap, writeGap, targetSpec, target: o.target as ReplicateTargetSpec | Image,
   };
 }

@@ -7,10 +7,11 @@
 // opens, resizes and records; nothing here runs per extent.
 //
 // Refusal codes (err.code):
-//   ENOENT               toSnapshot or fromSnapshot missing on the source; fromSnapshot missing on
+//   ENOENT               toSnapshot (toSnapId), fromSnapshot or diffFromSnapshot missing on the source; fromSnapshot missing on
 //                        the target (fromSnapId: no target snapshot recorded as its copy); target
 //                        image missing and no `create` given
-//   ENOTSUP              fromSnapId, and the running librbd has no rbd_diff_iterate3
+//   ENOTSUP              fromSnapId (without diffFromSnapshot), and the running librbd has no rbd_diff_iterate3
+//   ERR_ANCHOR_AFTER_BASE diffFromSnapshot was taken after the base (snapshot ids only grow)
 //   ERR_WRONG_BASE       target's fromSnapshot has no recorded identity, or it is a copy of another
 //                        image/cluster/snapshot (and the source's fromSnapshot is no recorded copy
 //                        of the target's either: that reverse proof is accepted after a failback)
@@ -42,22 +43,30 @@ const trace = (what: string) => {
 
 export async function replicate(options: ReplicateOptions): Promise<ReplicateResult> {
   const o = checkReplicateOptions(options);
-  const { source, toSnap, fromSnapId, concurrency, chunkSize, inflightBytes, bandwidth, verify, force, signal, checkpointMs, enumeration, readGap, writeGap } = o;
+  const { source, toSnap, fromSnapId, toSnapId, diffFrom, concurrency, chunkSize, inflightBytes, bandwidth, verify, force, signal, checkpointMs, enumeration, readGap, writeGap } = o;
   // The target's base snapshot; with fromSnapId, found on the target by recorded identity below.
   let fromSnap = o.fromSnap;
   signal?.throwIfAborted();
-  if (fromSnapId !== undefined) requireDiffIterate3({ operation: 'replicate', pool: source.pool.name, image: source.name });
+  // With an anchor the diff is enumerated from its name: no by-id diff needed.
+  if (fromSnapId !== undefined && diffFrom === undefined) requireDiffIterate3({ operation: 'replicate', pool: source.pool.name, image: source.name });
 
   const started = performance.now();
   traceT = started;
-  // Source side: identities of both snapshots (ENOENT when missing).
-  const [toId, fromId, srcSnapInfo] = await Promise.all([
-    sourceIdentity(source, toSnap),
+  // Source side: identities of the snapshots (ENOENT when missing).
+  const [toId, fromId, anchorId, srcSnaps] = await Promise.all([
+    toSnapId !== undefined ? sourceIdentityById(source, toSnapId) : sourceIdentity(source, toSnap),
     fromSnapId !== undefined ? sourceIdentityById(source, fromSnapId) : fromSnap === undefined ? null : sourceIdentity(source, fromSnap),
-    source.getSnapshot(toSnap),
+    diffFrom === undefined ? undefined : sourceIdentity(source, diffFrom),
+    source.listSnapshots({ allNamespaces: true }),
   ]);
+  // Snapshot ids only grow: an anchor taken after the base misses changes made between them.
+  if (anchorId && fromId && anchorId.snapId > fromId.snapId) {
+    throw codedError('ERR_ANCHOR_AFTER_BASE', `diffFromSnapshot '${diffFrom}' (id ${anchorId.snapId}) of '${source.pool.spec}/${source.name}' is newer than the base '${fromId.snapName}' (id ${fromId.snapId})`, {
+      snapshot: diffFrom, pool: source.pool.name, image: source.name,
+    });
+  }
+  const size = srcSnaps.find((s) => s.id === toId.snapId)!.size;
   trace('source identities');
-  const size = srcSnapInfo!.size;
 
   // Target: open (or create) it.
   const { target, created } = await openTarget(
@@ -141,8 +150,9 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
         target[kHandle],
         {
           mode,
-          // By id the source's own from-snapshot (diff_iterate3); by name the same name as the target's base.
-          fromSnap: fromSnapId ?? fromSnap ?? null,
+          // The anchor by name (diff_iterate2); by id the source's own from-snapshot (diff_iterate3);
+          // by name the same name as the target's base.
+          fromSnap: diffFrom ?? fromSnapId ?? fromSnap ?? null,
           toSnapId: toId.snapId,
           size,
           startOffset: start,
