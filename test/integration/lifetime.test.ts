@@ -293,8 +293,11 @@ console.log('leaving');
   // destructors, with exit()'s status. Several rounds, each with MiBs of reads and writes in flight
   // on two connections, so a regression is caught on most runs, not once in nine.
   it('process.exit(3) with images and connections open, MiBs of I/O in flight: exits 3, no crash, no hang (8 rounds)', async () => {
-    const name = await imgs.create(pool, 'life-exit', 4 * MiB);
+    const names: string[] = [];
     for (let round = 0; round < 8; round++) {
+      // An image per round: the dead child's exclusive lock is no business of the next round's.
+      const name = await imgs.create(pool, `life-exit${round}`, 4 * MiB);
+      names.push(name);
       const res = await runChild(
         `${CONNECT}
 const r = await connect();
@@ -319,10 +322,12 @@ process.exit(3);
       expect({ round, ...res, stderr: res.stderr.slice(0, 2000) }).toMatchObject({ round, timedOut: false, signal: null, code: 3 });
       expect(res.stderr).not.toMatch(/Assertion|terminate called|Segmentation|FATAL/);
       expect(res.stdout).toContain('leaving');
-      // The dead child's watches would time out on the OSD like a crashed client's (librbd breaks a
-      // dead owner's exclusive lock); evicted now so the next round's writer gets the lock at once.
-      await evictWatchers(name);
     }
-    await rbdCli(A, ['--no-progress', 'rm', `${A.pool}/${name}`]);
+    // The dead children's watches would time out on the OSD like a crashed client's: evicted so the
+    // images can go now.
+    for (const name of names) {
+      await evictWatchers(name);
+      await rbdCli(A, ['--no-progress', 'rm', `${A.pool}/${name}`]);
+    }
   }, 240_000);
 });
