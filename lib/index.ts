@@ -12,7 +12,7 @@ export { FEATURE_BITS, featureBits, featureNames, type FeatureName } from './cor
 export { RbdError, isRbdError, type RbdErrorCode } from './core/errors.js';
 export { librbdVersion, capabilities, type Capabilities } from './core/librbd.js';
 export { RadosMirror } from './mirror/rados.js';
-export { PoolMirror } from './mirror/pool.js';
+export { PoolMirror, type PeerKeyOptions, type PeerKeyType } from './mirror/pool.js';
 export { ImageMirror } from './mirror/image.js';
 export { failover, failback } from './mirror/failover.js';
 export { parseMirrorDescription } from './mirror/status.js';
