@@ -12,7 +12,7 @@ export { FEATURE_BITS, featureBits, featureNames, type FeatureName } from './cor
 export { RbdError, isRbdError, type RbdErrorCode } from './core/errors.js';
 export { librbdVersion, capabilities, type Capabilities } from './core/librbd.js';
 export { RadosMirror } from './mirror/rados.js';
-export { PoolMirror } from './mirror/pool.js';
+export { PoolMirror, type PeerKeyOptions, type PeerKeyType } from './mirror/pool.js';
 export { ImageMirror } from './mirror/image.js';
 export { failover, failback } from './mirror/failover.js';
 export { parseMirrorDescription } from './mirror/status.js';
@@ -31,3 +31,4 @@ export type { ExportDiffOptions, ExportProgress } from './transfer/diff-export.j
 export { importDiff, type ImportDiffOptions, type ImportDiffResult, type ImportProgress } from './transfer/diff-import.js';
 export { inspectDiff, parseDiff, type DiffSummary, type DiffEvent, type DiffVersion } from './transfer/diff-format.js';
 export { syncImage, syncPool, syncSnapshotName, type SyncImageOptions, type SyncResult, type SyncPoolOptions, type SyncPoolResult, type SyncPoolImageResult, type SyncProgress, type SyncKeep } from './transfer/sync.js';
+export { syncGroup, type SyncGroupOptions, type SyncGroupResult, type SyncGroupMemberResult } from './transfer/sync-group.js';

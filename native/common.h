@@ -26,8 +26,13 @@ namespace rbdstream {
 
 struct Cluster {
   rados_t rados = nullptr;
+  Cluster();
   ~Cluster();
 };
+
+// Called after a connection is made: from then on, exit() with a connection still open ends the
+// process before libceph-common's static destructors run under its threads (util/handles.cc).
+void ArmExitGuard();
 
 struct IoCtx {
   std::shared_ptr<Cluster> cluster;

@@ -58,6 +58,7 @@ Napi::Value Connect(const Napi::CallbackInfo& info) {
         }
         rc = rados_connect(c->rados);
         if (rc < 0) return rc;
+        ArmExitGuard();  // after rados_connect, which loads librados' plugins
         r.cluster = std::move(c);
         return 0;
       },

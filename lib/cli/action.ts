@@ -7,7 +7,7 @@ import { connectOptions, UsageError, type ClusterFlags, type GlobalOpts } from '
 import { emitJson, jsonOutput } from './output.js';
 
 export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, PARTIAL: 3, REFUSED: 4, BAD_STREAM: 5, INTERRUPTED: 130 } as const;
-const REFUSALS = new Set(['ENOENT', 'EEXIST', 'ERR_WRONG_BASE', 'ERR_TARGET_CHANGED', 'ERR_NO_COMMON_SNAPSHOT', 'EBUSY', 'ERR_WRITERS_NOT_STOPPED', 'ERR_SPLIT_BRAIN', 'ERR_NOT_PRIMARY']);
+const REFUSALS = new Set(['ENOENT', 'EEXIST', 'ERR_WRONG_BASE', 'ERR_TARGET_CHANGED', 'ERR_NO_COMMON_SNAPSHOT', 'EBUSY', 'ERR_WRITERS_NOT_STOPPED', 'ERR_MEMBER_COLLISION', 'ERR_SPLIT_BRAIN', 'ERR_NOT_PRIMARY']);
 
 /** Connections opened by a command; all closed when it ends. */
 class Session {

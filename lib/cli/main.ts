@@ -7,7 +7,7 @@
 //   2    usage error (bad arguments, bad image spec)
 //   3    sync-pool, failback --pool: at least one image failed (the others were synced)
 //   4    refused by a safety check: ENOENT (missing image/snapshot), EEXIST (to-snapshot exists),
-//        ERR_WRONG_BASE, ERR_TARGET_CHANGED, ERR_NO_COMMON_SNAPSHOT, EBUSY, and failback's
+//        ERR_WRONG_BASE, ERR_TARGET_CHANGED, ERR_NO_COMMON_SNAPSHOT, EBUSY, ERR_MEMBER_COLLISION (sync-group), and failback's
 //        ERR_WRITERS_NOT_STOPPED (no --writers-stopped and no terminal to ask on: nothing done)
 //   5    invalid diff stream (ERR_DIFF_*: bad banner, truncated, unknown tag, out of range, corrupt)
 //   130  interrupted (SIGINT/SIGTERM)
@@ -20,6 +20,7 @@ import { Command, CommanderError } from 'commander';
 import { controller, EXIT } from './action.js';
 import { registerSync } from './commands/sync.js';
 import { registerSyncPool } from './commands/sync-pool.js';
+import { registerSyncGroup } from './commands/sync-group.js';
 import { registerExportDiff } from './commands/export-diff.js';
 import { registerImportDiff } from './commands/import-diff.js';
 import { registerDiff } from './commands/diff.js';
@@ -45,11 +46,12 @@ export function buildProgram(opts: { json?: boolean } = {}): Command {
   program.addHelpText('after', `
 Exit codes: 0 ok, 1 failed, 2 usage, 3 sync-pool partial failure, 4 refused by a safety check
 (ENOENT, EEXIST, ERR_WRONG_BASE, ERR_TARGET_CHANGED, ERR_NO_COMMON_SNAPSHOT, EBUSY,
-ERR_WRITERS_NOT_STOPPED),
+ERR_WRITERS_NOT_STOPPED, ERR_MEMBER_COLLISION),
 5 invalid diff stream (ERR_DIFF_*), 130 interrupted.`);
 
   registerSync(program);
   registerSyncPool(program);
+  registerSyncGroup(program);
   registerFailback(program);
   registerExportDiff(program);
   registerImportDiff(program);

@@ -58,6 +58,10 @@ const ERROR_CODES = {
   ERR_VERIFY_MISMATCH: null,
   /** replicate: the target's base snapshot is not a copy of the source's. */
   ERR_WRONG_BASE: null,
+  /** replicate: diffFromSnapshot (the anchor) was taken after the base. */
+  ERR_ANCHOR_AFTER_BASE: null,
+  /** syncGroup: two source members (different pools or namespaces) would become the same target image. */
+  ERR_MEMBER_COLLISION: null,
   /** CLI: bad command line. */
   ERR_USAGE: null,
   /** CLI and sync results: a failure that carried no code. */

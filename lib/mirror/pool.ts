@@ -31,6 +31,23 @@ function checkKey(v: unknown): string {
   return v;
 }
 
+/** The user librbd's bootstrap create and import make for the peer site's rbd-mirror, with its caps. */
+const PEER_USER = 'client.rbd-mirror-peer';
+const PEER_CAPS = ['mon', 'profile rbd-mirror-peer', 'osd', 'profile rbd'];
+
+/** Key type of the peer user a bootstrap makes: the mon's default, or AES (cephx type 1). */
+export type PeerKeyType = 'default' | 'aes';
+export interface PeerKeyOptions {
+  /**
+   * 'aes': the peer user `client.rbd-mirror-peer` is created with an AES key (cephx type 1), which
+   * every release's rbd-mirror can use; needed on Tentacle (and later) clusters whose peer runs
+   * Pacific or Reef, as Tentacle otherwise makes it AES-256. The mon must accept AES keys. If the
+   * user already exists with another key type, rejects with EEXIST. Default 'default': the mon's choice.
+   */
+  peerKeyType?: PeerKeyType;
+}
+const checkPeerKeyType = (v: unknown): PeerKeyType => (v === undefined ? 'default' : checkEnum(v, 'peerKeyType', ['default', 'aes'] as const));
+
 /** Mirroring operations on one pool (and namespace): `pool.mirror`. */
 export class PoolMirror {
   /** @internal */
@@ -55,18 +72,50 @@ export class PoolMirror {
     return this.run((h) => native.getMirrorUuid(h));
   }
 
-  /** A token a peer cluster imports to mirror with this one. It contains a key: keep it secret. */
-  createBootstrapToken(): Promise<string> {
+  /**
+   * A token a peer cluster imports to mirror with this one. It contains a key: keep it secret.
+   * `peerKeyType: 'aes'` (see {@link PeerKeyOptions}) when the peer's rbd-mirror is older than Tentacle.
+   */
+  async createBootstrapToken(options: PeerKeyOptions = {}): Promise<string> {
+    const o = checkOptions<PeerKeyOptions>(options, 'createBootstrapToken options', ['peerKeyType']);
+    const keyType = checkPeerKeyType(o.peerKeyType);
+    await this.ensurePeerKey(keyType, 'create mirror bootstrap token');
     return this.run((h) => native.createMirrorBootstrap(h));
   }
 
+  /**
+   * Makes sure this cluster's peer user (`client.rbd-mirror-peer`, which librbd's bootstrap
+   * create and an rx-tx import get or create) has an AES key: Tentacle's mon would otherwise make
+   * it AES-256, which Pacific's and Reef's cephx cannot use. The mon must accept AES keys
+   * (`mon_auth_allow_insecure_key`); earlier mons ignore `key_type` and make AES keys anyway.
+   */
+  private async ensurePeerKey(keyType: PeerKeyType, op: string): Promise<void> {
+    if (keyType !== 'aes') return;
+    const got = await this.pool.rados.commandJson<{ entity?: string; key?: string }[] | { key?: string }>('mon', {
+      prefix: 'auth get-or-create', entity: PEER_USER, caps: PEER_CAPS, key_type: 'aes',
+    });
+    const key = (Array.isArray(got) ? got[0] : got)?.key ?? '';
+    const kb = Buffer.from(key, 'base64');
+    const type = kb.length >= 2 ? kb.readUInt16LE(0) : 0;
+    if (type !== 1) {
+      // The user existed with another key; get-or-create returned it unchanged (key not shown).
+      throw codedError('EEXIST', `${op} '${this.pool.spec}' failed: ${PEER_USER} already exists with a cephx type ${type}` +
+        `${type === 2 ? ' (AES-256)' : ''} key, not AES; remove the user (ceph auth rm ${PEER_USER}) or give it an AES key first`, {
+        errno: -17,
+        operation: op,
+        pool: this.pool.name,
+      });
+    }
+  }
+
   /** Imports a peer's bootstrap token (default direction 'rx-tx'). */
-  async importBootstrapToken(token: string, options: { direction?: 'rx-only' | 'rx-tx' } = {}): Promise<void> {
+  async importBootstrapToken(token: string, options: { direction?: 'rx-only' | 'rx-tx' } & PeerKeyOptions = {}): Promise<void> {
     if (typeof token !== 'string') throw new TypeError(`token must be a string, got ${describe(token)}`);
     if (token.length === 0) throw new RangeError('token must not be empty');
     if (token.includes('\0')) throw new TypeError('token must not contain NUL');
-    const o = checkOptions<{ direction?: string }>(options, 'importBootstrapToken options', ['direction']);
+    const o = checkOptions<{ direction?: string } & PeerKeyOptions>(options, 'importBootstrapToken options', ['direction', 'peerKeyType']);
     const direction = o.direction === undefined ? 'rx-tx' : checkEnum(o.direction, 'direction', ['rx-only', 'rx-tx'] as const);
+    const keyType = checkPeerKeyType(o.peerKeyType);
     const op = 'import mirror bootstrap token';
     // Decode it here, so a garbled token gets a precise error (the token itself is never shown).
     let peer: { fsid: string; monHost: string; keyType: number } | undefined;
@@ -85,6 +134,8 @@ export class PoolMirror {
         pool: this.pool.name,
       });
     }
+    // rx-tx: librbd gets or creates this cluster's peer user for the other side's rbd-mirror.
+    if (direction === 'rx-tx') await this.ensurePeerKey(keyType, op);
     try {
       await this.run((h) => native.importMirrorBootstrap(h, peerDirectionRaw(direction), token.trim()));
     } catch (e) {
@@ -95,7 +146,7 @@ export class PoolMirror {
       if ((e as { code?: string }).code === 'EINVAL' && peer.keyType !== 1) {
         (e as Error).message += `: the token's key is of cephx type ${peer.keyType}` +
           `${peer.keyType === 2 ? ' (AES-256, as Ceph Tentacle and later create keys)' : ''}, which this librbd (${librbdVersion}) cannot use` +
-          ' (give the peer user an AES key on the peer cluster, or use a librbd of the peer\'s release)';
+          ' (create the token with peerKeyType \'aes\', or use a librbd of the peer\'s release)';
       }
       throw e;
     }

@@ -93,11 +93,11 @@ export function syncSnapshotName(prefix: string, at: Date = new Date()): string 
   return prefix + iso.replace(/[-:]/g, '');
 }
 
-function byName(a: { name: string }, b: { name: string }) {
+export function byName(a: { name: string }, b: { name: string }) {
   return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
 
-async function prefixed(image: Image, prefix: string): Promise<SnapshotInfo[]> {
+export async function prefixed(image: Image, prefix: string): Promise<SnapshotInfo[]> {
   return (await image.listSnapshots()).filter((s) => s.name.startsWith(prefix)).sort(byName);
 }
 
@@ -244,7 +244,7 @@ export async function syncImage(options: SyncImageOptions): Promise<SyncResult> 
 }
 
 /** The time a sync snapshot stands for: the one in its name (same on both sides), else librbd's. */
-function snapTime(s: SnapshotInfo, prefix: string): Date {
+export function snapTime(s: { name: string; timestamp: Date }, prefix: string): Date {
   const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})\.(\d{3})Z$/.exec(s.name.slice(prefix.length));
   return m ? new Date(Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6], +m[7])) : s.timestamp;
 }

@@ -1,14 +1,43 @@
 // Handle lifetimes: destruction order, off-thread release, teardown.
+#include <stdlib.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <thread>
 
 #include "common.h"
 
 namespace rbdstream {
 
+// Connections not yet shut down: their librados (messenger, timer) and librbd threads may be running.
+static std::atomic<int> g_live_clusters{0};
+
+Cluster::Cluster() { g_live_clusters.fetch_add(1); }
 Cluster::~Cluster() {
   if (rados) rados_shutdown(rados);
+  g_live_clusters.fetch_sub(1);
+}
+
+// exit() runs the static destructors of libceph-common (its option table, ...) while the threads of a
+// connection that was never shut down keep using them: process.exit() skips Node's environment teardown,
+// which would have closed it. On Tentacle a messenger thread then died in ceph::buffer code (SIGSEGV in
+// about 1 exit in 9). This handler is registered after the first connection (so after libceph-common's
+// and its plugins' destructors, and runs before them: exit handlers run in reverse order). With a
+// connection still live, it ends the process there with exit()'s status; the handlers registered
+// before it (those destructors, and Node's own, e.g. its stdio reset) do not run.
+static void ExitWithLiveClusters(int status, void*) {
+  if (g_live_clusters.load() == 0) return;  // all shut down: a normal exit is safe
+  fflush(nullptr);
+  _exit(status);
+}
+
+void ArmExitGuard() {
+#ifdef __GLIBC__
+  static std::once_flag once;
+  std::call_once(once, [] { on_exit(ExitWithLiveClusters, nullptr); });
+#endif
 }
 IoCtx::~IoCtx() {
   if (io) rados_ioctx_destroy(io);

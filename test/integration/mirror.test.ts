@@ -22,7 +22,7 @@ import {
 } from '../../lib/index.js';
 import { startMirrorDaemon, status as setStatus, stopMirrorDaemon } from '../../tools/cluster/index.js';
 import { onTerminal } from '../support/terminal.js';
-import { cephCli, clusterArgs, getClusters, rbdCli, rbdExportMd5, type TestCluster } from '../support/clusters.js';
+import { cephCli, cephMajor, clusterArgs, getClusters, rbdCli, rbdExportMd5, type TestCluster } from '../support/clusters.js';
 
 const clusters = getClusters();
 const POOL = `rbdstream-mirror-${process.pid}`;
@@ -40,6 +40,9 @@ let ma: PoolMirror;
 let mb: PoolMirror;
 let scratch: Pool;
 let token = '';
+// Between releases (the pair runs) the peer users get AES keys: Tentacle's default, AES-256, is of
+// no use to a Pacific or Reef rbd-mirror (docs/releases.md). Same release: the mon's default.
+let peerKeyType: 'aes' | 'default' = 'default';
 const startedDaemons: string[] = [];
 const opened: Image[] = [];
 
@@ -138,8 +141,10 @@ beforeAll(async () => {
   mb = pb.mirror;
   await Promise.all([ma.setMode('image'), mb.setMode('image')]);
   await Promise.all([ra.mirror.setSiteName('site-a'), rb.mirror.setSiteName('site-b')]);
-  token = await ma.createBootstrapToken();
-  await mb.importBootstrapToken(token, { direction: 'rx-tx' });
+  const [majorA, majorB] = await Promise.all([cephMajor(A, 'mon'), cephMajor(B, 'mon')]);
+  if (majorA !== majorB) peerKeyType = 'aes';
+  token = await ma.createBootstrapToken({ peerKeyType });
+  await mb.importBootstrapToken(token, { direction: 'rx-tx', peerKeyType });
 }, 180_000);
 
 afterAll(async () => {
@@ -249,6 +254,9 @@ describe('pool and site', () => {
     expect(e3).toMatchObject({ code: 'EINVAL' });
     expect((e3 as Error).message).toMatch(/not a valid bootstrap token/);
     await expect(ma.importBootstrapToken(token, { direction: 'tx-only' as never })).rejects.toThrow(TypeError);
+    await expect(ma.importBootstrapToken(token, { peerKeyType: 'aes256k' as never })).rejects.toThrow(TypeError);
+    await expect(ma.createBootstrapToken({ peerKeyType: 'AES' as never })).rejects.toThrow(TypeError);
+    await expect(ma.createBootstrapToken({ keyType: 'aes' } as never)).rejects.toThrow(TypeError);
   });
 
   it('errors: enable on a pool with mirroring disabled; status of a non-mirrored image', async () => {
@@ -770,4 +778,44 @@ describe('rbd-stream failback --mirror', () => {
     expect(await primaries(name)).toEqual([true, false]);
     expect(await md5(A, name)).toBe(wantB);
   }, 300_000);
+});
+
+// Last in the file: it replaces each cluster's peer user for a moment (restored after).
+describe('peer user key type', () => {
+  const PEER = 'client.rbd-mirror-peer';
+  const CAPS = ['mon', 'profile rbd-mirror-peer', 'osd', 'profile rbd'];
+  const keyTypeOf = (t: string) => {
+    const { key } = JSON.parse(Buffer.from(t, 'base64').toString('utf8')) as { key: string };
+    return Buffer.from(key, 'base64').readUInt16LE(0);
+  };
+
+  it("peerKeyType 'aes' makes the peer user's key AES on every release; an existing AES-256 one is refused (EEXIST) where the mon makes them", async () => {
+    for (const [c, r, m] of [[A, ra, ma], [B, rb, mb]] as const) {
+      const major = await cephMajor(c, 'mon');
+      const saved = (await r.command('mon', { prefix: 'auth export', entity: PEER })).out;
+      try {
+        // The user made with the mon's strongest key type: AES-256 on Tentacle; earlier mons ignore key_type (AES).
+        await r.command('mon', { prefix: 'auth rm', entity: PEER });
+        await r.command('mon', { prefix: 'auth get-or-create', entity: PEER, caps: CAPS, key_type: major >= 20 ? 'aes256k' : 'aes' });
+        const def = await m.createBootstrapToken();
+        expect(keyTypeOf(def)).toBe(major >= 20 ? 2 : 1);
+        const e = (await m.createBootstrapToken({ peerKeyType: 'aes' }).then(() => null, (x: Error) => x)) as (Error & { code: string }) | null;
+        if (major >= 20) {
+          expect(e).toMatchObject({ code: 'EEXIST', errno: -17 });
+          expect(e!.message).toMatch(/client\.rbd-mirror-peer already exists with a cephx type 2 \(AES-256\) key/);
+          const { key } = JSON.parse(Buffer.from(def, 'base64').toString('utf8')) as { key: string };
+          expect(e!.message + JSON.stringify(e)).not.toContain(key);
+        } else {
+          expect(e).toBeNull();
+        }
+        // A new peer user made through peerKeyType 'aes' is AES (type 1), which every release can use.
+        await r.command('mon', { prefix: 'auth rm', entity: PEER });
+        expect(keyTypeOf(await m.createBootstrapToken({ peerKeyType: 'aes' }))).toBe(1);
+        expect(keyTypeOf(await m.createBootstrapToken())).toBe(1); // librbd gets the existing user
+      } finally {
+        await r.command('mon', { prefix: 'auth rm', entity: PEER }).catch(() => {});
+        await r.command('mon', { prefix: 'auth import' }, saved);
+      }
+    }
+  }, 60_000);
 });

@@ -469,6 +469,38 @@ describe('replicate: interruption and resume', () => {
     expect(await md5(B, `${dst}@base`)).toBe(await md5(A, `${srcName}@base`));
   }, 60_000);
 
+  it('a lost last step (snapshot made, identity not bound) is finished by the re-run; a foreign same-named snapshot is still EEXIST', async () => {
+    const dst = uniq('ri-last', B);
+    const lost = new Error('lost after the target snapshot');
+    const opts = { source: src, toSnapshot: 'base', target: { pool: pb, name: dst, create: {} } };
+    await expect(replicate(withReplicateTestHooks(opts, { afterTargetSnapshot: () => { throw lost; } }))).rejects.toBe(lost);
+    const t = await pb.openImage(dst);
+    try {
+      const snap = (await t.getSnapshot('base'))!;
+      expect(snap).toBeDefined();
+      expect(JSON.parse((await t.getMetadata('rbd-stream.snap.base'))!).targetSnapId).toBeUndefined();
+      expect(await t.getMetadata('rbd-stream.checkpoint')).toBeDefined();
+      const r = await replicate({ source: src, toSnapshot: 'base', target: t });
+      expect(r).toMatchObject({ resumed: true, bytesRead: 0, bytesWritten: 0, bytesZeroed: 0 });
+      expect(JSON.parse((await t.getMetadata('rbd-stream.snap.base'))!).targetSnapId).toBe(snap.id);
+      expect(await t.getMetadata('rbd-stream.checkpoint')).toBeUndefined();
+      // Done now: a further run is refused as before.
+      await expectCode(replicate({ source: src, toSnapshot: 'base', target: t }), 'EEXIST');
+    } finally {
+      await t.close();
+    }
+    expect(await md5(B, `${dst}@base`)).toBe(await md5(A, `${srcName}@base`));
+
+    // Interrupted mid-copy (checkpoint, no identity yet), then a snapshot of that name made by hand:
+    // not ours to adopt.
+    const dst2 = uniq('ri-foreign', B);
+    const ac = new AbortController();
+    await expectCode(replicate({ ...opts, target: { pool: pb, name: dst2, create: {} }, signal: ac.signal, concurrency: 1, chunkSize: 64 * KiB,
+      onProgress: (p) => { if (p.bytesDone >= 4 * MiB) ac.abort(); } }), 'ABORT_ERR');
+    await rbdCli(B, ['snap', 'create', `${B.pool}/${dst2}@base`]);
+    await expectCode(replicate({ source: src, toSnapshot: 'base', target: { pool: pb, name: dst2 } }), 'EEXIST');
+  }, 90_000);
+
   it('SIGKILL of a copying process; a re-run resumes from the checkpoint and matches', async () => {
     const dst = uniq('ri-kill', B);
     const here = path.dirname(fileURLToPath(import.meta.url));

@@ -22,7 +22,7 @@
  * chroot's daemons directly. Prints a summary and writes vitest's JSON report to --out.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -82,7 +82,15 @@ function buildInChroot(release: Release, root: string): string {
   cpSync(join(REPO, 'native'), join(dir, 'native'), { recursive: true, preserveTimestamps: true });
   copyFileSync(join(REPO, 'binding.gyp'), join(dir, 'binding.gyp'));
   cpSync(join(REPO, 'package.json'), join(dir, 'package.json'));
-  if (!existsSync(join(dir, 'node_modules'))) symlinkSync(join(REPO, 'node_modules'), join(dir, 'node_modules'), 'dir');
+  // This checkout's node_modules (node-gyp): a link another checkout left (perhaps removed since, so
+  // existsSync calls it absent while symlinkSync meets it) is replaced.
+  const nm = join(dir, 'node_modules');
+  let linked: string | undefined;
+  try { linked = readlinkSync(nm); } catch { /* absent, or not a link */ }
+  if (linked !== join(REPO, 'node_modules')) {
+    rmSync(nm, { recursive: true, force: true });
+    symlinkSync(join(REPO, 'node_modules'), nm, 'dir');
+  }
   // Copied files carry their own mtimes, so a changed source (or binding.gyp) is newer than the build.
   if (existsSync(addon) && statSync(addon).mtimeMs >= newest([...sources(REPO), join(REPO, 'binding.gyp')])) {
     log(`addon for ${release} is current: ${addon}`);

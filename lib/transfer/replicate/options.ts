@@ -35,7 +35,24 @@ export interface ReplicateOptions {
    * else ENOTSUP.
    */
   fromSnapId?: number | bigint;
+  /**
+   * The source snapshot to copy: by default the user snapshot named `toSnapshot`. With `toSnapId`,
+   * the source snapshot with this id instead, in any namespace (e.g. a member's group snapshot), and
+   * `toSnapshot` only names the snapshot created on the target (its recorded identity is the
+   * source snapshot's).
+   */
   toSnapshot: string;
+  toSnapId?: number | bigint;
+  /**
+   * An "anchor": a source user snapshot no newer than the base (`fromSnapshot` / `fromSnapId`),
+   * from which the changes are enumerated (rbd_diff_iterate2 by name) instead of from the base
+   * itself. The target's base is still the base's recorded copy. Everything changed since the base
+   * also changed since the anchor, so the copy is exact; it writes more bytes (what changed between
+   * anchor and base too). With `fromSnapId` this reaches a base no by-name call can (a group
+   * snapshot) where librbd lacks rbd_diff_iterate3. ERR_ANCHOR_AFTER_BASE when the anchor was taken
+   * after the base.
+   */
+  diffFromSnapshot?: string;
   target: ReplicateTargetSpec | Image;
   /**
    * Reads and writes in flight at most (default 256, up to 4096). A far target needs many: each
@@ -78,6 +95,8 @@ export const kReplicateTestHooks: unique symbol = Symbol('rbd-stream.replicateTe
 export interface ReplicateTestHooks {
   /** Runs after the copy, before verify. */
   beforeVerify?: (target: Image) => Promise<void> | void;
+  /** Runs once the target snapshot exists, before its identity record is bound (a throw here is a lost last step). */
+  afterTargetSnapshot?: (target: Image) => Promise<void> | void;
   /** Checkpoint interval in ms (default 2000). */
   checkpointMs?: number;
   /** Diff enumeration: 'auto' (object map when valid, refined), 'fine', 'whole' (whole objects). */
@@ -138,6 +157,10 @@ export interface CheckedReplicateOptions {
   fromSnap: string | undefined;
   /** The source's from-snapshot by id (fromSnapId); fromSnap is then undefined. */
   fromSnapId: bigint | undefined;
+  /** The source's to-snapshot by id (toSnapId); toSnap then names the target snapshot only. */
+  toSnapId: bigint | undefined;
+  /** The anchor the diff is enumerated from (diffFromSnapshot). */
+  diffFrom: string | undefined;
   concurrency: number;
   chunkSize: number;
   inflightBytes: number;
@@ -147,6 +170,7 @@ export interface CheckedReplicateOptions {
   signal: AbortSignal | undefined;
   onProgress: ((p: ReplicateProgress) => void) | undefined;
   beforeVerify: ((target: Image) => Promise<void> | void) | undefined;
+  afterTargetSnapshot: ((target: Image) => Promise<void> | void) | undefined;
   checkpointMs: number;
   enumeration: number;
   readGap: number | undefined;
@@ -172,15 +196,22 @@ export function checkBandwidth(v: unknown, what = 'bandwidth'): number {
 
 export function checkReplicateOptions(options: ReplicateOptions): CheckedReplicateOptions {
   const o = checkOptions<ReplicateOptions>(options, 'replicate options', [
-    'source', 'fromSnapshot', 'fromSnapId', 'toSnapshot', 'target', 'concurrency', 'chunkSize', 'inflightBytes', 'bandwidth',
+    'source', 'fromSnapshot', 'fromSnapId', 'toSnapshot', 'toSnapId', 'diffFromSnapshot', 'target', 'concurrency', 'chunkSize', 'inflightBytes', 'bandwidth',
     'verify', 'force', 'signal', 'onProgress', 'writeGap',
   ]);
   if (o === undefined || !isImage(o.source)) throw new TypeError(`source must be an open Image, got ${describe(o?.source)}`);
   const source = o.source;
   const toSnap = checkSnapName(o.toSnapshot, 'toSnapshot');
   const fromSnap = o.fromSnapshot === undefined ? undefined : checkSnapName(o.fromSnapshot, 'fromSnapshot');
-  if (fromSnap === toSnap) throw new RangeError('fromSnapshot and toSnapshot must differ');
   const fromSnapId = checkFromSnapId(o.fromSnapId, o.fromSnapshot);
+  const toSnapId = checkFromSnapId(o.toSnapId, undefined, 'toSnapId');
+  // By name the source's from- and to-snapshot are the target's too: they must differ.
+  if (toSnapId === undefined && fromSnap === toSnap) throw new RangeError('fromSnapshot and toSnapshot must differ');
+  if (toSnapId !== undefined && fromSnapId !== undefined && toSnapId === fromSnapId) throw new RangeError('fromSnapId and toSnapId must differ');
+  const diffFrom = o.diffFromSnapshot === undefined ? undefined : checkSnapName(o.diffFromSnapshot, 'diffFromSnapshot');
+  if (diffFrom !== undefined && fromSnap === undefined && fromSnapId === undefined) {
+    throw new TypeError('diffFromSnapshot needs a base (fromSnapshot or fromSnapId)');
+  }
   const concurrency = o.concurrency === undefined ? DEFAULT_CONCURRENCY : checkUint(o.concurrency, 'concurrency', { min: 1, max: MAX_CONCURRENCY });
   const chunkSize = o.chunkSize === undefined ? 1 << 20 : checkUint(o.chunkSize, 'chunkSize', { min: 4096, max: 64 << 20 });
   if (chunkSize % 4096 !== 0) throw new RangeError('chunkSize must be a multiple of 4096');
@@ -192,9 +223,10 @@ export function checkReplicateOptions(options: ReplicateOptions): CheckedReplica
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new TypeError('onProgress must be a function');
   // Symbol keys pass checkOptions (it checks string keys); the hooks are checked the same way.
   const hooks = checkOptions<ReplicateTestHooks>((o as ReplicateOptionsWithHooks)[kReplicateTestHooks], 'replicate test hooks', [
-    'beforeVerify', 'checkpointMs', 'enumeration', 'readGap',
+    'beforeVerify', 'afterTargetSnapshot', 'checkpointMs', 'enumeration', 'readGap',
   ]);
   if (hooks.beforeVerify !== undefined && typeof hooks.beforeVerify !== 'function') throw new TypeError('beforeVerify hook must be a function');
+  if (hooks.afterTargetSnapshot !== undefined && typeof hooks.afterTargetSnapshot !== 'function') throw new TypeError('afterTargetSnapshot hook must be a function');
   const checkpointMs = hooks.checkpointMs === undefined ? 2000 : checkUint(hooks.checkpointMs, 'checkpointMs hook', { min: 10 });
   const enumeration = ({ auto: 0, fine: 1, whole: 2 } as Record<string, number>)[hooks.enumeration ?? 'auto'];
   if (enumeration === undefined) throw new RangeError(`enumeration hook must be 'auto', 'fine' or 'whole'`);
@@ -211,7 +243,7 @@ export function checkReplicateOptions(options: ReplicateOptions): CheckedReplica
     throw new TypeError('target image must be open for writing at its head');
   }
   return {
-    source, toSnap, fromSnap, fromSnapId, concurrency, chunkSize, inflightBytes, bandwidth, verify, force, signal, onProgress: o.onProgress,
-    beforeVerify: hooks.beforeVerify, checkpointMs, enumeration, readGap, writeGap, targetSpec, target: o.target as ReplicateTargetSpec | Image,
+    source, toSnap, fromSnap, fromSnapId, toSnapId, diffFrom, concurrency, chunkSize, inflightBytes, bandwidth, verify, force, signal, onProgress: o.onProgress,
+    beforeVerify: hooks.beforeVerify, afterTargetSnapshot: hooks.afterTargetSnapshot, checkpointMs, enumeration, readGap, writeGap, targetSpec, target: o.target as ReplicateTargetSpec | Image,
   };
 }

@@ -7,22 +7,24 @@
 // opens, resizes and records; nothing here runs per extent.
 //
 // Refusal codes (err.code):
-//   ENOENT               toSnapshot or fromSnapshot missing on the source; fromSnapshot missing on
+//   ENOENT               toSnapshot (toSnapId), fromSnapshot or diffFromSnapshot missing on the source; fromSnapshot missing on
 //                        the target (fromSnapId: no target snapshot recorded as its copy); target
 //                        image missing and no `create` given
-//   ENOTSUP              fromSnapId, and the running librbd has no rbd_diff_iterate3
+//   ENOTSUP              fromSnapId (without diffFromSnapshot), and the running librbd has no rbd_diff_iterate3
+//   ERR_ANCHOR_AFTER_BASE diffFromSnapshot was taken after the base (snapshot ids only grow)
 //   ERR_WRONG_BASE       target's fromSnapshot has no recorded identity, or it is a copy of another
 //                        image/cluster/snapshot (and the source's fromSnapshot is no recorded copy
 //                        of the target's either: that reverse proof is accepted after a failback)
 //   ERR_TARGET_CHANGED   target head differs from its fromSnapshot (data or size) — pass force to overwrite
-//   EEXIST               toSnapshot already exists on the target
+//   EEXIST               toSnapshot already exists on the target (unless it is this copy's own, its
+//                        last bookkeeping step lost: then that step is finished, resumed: true)
 //   EBUSY                another replicate into the same target is running (this process or another)
 //   ERR_VERIFY_MISMATCH  verify found different data; err.offset is the first differing chunk's offset
 //   ABORT_ERR            the signal aborted the copy (target stays resumable)
 import { native, type NativeCopyResult } from '../../binding/index.js';
 import { codedError } from '../../core/errors.js';
 import type { Image } from '../../core/image.js';
-import { findCopyOf, identityKey, readIdentity, sameSource, sourceIdentity, sourceIdentityById } from '../identity.js';
+import { findCopyOf, identityKey, parseIdentity, readIdentity, sameSource, sourceIdentity, sourceIdentityById, type SnapshotIdentity } from '../identity.js';
 import { requireDiffIterate3 } from '../../core/librbd.js';
 import { kHandle, kTrack, kOnClose } from '../../core/internal.js';
 import { checkReplicateOptions, type ReplicateOptions, type ReplicateResult } from './options.js';
@@ -42,22 +44,30 @@ const trace = (what: string) => {
 
 export async function replicate(options: ReplicateOptions): Promise<ReplicateResult> {
   const o = checkReplicateOptions(options);
-  const { source, toSnap, fromSnapId, concurrency, chunkSize, inflightBytes, bandwidth, verify, force, signal, checkpointMs, enumeration, readGap, writeGap } = o;
+  const { source, toSnap, fromSnapId, toSnapId, diffFrom, concurrency, chunkSize, inflightBytes, bandwidth, verify, force, signal, checkpointMs, enumeration, readGap, writeGap } = o;
   // The target's base snapshot; with fromSnapId, found on the target by recorded identity below.
   let fromSnap = o.fromSnap;
   signal?.throwIfAborted();
-  if (fromSnapId !== undefined) requireDiffIterate3({ operation: 'replicate', pool: source.pool.name, image: source.name });
+  // With an anchor the diff is enumerated from its name: no by-id diff needed.
+  if (fromSnapId !== undefined && diffFrom === undefined) requireDiffIterate3({ operation: 'replicate', pool: source.pool.name, image: source.name });
 
   const started = performance.now();
   traceT = started;
-  // Source side: identities of both snapshots (ENOENT when missing).
-  const [toId, fromId, srcSnapInfo] = await Promise.all([
-    sourceIdentity(source, toSnap),
+  // Source side: identities of the snapshots (ENOENT when missing).
+  const [toId, fromId, anchorId, srcSnaps] = await Promise.all([
+    toSnapId !== undefined ? sourceIdentityById(source, toSnapId) : sourceIdentity(source, toSnap),
     fromSnapId !== undefined ? sourceIdentityById(source, fromSnapId) : fromSnap === undefined ? null : sourceIdentity(source, fromSnap),
-    source.getSnapshot(toSnap),
+    diffFrom === undefined ? undefined : sourceIdentity(source, diffFrom),
+    source.listSnapshots({ allNamespaces: true }),
   ]);
+  // Snapshot ids only grow: an anchor taken after the base misses changes made between them.
+  if (anchorId && fromId && anchorId.snapId > fromId.snapId) {
+    throw codedError('ERR_ANCHOR_AFTER_BASE', `diffFromSnapshot '${diffFrom}' (id ${anchorId.snapId}) of '${source.pool.spec}/${source.name}' is newer than the base '${fromId.snapName}' (id ${fromId.snapId})`, {
+      snapshot: diffFrom, pool: source.pool.name, image: source.name,
+    });
+  }
+  const size = srcSnaps.find((s) => s.id === toId.snapId)!.size;
   trace('source identities');
-  const size = srcSnapInfo!.size;
 
   // Target: open (or create) it.
   const { target, created } = await openTarget(
@@ -93,12 +103,30 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
       fromSnap === undefined ? undefined : readIdentity(target, fromSnap),
     ]);
     trace('target reads');
-    if (tsnaps.some((s) => s.name === toSnap)) {
-      throw codedError('EEXIST', `snapshot '${toSnap}' already exists on target '${target.pool.spec}/${target.name}'`, { errno: -17, snapshot: toSnap });
-    }
     // A checkpoint from an interrupted run of this same copy?
     const cp = parseCheckpoint(cpRaw);
     const matching = cp !== undefined && sameSource(cp.to, toId) && (cp.from === null ? fromId === null : sameSource(cp.from, fromId ?? undefined));
+    const existing = tsnaps.find((s) => s.name === toSnap);
+    if (existing) {
+      // Our own finished copy whose last step was lost (e.g. the snapshot create timed out while an
+      // OSD restarted, yet was applied): this copy's checkpoint is still there and the identity,
+      // recorded before the snapshot, names this source snapshot but is not yet bound to a target
+      // snapshot id. Bind it and drop the checkpoint instead of refusing our own work.
+      const rec = matching ? await target.getMetadata(identityKey(toSnap)) : undefined;
+      const parsed = rec === undefined ? undefined : (parseIdentity(rec) as (SnapshotIdentity & { targetSnapId?: number }) | undefined);
+      if (!parsed || !sameSource(parsed, toId) || parsed.targetSnapId !== undefined) {
+        throw codedError('EEXIST', `snapshot '${toSnap}' already exists on target '${target.pool.spec}/${target.name}'`, { errno: -17, snapshot: toSnap });
+      }
+      await updateRecords(target, { [identityKey(toSnap)]: JSON.stringify({ ...toId, targetSnapId: existing.id }) }, [CHECKPOINT_KEY]);
+      trace('finish an interrupted last step');
+      return {
+        bytesRead: 0, bytesWritten: 0, bytesZeroed: 0, extents: 0,
+        seconds: (performance.now() - started) / 1000, dataSeconds: 0,
+        resumed: true,
+        snapshot: toId,
+        ...(fromSnap !== undefined ? { base: fromSnap } : {}),
+      };
+    }
 
     if (fromSnap !== undefined) {
       const reverseOf = fromSnap;
@@ -141,8 +169,9 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
         target[kHandle],
         {
           mode,
-          // By id the source's own from-snapshot (diff_iterate3); by name the same name as the target's base.
-          fromSnap: fromSnapId ?? fromSnap ?? null,
+          // The anchor by name (diff_iterate2); by id the source's own from-snapshot (diff_iterate3);
+          // by name the same name as the target's base.
+          fromSnap: diffFrom ?? fromSnapId ?? fromSnap ?? null,
           toSnapId: toId.snapId,
           size,
           startOffset: start,
@@ -200,6 +229,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     trace('record identity');
     await target.createSnapshot(toSnap);
     trace('create snapshot');
+    if (o.afterTargetSnapshot) await o.afterTargetSnapshot(target);
     const made = await target.getSnapshot(toSnap);
     await updateRecords(target, made ? { [identityKey(toSnap)]: JSON.stringify({ ...toId, targetSnapId: made.id }) } : {}, [CHECKPOINT_KEY]);
     trace('bind identity, remove checkpoint');

@@ -1,0 +1,470 @@
+// Over 450 lines: the consistency harness check, the crash-consistency rounds, the round semantics and the CLI share one pair of clusters and fixtures.
+// syncGroup (issue 13): crash-consistent replication of a consistency group, real clusters a → b,
+// the rbd CLI as oracle (`rbd export … | md5sum`, `rbd group snap ls`), and a writer child making
+// dependent writes across two members while rounds run (test/support/consistency.ts).
+import { spawn } from 'node:child_process';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { capabilities, syncGroup, syncImage, type Group, type Pool, type Rados, type SyncGroupResult } from '../../lib/index.js';
+import { cephCli, clusterArgs, rbdCli, rbdExportMd5, type TestCluster } from '../support/clusters.js';
+import { A, B as maybeB, Images, KiB, MiB, connectTo, expectCode, md5, rnd } from '../support/helpers.js';
+import { kSyncGroupTestHooks, type SyncGroupOptions, type SyncGroupTestHooks } from '../../lib/transfer/sync-group.js';
+import { RING_BYTES, checkWritePair, readRing, startWriter, type Writer } from '../support/consistency.js';
+
+const B = maybeB ?? A;
+const imagesA = new Images(A);
+const imagesB = new Images(B);
+const groupsA: string[] = [];
+const groupsB: string[] = [];
+const METHOD = capabilities().diffIterate3 ? 'by-id' : 'anchor';
+let ra: Rados;
+let rb: Rados;
+let pa: Pool;
+let pb: Pool;
+
+beforeAll(async () => {
+  ra = await connectTo(A);
+  rb = await connectTo(B);
+  pa = await ra.openPool(A.pool);
+  pb = await rb.openPool(B.pool);
+});
+
+afterAll(async () => {
+  await ra?.close();
+  await rb?.close();
+  for (const g of groupsA) await rbdCli(A, ['group', 'rm', `${A.pool}/${g}`]).catch(() => {});
+  for (const g of groupsB) await rbdCli(B, ['group', 'rm', `${B.pool}/${g}`]).catch(() => {});
+  await imagesA.purge();
+  await imagesB.purge();
+}, 120_000);
+
+let gseq = 0;
+const groupName = (p: string) => {
+  const g = `${p}-${process.pid}-${Date.now().toString(36)}-${gseq++}`;
+  groupsA.push(g);
+  groupsB.push(g);
+  return g;
+};
+
+/** A source group on A with new images of these sizes (their target copies on B are purged too). */
+async function makeGroup(p: string, sizes: number[]): Promise<{ group: Group; names: string[] }> {
+  const g = groupName(p);
+  const group = await pa.createGroup(g);
+  const names: string[] = [];
+  for (const size of sizes) {
+    const n = await imagesA.create(pa, `${p}m`, size);
+    imagesB.names.push(n);
+    await group.addImage(n);
+    names.push(n);
+  }
+  return { group, names };
+}
+
+/** md5 of an image's whole content read at a snapshot id (any namespace) through the library. */
+async function md5At(pool: Pool, name: string, snapId: number): Promise<string> {
+  const img = await pool.openImage(name, { snapshot: { id: snapId }, readOnly: true });
+  try {
+    return md5(await img.read(0, (await img.stat()).size));
+  } finally {
+    await img.close();
+  }
+}
+
+/** The id of `image`'s share of group snapshot `gsnap` of group `group`. */
+async function groupSnapId(pool: Pool, image: string, group: string, gsnap: string): Promise<number> {
+  const img = await pool.openImage(image);
+  try {
+    const s = (await img.listSnapshots({ allNamespaces: true })).filter((x) => x.group?.name === group && x.group.snapshot === gsnap);
+    expect(s, `${image}: share of ${group}@${gsnap}`).toHaveLength(1);
+    return s[0].id;
+  } finally {
+    await img.close();
+  }
+}
+
+const groupSnaps = async (c: TestCluster, spec: string) =>
+  (JSON.parse(await rbdCli(c, ['group', 'snap', 'ls', '--format', 'json', spec])) as { snapshot: string; state: string }[]).map((s) => s.snapshot);
+const groupImages = async (c: TestCluster, spec: string) =>
+  (JSON.parse(await rbdCli(c, ['group', 'image', 'list', '--format', 'json', spec])) as { image: string }[]).map((s) => s.image).sort();
+const userSnaps = async (c: TestCluster, spec: string) =>
+  (JSON.parse(await rbdCli(c, ['snap', 'ls', '--format', 'json', spec])) as { name: string }[]).map((s) => s.name);
+
+/** syncImage of one source image on its own (prefix 'indep-'); the target snapshot's id. */
+async function syncAlone(name: string, target: string): Promise<number> {
+  const img = await pa.openImage(name);
+  try {
+    const r = await syncImage({ source: img, target: { pool: pb, name: target }, prefix: 'indep-', keep: { source: 1, target: 1 } });
+    const t = await pb.openImage(target);
+    try {
+      return (await t.getSnapshot(r.snapshot))!.id;
+    } finally {
+      await t.close();
+    }
+  } finally {
+    await img.close();
+  }
+}
+
+/** Every member's target copy of the round equals the source head (no writer running). */
+async function expectHeadsCopied(r: SyncGroupResult, names: string[]): Promise<void> {
+  for (const n of names) {
+    expect(await rbdExportMd5(B, `${B.pool}/${n}@${r.snapshot}`), n).toBe(await rbdExportMd5(A, `${A.pool}/${n}`));
+  }
+}
+
+/** Snapshot ids of an image by name, from `rbd snap ls --all`: user ones by name, group ones as '@<group snap>'. */
+async function cliSnapIds(c: typeof A, spec: string): Promise<Map<string, number>> {
+  const out = JSON.parse(await rbdCli(c, ['snap', 'ls', '--all', '--format', 'json', spec])) as
+    { id: number; name: string; namespace: { type: string; 'group snap'?: string } }[];
+  return new Map(out.map((s) => [s.namespace.type === 'group' ? `@${s.namespace['group snap']}` : s.name, s.id]));
+}
+
+describe('the crash-consistency check itself', () => {
+  it('passes on every group snapshot taken under load, and fails on independent per-image snapshots', async () => {
+    const i1 = await imagesA.create(pa, 'cc1', 4 * MiB);
+    const i2 = await imagesA.create(pa, 'cc2', 4 * MiB);
+    expect(RING_BYTES).toBeLessThanOrEqual(4 * MiB);
+    const g = groupName('ccg');
+    await rbdCli(A, ['group', 'create', `${A.pool}/${g}`]);
+    for (const i of [i1, i2]) await rbdCli(A, ['group', 'image', 'add', `${A.pool}/${g}`, `${A.pool}/${i}`]);
+    const ROUNDS = 5;
+    let w: Writer | undefined;
+    try {
+      w = await startWriter(A, A.pool, i1, i2);
+      for (let n = 0; n < ROUNDS; n++) {
+        // A group snapshot: one point for both members.
+        await rbdCli(A, ['group', 'snap', 'create', `${A.pool}/${g}@p${n}`]);
+        // Independent snapshots, image 1 then image 2 a little later (as per-image sync takes them).
+        await rbdCli(A, ['snap', 'create', `${A.pool}/${i1}@q${n}`]);
+        await new Promise((r) => setTimeout(r, 100));
+        await rbdCli(A, ['snap', 'create', `${A.pool}/${i2}@q${n}`]);
+      }
+      const seq = await w.stop();
+      w = undefined;
+      const ids1 = await cliSnapIds(A, `${A.pool}/${i1}`);
+      const ids2 = await cliSnapIds(A, `${A.pool}/${i2}`);
+      let independentFailures = 0;
+      let maxSeq = 0;
+      for (let n = 0; n < ROUNDS; n++) {
+        const group = checkWritePair(await readRing(pa, i1, ids1.get(`@p${n}`)!), await readRing(pa, i2, ids2.get(`@p${n}`)!));
+        expect(group.ok, JSON.stringify(group)).toBe(true);
+        expect(group.records).toBeGreaterThan(0);
+        maxSeq = Math.max(maxSeq, group.maxSeq);
+        const independent = checkWritePair(await readRing(pa, i1, ids1.get(`q${n}`)!), await readRing(pa, i2, ids2.get(`q${n}`)!));
+        if (!independent.ok) independentFailures++;
+      }
+      // The writer kept writing through the group snapshots (later points saw later records).
+      expect(seq).toBeGreaterThanOrEqual(maxSeq);
+      expect(maxSeq).toBeGreaterThan(ROUNDS);
+      console.log(`writer committed ${seq} pairs; independent snapshot pairs failing the check: ${independentFailures}/${ROUNDS}`);
+      // The negative control: the check can fail, and does on independent snapshots.
+      expect(independentFailures).toBeGreaterThan(0);
+    } finally {
+      w?.kill();
+    }
+  }, 120_000);
+});
+
+describe('syncGroup', () => {
+  it('10 rounds under a live dependent writer: every target group snapshot is crash-consistent and equals the source point; per-image sync is not', async () => {
+    const { group, names: [i1, i2] } = await makeGroup('sgc', [4 * MiB, 4 * MiB]);
+    const g = group.name;
+    // Independent per-image syncs of the same two images, as syncImage would run them (the control).
+    const indep = [`${i1}-indep`, `${i2}-indep`];
+    imagesB.names.push(...indep);
+    let w: Writer | undefined;
+    let independentFailures = 0;
+    try {
+      w = await startWriter(A, A.pool, i1, i2);
+      for (let n = 0; n < 10; n++) {
+        const r = await syncGroup({ source: group, target: { pool: pb }, keep: { source: 2, target: 3 }, verify: n % 3 === 0 });
+        expect(r.method).toBe(METHOD);
+        expect(r.members.map((m) => m.mode)).toEqual(n === 0 ? ['full', 'full'] : ['incremental', 'incremental']);
+        expect(await groupSnaps(B, `${B.pool}/${g}`)).toContain(r.snapshot);
+        // The target group snapshot, read member by member at its ids: consistent.
+        const ring1 = await readRing(pb, i1, await groupSnapId(pb, i1, g, r.snapshot));
+        const ring2 = await readRing(pb, i2, await groupSnapId(pb, i2, g, r.snapshot));
+        const c = checkWritePair(ring1, ring2);
+        expect(c.ok, `round ${n}: ${JSON.stringify(c)}`).toBe(true);
+        expect(c.records).toBeGreaterThan(0);
+        // The members' copies (user snapshots, rbd export) equal the source members at G_n.
+        for (const name of [i1, i2]) {
+          expect(await rbdExportMd5(B, `${B.pool}/${name}@${r.snapshot}`)).toBe(await md5At(pa, name, await groupSnapId(pa, name, g, r.snapshot)));
+        }
+        // The control: each image synced on its own, one after the other.
+        const [id1, id2] = [await syncAlone(i1, indep[0]), await syncAlone(i2, indep[1])];
+        if (!checkWritePair(await readRing(pb, indep[0], id1), await readRing(pb, indep[1], id2)).ok) independentFailures++;
+      }
+      const seq = await w.stop();
+      w = undefined;
+      console.log(`writer committed ${seq} pairs over 10 rounds; per-image sync pairs failing the check: ${independentFailures}/10`);
+      expect(independentFailures).toBeGreaterThan(0);
+      // Pruned to keep: 2 on the source, 3 on the target (with the members' user snapshots).
+      expect(await groupSnaps(A, `${A.pool}/${g}`)).toHaveLength(2);
+      expect(await groupSnaps(B, `${B.pool}/${g}`)).toHaveLength(3);
+      for (const name of [i1, i2]) {
+        expect((await userSnaps(B, `${B.pool}/${name}`)).sort()).toEqual((await groupSnaps(B, `${B.pool}/${g}`)).sort());
+        // Anchors only with the anchor method, one per kept source group snapshot.
+        const anchors = (await userSnaps(A, `${A.pool}/${name}`)).filter((x) => x.endsWith('-anchor'));
+        expect(anchors.length).toBe(METHOD === 'anchor' ? 2 : 0);
+      }
+    } finally {
+      w?.kill();
+    }
+  }, 300_000);
+
+  it('incremental rounds copy only the changed bytes; an added member gets a full copy, a removed one is reported and leaves the target group (image kept)', async () => {
+    const { group, names: [i1, i2] } = await makeGroup('sgi', [8 * MiB, 8 * MiB]);
+    const g = group.name;
+    const [h1, h2] = [await pa.openImage(i1), await pa.openImage(i2)];
+    try {
+      // Every object of i1 allocated: a diff over an object created after its from-snapshot spans
+      // the object from its start (a superset), which would blur the byte count below.
+      await h1.write(rnd(8 * MiB), 0);
+      await h2.write(rnd(1 * MiB), 3 * MiB);
+      await h1.flush();
+      await h2.flush();
+      const r1 = await syncGroup({ source: group, target: { pool: pb }, verify: true });
+      expect(r1.base).toBeUndefined();
+      expect(r1.added.sort()).toEqual([i1, i2].sort());
+      expect(r1.verified).toBe(true);
+      await expectHeadsCopied(r1, [i1, i2]);
+      expect(await groupImages(B, `${B.pool}/${g}`)).toEqual([i1, i2].sort());
+
+      // 64 KiB changed in i1, nothing in i2: exactly that is written (nothing was written between
+      // the anchor and the group snapshot, so the anchor costs no extra bytes here).
+      await h1.write(rnd(64 * KiB), 5 * MiB);
+      await h1.flush();
+      const r2 = await syncGroup({ source: group, target: { pool: pb } });
+      expect(r2.method).toBe(METHOD);
+      expect(r2.base).toBe(r1.snapshot);
+      const [m1, m2] = [r2.members.find((m) => m.image.endsWith(`/${i1}`))!, r2.members.find((m) => m.image.endsWith(`/${i2}`))!];
+      expect(m1.mode).toBe('incremental');
+      expect(m1.base).toBe(r1.snapshot);
+      expect(m1.bytesWritten + m1.bytesZeroed).toBe(64 * KiB);
+      expect(m2.bytesWritten + m2.bytesZeroed).toBe(0);
+      expect(r2.added).toEqual([]);
+      await expectHeadsCopied(r2, [i1, i2]);
+
+      // Membership changes: i3 added, i2 removed.
+      const i3 = await imagesA.create(pa, 'sgim', 4 * MiB);
+      imagesB.names.push(i3);
+      const h3 = await pa.openImage(i3);
+      await h3.write(rnd(1 * MiB), 1 * MiB);
+      await h3.flush();
+      await h3.close();
+      await group.addImage(i3);
+      await group.removeImage(i2);
+      const r3 = await syncGroup({ source: group, target: { pool: pb } });
+      expect(r3.added).toEqual([i3]);
+      expect(r3.removed).toEqual([i2]);
+      const m3 = r3.members.find((m) => m.image.endsWith(`/${i3}`))!;
+      expect(m3.mode).toBe('full');
+      expect(r3.members.find((m) => m.image.endsWith(`/${i1}`))!.mode).toBe('incremental');
+      expect(r3.members).toHaveLength(2);
+      await expectHeadsCopied(r3, [i1, i3]);
+      expect(await groupImages(B, `${B.pool}/${g}`)).toEqual([i1, i3].sort());
+      // The removed member's target image stays, with the copies it had.
+      expect(await userSnaps(B, `${B.pool}/${i2}`)).toContain(r2.snapshot);
+      expect(await groupSnaps(B, `${B.pool}/${g}`)).toContain(r3.snapshot);
+    } finally {
+      await h1.close();
+      await h2.close();
+    }
+  }, 120_000);
+
+  it('refusals: a target member whose copy of the common point is not that point (ERR_WRONG_BASE), an unrelated target image (ERR_NO_COMMON_SNAPSHOT); force overrides', async () => {
+    const { group, names: [i1, i2] } = await makeGroup('sgr', [4 * MiB, 4 * MiB]);
+    const r1 = await syncGroup({ source: group, target: { pool: pb } });
+    // The copy's recorded identity is gone: it can no longer be proven to be the group snapshot.
+    await rbdCli(B, ['image-meta', 'remove', `${B.pool}/${i2}`, `rbd-stream.snap.${r1.snapshot}`]);
+    const before = await groupSnaps(A, `${A.pool}/${group.name}`);
+    const e = await expectCode(syncGroup({ source: group, target: { pool: pb } }), 'ERR_WRONG_BASE');
+    expect(e.image).toBe(i2);
+    expect(e.snapshot).toBe(r1.snapshot);
+    // Refused before a new group snapshot was taken.
+    expect(await groupSnaps(A, `${A.pool}/${group.name}`)).toEqual(before);
+    const r2 = await syncGroup({ source: group, target: { pool: pb }, force: true });
+    expect(r2.members.find((m) => m.image.endsWith(`/${i2}`))!.mode).toBe('full');
+    expect(r2.members.find((m) => m.image.endsWith(`/${i1}`))!.mode).toBe('incremental');
+    await expectHeadsCopied(r2, [i1, i2]);
+
+    // A new group whose member's name is taken on the target by an image with no common point.
+    const other = await makeGroup('sgr2', [4 * MiB]);
+    await pb.createImage(other.names[0], 4 * MiB);
+    await expectCode(syncGroup({ source: other.group, target: { pool: pb } }), 'ERR_NO_COMMON_SNAPSHOT');
+    expect(await groupSnaps(A, `${A.pool}/${other.group.name}`)).toEqual([]);
+    const r3 = await syncGroup({ source: other.group, target: { pool: pb }, force: true });
+    await expectHeadsCopied(r3, other.names);
+  }, 120_000);
+
+  it('the anchor method on any release (test hook): what changed between anchor and group snapshot is copied again next round, never missed', async () => {
+    const { group, names: [i1, i2] } = await makeGroup('sgm', [8 * MiB, 4 * MiB]);
+    const h1 = await pa.openImage(i1);
+    const withHooks = (o: SyncGroupOptions, hooks: SyncGroupTestHooks): SyncGroupOptions => ({ ...o, [kSyncGroupTestHooks]: hooks } as SyncGroupOptions);
+    try {
+      // Every object allocated from the start: diffs are then exact to the byte (an object created
+      // after the from-snapshot is reported from its start).
+      await h1.write(rnd(8 * MiB), 0);
+      // Written after the anchors, before the group snapshot: in G1, and changed since A1.
+      const r1 = await syncGroup(withHooks({ source: group, target: { pool: pb } }, {
+        method: 'anchor',
+        afterAnchors: async () => { await h1.write(rnd(64 * KiB), 4 * MiB); await h1.flush(); },
+      }));
+      expect(r1.method).toBe('anchor');
+      await expectHeadsCopied(r1, [i1, i2]);
+      expect((await userSnaps(A, `${A.pool}/${i1}`))).toContain(`${r1.snapshot}-anchor`);
+      await h1.write(rnd(32 * KiB), 6 * MiB);
+      await h1.flush();
+      const r2 = await syncGroup(withHooks({ source: group, target: { pool: pb }, verify: true }, { method: 'anchor' }));
+      const m1 = r2.members.find((m) => m.image.endsWith(`/${i1}`))!;
+      // diff(A1 → G2): the 32 KiB changed since G1, plus the 64 KiB written between A1 and G1 again.
+      expect(m1.bytesWritten + m1.bytesZeroed).toBe(96 * KiB);
+      expect(r2.members.find((m) => m.image.endsWith(`/${i2}`))!.bytesWritten).toBe(0);
+      await expectHeadsCopied(r2, [i1, i2]);
+      await h1.write(rnd(16 * KiB), 7 * MiB);
+      await h1.flush();
+      if (capabilities().diffIterate3) {
+        // By id from G2: exactly what changed since.
+        const r3 = await syncGroup(withHooks({ source: group, target: { pool: pb } }, { method: 'by-id' }));
+        expect(r3.method).toBe('by-id');
+        const m = r3.members.find((x) => x.image.endsWith(`/${i1}`))!;
+        expect(m.bytesWritten + m.bytesZeroed).toBe(16 * KiB);
+        await expectHeadsCopied(r3, [i1, i2]);
+      } else {
+        // No rbd_diff_iterate3: by id cannot diff a group snapshot.
+        await expectCode(syncGroup(withHooks({ source: group, target: { pool: pb } }, { method: 'by-id' })), 'ENOTSUP');
+      }
+    } finally {
+      await h1.close();
+    }
+  }, 120_000);
+
+  it('members from two pools with the same name would collide on the target: ERR_MEMBER_COLLISION before any snapshot', async () => {
+    const pool2 = `rbdstream-sg2-${process.pid}`;
+    await cephCli(A, ['osd', 'pool', 'create', pool2, '8']);
+    await rbdCli(A, ['pool', 'init', pool2]);
+    const p2 = await ra.openPool(pool2);
+    try {
+      const { group, names: [i1] } = await makeGroup('sgx', [4 * MiB]);
+      await p2.createImage(i1, 4 * MiB);
+      await group.addImage({ pool: p2, name: i1 });
+      const e = await expectCode(syncGroup({ source: group, target: { pool: pb } }), 'ERR_MEMBER_COLLISION');
+      expect(e.image).toBe(i1);
+      expect(await groupSnaps(A, `${A.pool}/${group.name}`)).toEqual([]);
+      await group.removeImage({ pool: p2, name: i1 });
+    } finally {
+      await p2.close();
+      await cephCli(A, ['osd', 'pool', 'rm', pool2, pool2, '--yes-i-really-really-mean-it']).catch(() => {});
+    }
+  }, 120_000);
+
+  it('an aborted round (signal) resumes: same group snapshot, copied members skipped, the partial one from its checkpoint', async () => {
+    const { group, names: [i1, i2] } = await makeGroup('sga', [16 * MiB, 4 * MiB]);
+    const g = group.name;
+    for (const [n, size] of [[i1, 16 * MiB], [i2, 4 * MiB]] as const) {
+      const h = await pa.openImage(n);
+      await h.write(rnd(size), 0);
+      await h.close();
+    }
+    const ac = new AbortController();
+    // Both members at once, slowly: aborted once i2 is copied and part of i1 is on the target.
+    let i2Done = false;
+    const e = await expectCode(syncGroup({
+      source: group, target: { pool: pb }, parallel: 2, concurrency: 1, bandwidth: 4 * MiB, signal: ac.signal,
+      onProgress: (p) => {
+        if (p.image.endsWith(`/${i2}`) && p.bytesDone === p.bytesTotal) i2Done = true;
+        if (p.image.endsWith(`/${i1}`) && p.bytesDone >= 2 * MiB && i2Done) ac.abort();
+      },
+    }), 'ABORT_ERR');
+    expect(e).toBeDefined();
+    const [snap] = await groupSnaps(A, `${A.pool}/${g}`);
+    expect(snap).toBeDefined();
+    expect(await groupSnaps(B, `${B.pool}/${g}`).catch(() => [])).toEqual([]);
+    const r = await syncGroup({ source: group, target: { pool: pb } });
+    expect(r.resumed).toBe(true);
+    expect(r.members.find((m) => m.image.endsWith(`/${i2}`))!.skipped).toBe(true);
+    expect(r.snapshot).toBe(snap);
+    const m1 = r.members.find((m) => m.image.endsWith(`/${i1}`))!;
+    expect(m1.resumed).toBe(true);
+    expect(m1.bytesRead).toBeLessThan(16 * MiB);
+    await expectHeadsCopied(r, [i1, i2]);
+    expect(await groupSnaps(B, `${B.pool}/${g}`)).toEqual([snap]);
+  }, 120_000);
+
+  it('verify: every member is checksummed on both sides', async () => {
+    const { group, names } = await makeGroup('sgv', [4 * MiB, 4 * MiB]);
+    const h = await pa.openImage(names[1]);
+    await h.write(rnd(512 * KiB), 0);
+    await h.close();
+    const r = await syncGroup({ source: group, target: { pool: pb, group: `${group.name}-t` }, verify: true });
+    groupsB.push(`${group.name}-t`);
+    expect(r.verified).toBe(true);
+    expect(r.target).toBe(`${B.pool}/${group.name}-t`);
+    expect(await groupSnaps(B, `${B.pool}/${group.name}-t`)).toEqual([r.snapshot]);
+    await expectHeadsCopied(r, names);
+  }, 120_000);
+
+  it('bad options are TypeError/RangeError before any cluster call', async () => {
+    const { group } = await makeGroup('sgo', [4 * MiB]);
+    await expect(syncGroup({ source: pa as unknown as Group, target: { pool: pb } })).rejects.toThrow(TypeError);
+    await expect(syncGroup({ source: group, target: { pool: 'x' as unknown as Pool } })).rejects.toThrow(TypeError);
+    await expect(syncGroup({ source: group, target: { pool: pb, group: 'a/b' } })).rejects.toThrow(TypeError);
+    await expect(syncGroup({ source: group, target: { pool: pb }, parallel: 0 })).rejects.toThrow(RangeError);
+    await expect(syncGroup({ source: group, target: { pool: pb }, keep: { source: 'weekly' } })).rejects.toThrow(RangeError);
+    await expect(syncGroup({ source: group, target: { pool: pb }, bogus: 1 } as never)).rejects.toThrow(TypeError);
+    expect(await groupSnaps(A, `${A.pool}/${group.name}`)).toEqual([]);
+  });
+});
+
+describe('CLI sync-group', () => {
+  const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    const env = { ...process.env };
+    delete env.CEPH_ARGS;
+    delete env.CEPH_CONF;
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'lib/cli/main.ts'), ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    return new Promise((res) => child.on('close', (code) => res({ code, stdout, stderr })));
+  }
+  const dest = (c: TestCluster) => {
+    const a = ['--dest-conf', c.conf];
+    if (c.user) a.push('--dest-id', c.user);
+    if (c.keyring) a.push('--dest-keyring', c.keyring);
+    return a;
+  };
+
+  it('two rounds end to end (exit 0, --json result), then a refusal exits 4 with its code', async () => {
+    const { group, names } = await makeGroup('sgcli', [4 * MiB, 4 * MiB]);
+    const h = await pa.openImage(names[0]);
+    await h.write(rnd(256 * KiB), 64 * KiB);
+    await h.close();
+    const args = ['--json', 'sync-group', ...clusterArgs(A), ...dest(B), '--keep-target', '1', `${A.pool}/${group.name}`, `${B.pool}/${group.name}`];
+    const first = await cli(args);
+    expect(first.code, first.stderr).toBe(0);
+    const r1 = JSON.parse(first.stdout) as SyncGroupResult;
+    expect(r1.method).toBe(METHOD);
+    expect(r1.members.map((m) => m.mode)).toEqual(['full', 'full']);
+    await expectHeadsCopied(r1, names);
+    const second = await cli(args);
+    expect(second.code, second.stderr).toBe(0);
+    const r2 = JSON.parse(second.stdout) as SyncGroupResult;
+    expect(r2.base).toBe(r1.snapshot);
+    expect(r2.pruned.target).toEqual([r1.snapshot]);
+    expect(await groupSnaps(B, `${B.pool}/${group.name}`)).toEqual([r2.snapshot]);
+    await expectHeadsCopied(r2, names);
+    // Into another target group: its members' target images belong to the first (one group each).
+    const before = await groupSnaps(A, `${A.pool}/${group.name}`);
+    const refused = await cli(['--json', 'sync-group', ...clusterArgs(A), ...dest(B), `${A.pool}/${group.name}`, `${B.pool}/${group.name}-other`]);
+    groupsB.push(`${group.name}-other`);
+    expect(refused.code).toBe(4);
+    expect(JSON.parse(refused.stderr.trim() || refused.stdout).error.code).toBe('EEXIST');
+    expect(await groupSnaps(A, `${A.pool}/${group.name}`)).toEqual(before);
+    const usage = await cli(['sync-group', ...clusterArgs(A), `${A.pool}`, `${B.pool}`]);
+    expect(usage.code).toBe(2);
+  }, 180_000);
+});
