@@ -23,15 +23,14 @@
 //   EEXIST                  a member's target image belongs to another group
 import { codedError } from '../core/errors.js';
 import { capabilities } from '../core/librbd.js';
-import { checkBool, checkName, checkOptions, checkSignal, checkUint, describe } from '../core/validate.js';
+import { checkGroupName, checkOptions, checkSignal, checkUint, describe } from '../core/validate.js';
 import { Pool } from '../core/pool.js';
 import type { Image } from '../core/image.js';
 import { IDENTITY_KEY_PREFIX, identityKey, parseIdentity, sameSource, type SnapshotIdentity } from './identity.js';
 import { replicate, type ReplicateResult } from './replicate/run.js';
-import { MAX_CONCURRENCY, checkBandwidth } from './replicate/options.js';
 import { CHECKPOINT_KEY, parseCheckpoint } from './replicate/checkpoint.js';
-import { parseRetention, selectRetention, type RetentionPolicy } from './retention.js';
-import { byName, snapTime, syncSnapshotName, type SyncKeep, type SyncProgress } from './sync.js';
+import { selectRetention, type RetentionPolicy } from './retention.js';
+import { byName, checkRoundOptions, snapTime, syncSnapshotName, type SyncKeep, type SyncProgress } from './sync.js';
 import { Group } from '../core/group.js';
 
 export interface SyncGroupOptions {
@@ -115,8 +114,6 @@ export interface SyncGroupTestHooks {
   afterAnchors?: () => Promise<void> | void;
 }
 
-const DEFAULT_PREFIX = 'rbd-sync-';
-const DEFAULT_KEEP = 3;
 const DEFAULT_PARALLEL = 4;
 /** Suffix of the anchor user snapshot taken on every member just before group snapshot G. */
 export const ANCHOR_SUFFIX = '-anchor';
@@ -159,17 +156,9 @@ export async function syncGroup(options: SyncGroupOptions): Promise<SyncGroupRes
   const t = checkOptions<{ pool: Pool; group?: string }>(o.target, 'target', ['pool', 'group']);
   if (!(t.pool instanceof Pool)) throw new TypeError(`target.pool must be a Pool, got ${describe(t.pool)}`);
   const tpool = t.pool;
-  const tgroupName = t.group === undefined ? group.name : checkName(t.group, 'target.group', { forbid: '/@' });
-  const prefix = o.prefix === undefined ? DEFAULT_PREFIX : checkName(o.prefix, 'prefix', { forbid: '/@' });
-  const keepO = checkOptions<SyncKeep>(o.keep, 'keep', ['source', 'target']);
-  const keepSource = parseRetention(keepO.source ?? DEFAULT_KEEP, 'keep.source');
-  const keepTarget = parseRetention(keepO.target ?? DEFAULT_KEEP, 'keep.target');
-  const verify = checkBool(o.verify, 'verify') ?? false;
-  const force = checkBool(o.force, 'force') ?? false;
-  if (o.concurrency !== undefined) checkUint(o.concurrency, 'concurrency', { min: 1, max: MAX_CONCURRENCY });
+  const tgroupName = t.group === undefined ? group.name : checkGroupName(t.group, 'target.group');
+  const { prefix, keepSource, keepTarget, verify, force, bandwidth } = checkRoundOptions(o);
   const parallel = o.parallel === undefined ? DEFAULT_PARALLEL : checkUint(o.parallel, 'parallel', { min: 1, max: 64 });
-  if (o.writeGap !== undefined) checkUint(o.writeGap, 'writeGap', { max: 64 << 20 });
-  const bandwidth = o.bandwidth === undefined ? undefined : checkBandwidth(o.bandwidth);
   const signal = checkSignal(o.signal);
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new TypeError('onProgress must be a function');
   // Symbol keys pass checkOptions (it checks string keys); the hooks are checked the same way.

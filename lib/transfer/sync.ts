@@ -101,6 +101,28 @@ export async function prefixed(image: Image, prefix: string): Promise<SnapshotIn
   return (await image.listSnapshots()).filter((s) => s.name.startsWith(prefix)).sort(byName);
 }
 
+/** The options every sync round checks the same way (syncImage, syncGroup). */
+export interface RoundOptions {
+  prefix?: string; keep?: SyncKeep; verify?: boolean; force?: boolean; concurrency?: number; writeGap?: number; bandwidth?: number;
+}
+
+/**
+ * Checks a round's common options and applies their defaults. Checked here, not only by
+ * replicate(): bad input must fail before the source is snapshotted.
+ */
+export function checkRoundOptions(o: RoundOptions) {
+  const prefix = o.prefix === undefined ? DEFAULT_PREFIX : checkName(o.prefix, 'prefix', { forbid: '/@' });
+  const keepO = checkOptions<SyncKeep>(o.keep, 'keep', ['source', 'target']);
+  const keepSource = parseRetention(keepO.source ?? DEFAULT_KEEP, 'keep.source');
+  const keepTarget = parseRetention(keepO.target ?? DEFAULT_KEEP, 'keep.target');
+  const verify = checkBool(o.verify, 'verify') ?? false;
+  const force = checkBool(o.force, 'force') ?? false;
+  if (o.concurrency !== undefined) checkUint(o.concurrency, 'concurrency', { min: 1, max: MAX_CONCURRENCY });
+  const bandwidth = o.bandwidth === undefined ? undefined : checkBandwidth(o.bandwidth);
+  if (o.writeGap !== undefined) checkUint(o.writeGap, 'writeGap', { max: 64 << 20 });
+  return { prefix, keepSource, keepTarget, verify, force, bandwidth };
+}
+
 /**
  * One replication round: finds the newest snapshot (with `prefix`) present on both sides whose
  * identity recorded on the target matches the source — or, after a failback (syncing from the copy
@@ -115,16 +137,7 @@ export async function syncImage(options: SyncImageOptions): Promise<SyncResult> 
   ]);
   if (!(o.source instanceof Image)) throw new TypeError(`source must be an open Image, got ${describe(o.source)}`);
   const source = o.source;
-  const prefix = o.prefix === undefined ? DEFAULT_PREFIX : checkName(o.prefix, 'prefix', { forbid: '/@' });
-  const keepO = checkOptions<SyncKeep>(o.keep, 'keep', ['source', 'target']);
-  const keepSource = parseRetention(keepO.source ?? DEFAULT_KEEP, 'keep.source');
-  const keepTarget = parseRetention(keepO.target ?? DEFAULT_KEEP, 'keep.target');
-  const verify = checkBool(o.verify, 'verify') ?? false;
-  const force = checkBool(o.force, 'force') ?? false;
-  // Checked here, not only by replicate(): bad input must fail before the source is snapshotted.
-  if (o.concurrency !== undefined) checkUint(o.concurrency, 'concurrency', { min: 1, max: MAX_CONCURRENCY });
-  const bandwidth = o.bandwidth === undefined ? undefined : checkBandwidth(o.bandwidth);
-  if (o.writeGap !== undefined) checkUint(o.writeGap, 'writeGap', { max: 64 << 20 });
+  const { prefix, keepSource, keepTarget, verify, force, bandwidth } = checkRoundOptions(o);
   const signal = checkSignal(o.signal);
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new TypeError('onProgress must be a function');
   const fromSnapId = checkFromSnapId(o.fromSnapId, undefined);

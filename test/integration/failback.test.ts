@@ -1,9 +1,6 @@
 // Failback for snapshot sync: syncing back from the copy in use (B) to the returning original (A),
 // with the common snapshot proven by the identity the SOURCE recorded; the rbd CLI is the oracle.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Rados, type Image, type Pool } from '../../lib/index.js';
 import { syncImage, syncPool, type SyncResult } from '../../lib/transfer/sync.js';
 import { replicate } from '../../lib/transfer/replicate/run.js';
@@ -11,12 +8,12 @@ import { IDENTITY_KEY_PREFIX, identityKey } from '../../lib/transfer/identity.js
 import { discardedChanges, MAX_DISCARDED_RANGES } from '../../lib/transfer/replicate/target.js';
 import { clusterArgs, getClusters, rbdCli, rbdExportMd5, type TestCluster } from '../support/clusters.js';
 import { onTerminal } from '../support/terminal.js';
+import { destArgs, runRbdStream as cli } from '../support/cli-process.js';
 
 const { a, b } = getClusters() as { a: TestCluster; b: TestCluster };
 const tag = `fb${process.pid}`;
 const MiB = 1 << 20;
 const KiB = 1024;
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 let ra: Rados;
 let rb: Rados;
@@ -272,30 +269,6 @@ describe('failback (syncPool B→A)', () => {
 
 // --- CLI -------------------------------------------------------------------------------------
 
-interface Run { code: number | null; stdout: string; stderr: string }
-
-function cli(args: string[]): Promise<Run> {
-  const env = { ...process.env };
-  delete env.CEPH_ARGS;
-  delete env.CEPH_CONF;
-  // stdin is a pipe, never a TTY: the command cannot ask.
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'lib/cli/main.ts'), ...args], { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
-  child.stdin.end();
-  return new Promise((res, rej) => {
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => err.push(d));
-    child.on('error', rej);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      res({ code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
-    });
-  });
-}
-
-const destArgs = (c: TestCluster) => ['--dest-conf', c.conf, ...(c.user ? ['--dest-id', c.user] : []), ...(c.keyring ? ['--dest-keyring', c.keyring] : [])];
 
 describe('rbd-stream failback', () => {
   it('without --writers-stopped and no TTY: refused (exit 4, ERR_WRITERS_NOT_STOPPED), nothing done; with it: A == B', async () => {

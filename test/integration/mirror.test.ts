@@ -4,10 +4,7 @@
  * RBD mirroring end to end: two clusters, an rbd-mirror daemon on each, peers bootstrapped both
  * ways, on a dedicated pool (so the other test files' pool `rbd` is untouched).
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   Rados,
@@ -22,6 +19,7 @@ import {
 } from '../../lib/index.js';
 import { startMirrorDaemon, status as setStatus, stopMirrorDaemon } from '../../tools/cluster/index.js';
 import { onTerminal } from '../support/terminal.js';
+import { destArgs, runRbdStream } from '../support/cli-process.js';
 import { cephCli, cephMajor, clusterArgs, getClusters, rbdCli, rbdExportMd5, type TestCluster } from '../support/clusters.js';
 
 const clusters = getClusters();
@@ -568,29 +566,8 @@ describe('snapshot schedules (mgr)', () => {
 
 // --- rbd-stream failback --mirror (the CLI process) ------------------------------------------
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const destArgs = (c: TestCluster) => ['--dest-conf', c.conf, ...(c.user ? ['--dest-id', c.user] : []), ...(c.keyring ? ['--dest-keyring', c.keyring] : [])];
+const cli = (args: string[]) => runRbdStream(args, 240_000);
 
-function cli(args: string[], timeoutMs = 240_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const env = { ...process.env };
-  delete env.CEPH_ARGS;
-  delete env.CEPH_CONF;
-  // stdin is a pipe, never a TTY: the command cannot ask.
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'lib/cli/main.ts'), ...args], { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
-  child.stdin.end();
-  return new Promise((res, rej) => {
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => err.push(d));
-    child.on('error', rej);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      res({ code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
-    });
-  });
-}
 
 /** B (-c) is the site in use, A (--dest-conf) the original. */
 const failbackArgs = (...rest: string[]) => ['--json', 'failback', '--mirror', ...clusterArgs(B), ...destArgs(A), '--timeout', '120', ...rest];

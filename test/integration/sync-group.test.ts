@@ -2,14 +2,12 @@
 // syncGroup (issue 13): crash-consistent replication of a consistency group, real clusters a → b,
 // the rbd CLI as oracle (`rbd export … | md5sum`, `rbd group snap ls`), and a writer child making
 // dependent writes across two members while rounds run (test/support/consistency.ts).
-import { spawn } from 'node:child_process';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { capabilities, syncGroup, syncImage, type Group, type Pool, type Rados, type SyncGroupResult } from '../../lib/index.js';
 import { cephCli, clusterArgs, rbdCli, rbdExportMd5, type TestCluster } from '../support/clusters.js';
 import { A, B as maybeB, Images, KiB, MiB, connectTo, expectCode, md5, rnd } from '../support/helpers.js';
 import { kSyncGroupTestHooks, type SyncGroupOptions, type SyncGroupTestHooks } from '../../lib/transfer/sync-group.js';
+import { destArgs, runRbdStream as cli } from '../support/cli-process.js';
 import { RING_BYTES, checkWritePair, readRing, startWriter, type Writer } from '../support/consistency.js';
 
 const B = maybeB ?? A;
@@ -419,31 +417,14 @@ describe('syncGroup', () => {
 });
 
 describe('CLI sync-group', () => {
-  const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-  function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    const env = { ...process.env };
-    delete env.CEPH_ARGS;
-    delete env.CEPH_CONF;
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'lib/cli/main.ts'), ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    return new Promise((res) => child.on('close', (code) => res({ code, stdout, stderr })));
-  }
-  const dest = (c: TestCluster) => {
-    const a = ['--dest-conf', c.conf];
-    if (c.user) a.push('--dest-id', c.user);
-    if (c.keyring) a.push('--dest-keyring', c.keyring);
-    return a;
-  };
+
 
   it('two rounds end to end (exit 0, --json result), then a refusal exits 4 with its code', async () => {
     const { group, names } = await makeGroup('sgcli', [4 * MiB, 4 * MiB]);
     const h = await pa.openImage(names[0]);
     await h.write(rnd(256 * KiB), 64 * KiB);
     await h.close();
-    const args = ['--json', 'sync-group', ...clusterArgs(A), ...dest(B), '--keep-target', '1', `${A.pool}/${group.name}`, `${B.pool}/${group.name}`];
+    const args = ['--json', 'sync-group', ...clusterArgs(A), ...destArgs(B), '--keep-target', '1', `${A.pool}/${group.name}`, `${B.pool}/${group.name}`];
     const first = await cli(args);
     expect(first.code, first.stderr).toBe(0);
     const r1 = JSON.parse(first.stdout) as SyncGroupResult;
@@ -459,7 +440,7 @@ describe('CLI sync-group', () => {
     await expectHeadsCopied(r2, names);
     // Into another target group: its members' target images belong to the first (one group each).
     const before = await groupSnaps(A, `${A.pool}/${group.name}`);
-    const refused = await cli(['--json', 'sync-group', ...clusterArgs(A), ...dest(B), `${A.pool}/${group.name}`, `${B.pool}/${group.name}-other`]);
+    const refused = await cli(['--json', 'sync-group', ...clusterArgs(A), ...destArgs(B), `${A.pool}/${group.name}`, `${B.pool}/${group.name}-other`]);
     groupsB.push(`${group.name}-other`);
     expect(refused.code).toBe(4);
     expect(JSON.parse(refused.stderr.trim() || refused.stdout).error.code).toBe('EEXIST');
