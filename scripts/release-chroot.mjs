@@ -94,7 +94,9 @@ export async function ensureChroot(release) {
   try {
     if (isComplete(root)) return root; // built by whoever held the lock
     if (fs.existsSync(root)) throw new Error(`${root} exists but is incomplete (missing one of ${REQUIRED.join(', ')}); remove it to rebuild`);
-    if (!have('mmdebstrap')) run('apt-get', ['install', '-y', '--no-install-recommends', 'mmdebstrap']);
+    // Two releases' chroots are built at once in CI: the second apt-get waits for dpkg's lock instead
+    // of failing on it.
+    if (!have('mmdebstrap')) run('apt-get', ['install', '-y', '--no-install-recommends', '-o', 'DPkg::Lock::Timeout=600', 'mmdebstrap']);
     const tmp = `${root}.tmp`;
     fs.rmSync(tmp, { recursive: true, force: true }); // left by a failed or killed build
     const t0 = Date.now();

@@ -198,6 +198,14 @@ export function rbdExportMd5(c: TestCluster, spec: string, opts: { timeoutMs?: n
   });
 }
 
+/** The Ceph major version of the rbd CLI the suite uses as oracle (the host's, or the chroot's). */
+export async function rbdCliMajor(c: TestCluster): Promise<number> {
+  const v = await rbdCli(c, ['--version']);
+  const major = Number(/ceph version (\d+)\./.exec(v)?.[1]);
+  if (!Number.isInteger(major)) throw new Error(`cannot tell the rbd CLI's release from ${JSON.stringify(v)}`);
+  return major;
+}
+
 /**
  * The Ceph major version (16 Pacific, 18 Reef, 20 Tentacle) of `c`'s daemons of one kind, from
  * `ceph versions`: for behaviour that differs between releases on the daemon side, whatever the
