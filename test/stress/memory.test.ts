@@ -104,8 +104,10 @@ describe('memory and lifetimes', () => {
       const grow2 = (rss2 - rss1) / MiB;
       console.log(`[memory] 100k reads of 64 B: ${secs.toFixed(1)} s, RSS +${grow1.toFixed(1)} MiB, next 100k +${grow2.toFixed(1)} MiB`);
       expect(bad).toBe(0);
-      expect(grow1).toBeLessThan(32);
-      expect(grow2).toBeLessThan(8); // < 84 bytes per read
+      expect(Math.max(grow1, grow2)).toBeLessThan(32);
+      // A leak of ≥ 84 bytes per read grows RSS ≥ 8 MiB in both rounds; an allocator arena that grows
+      // once shows in one round only (seen on Tentacle's Node 24: +0.0, then +10.5 MiB).
+      expect(Math.min(grow1, grow2)).toBeLessThan(8);
     } finally {
       await img.close();
     }
