@@ -57,12 +57,25 @@ export async function* iterateDiff(plan: DiffPlan): AsyncGenerator<Extent[]> {
     return { ...r, p };
   };
   let batch: Extent[] = [];
-  let next = plan.offset < end ? fetch(plan.offset) : undefined;
-  while (next) {
+  // Ranges fetched ahead of the one being consumed: overlaps librbd's work with the consumer's. A
+  // whole-object diff costs round trips (object map loads) per call but returns one extent per object
+  // at most (64 striping periods), so more calls go at once: on a target 10 ms away the 4 calls of a
+  // 1 GiB image took two round trips one range ahead, one round trip all at once.
+  const ahead = plan.wholeObject ? 8 : 1;
+  const pending: ReturnType<typeof fetch>[] = [];
+  let nextStart = plan.offset;
+  const refill = (n: number) => {
+    while (pending.length < n && nextStart < end) {
+      const f = fetch(nextStart);
+      pending.push(f);
+      nextStart = f.stop;
+    }
+  };
+  refill(1 + ahead);
+  while (pending.length > 0) {
     plan.signal?.throwIfAborted();
-    const current = next;
-    // One range ahead: overlaps librbd's work with the consumer's.
-    next = current.stop < end ? fetch(current.stop) : undefined;
+    const current = pending.shift()!;
+    refill(ahead);
     const flat = await current.p;
     plan.signal?.throwIfAborted();
     for (let i = 0; i < flat.length; i += 3) {
