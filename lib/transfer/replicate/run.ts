@@ -69,10 +69,22 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
   const size = srcSnaps.find((s) => s.id === toId.snapId)!.size;
   trace('source identities');
 
+  // Source opened at toSnapshot, our own handle (read-only; a live client keeps its lock), while the
+  // target opens: on a far target the source's round trips are then free.
+  const srcSnapOpening = source.pool.openImage(source.name, { snapshot: { id: toId.snapId }, readOnly: true });
+  srcSnapOpening.catch(() => {}); // observed where it is used, or closed below
+  const closeSrcSnap = () => srcSnapOpening.then((i) => i.close(), () => undefined);
   // Target: open (or create) it.
-  const { target, created } = await openTarget(
-    o.targetSpec, o.target as Image, source, fromSnapId !== undefined ? `copy of source snapshot id ${fromSnapId}` : fromSnap, size,
-  );
+  let opened: Awaited<ReturnType<typeof openTarget>>;
+  try {
+    opened = await openTarget(
+      o.targetSpec, o.target as Image, source, fromSnapId !== undefined ? `copy of source snapshot id ${fromSnapId}` : fromSnap, size,
+    );
+  } catch (e) {
+    await closeSrcSnap();
+    throw e;
+  }
+  const { target, created } = opened;
   trace('open target');
 
   let srcSnapImage: Image | undefined;
@@ -148,8 +160,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     trace('checkpoint write');
     if (tst.size !== size) await target.resize(size, { allowShrink: true });
 
-    // Source opened at toSnapshot, our own handle (read-only; a live client keeps its lock).
-    srcSnapImage = await source.pool.openImage(source.name, { snapshot: { id: toId.snapId }, readOnly: true });
+    srcSnapImage = await srcSnapOpening;
     trace('open source snap');
 
     const total = { r: 0, w: 0, z: 0, x: 0, ms: 0 };
@@ -251,7 +262,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
   } finally {
     // close() also releases the exclusive lock taken above (once a job that failed early has
     // drained: it holds the images until then).
-    await releaseTarget(busyKey, Promise.allSettled([jobEnded, srcSnapImage?.close(), target.close()]), failure);
+    await releaseTarget(busyKey, Promise.allSettled([jobEnded, closeSrcSnap(), target.close()]), failure);
     trace('close');
   }
 }
