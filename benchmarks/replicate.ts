@@ -4,7 +4,7 @@
  * by an injected reply delay.
  *
  *   npx tsx benchmarks/replicate.ts [--reps 3] [--scale 1] [--target-delay-ms 0,2,10,25]
- *     [--bwlimit-mib 50,200] [--bwlimit-delays 0] [--rss-gib 2] [--no-rss] [--concurrency 256] [--inflight-mib 64]
+ *     [--bwlimit-mib 50,200] [--bwlimit-delays 0] [--rss-gib 2] [--no-rss] [--concurrency 256] [--inflight-mib 32]
  *     [--chunk-mib 1] [--enumeration auto|fine|whole] [--fast-mon] [--osd-mib 6000]
  *     [--workloads full,inc4k,inc64k,sparse,empty]
  *
@@ -60,7 +60,7 @@ const { values: args } = parseArgs({
     'no-rss': { type: 'boolean', default: false },
     'osd-mib': { type: 'string', default: '6000' },
     concurrency: { type: 'string', default: '256' },
-    'inflight-mib': { type: 'string', default: '64' },
+    'inflight-mib': { type: 'string', default: '32' },
     'chunk-mib': { type: 'string', default: '1' },
     enumeration: { type: 'string', default: 'auto' },
     'fast-mon': { type: 'boolean', default: false },
