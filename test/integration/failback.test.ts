@@ -269,7 +269,6 @@ describe('failback (syncPool B→A)', () => {
 
 // --- CLI -------------------------------------------------------------------------------------
 
-
 describe('rbd-stream failback', () => {
   it('without --writers-stopped and no TTY: refused (exit 4, ERR_WRITERS_NOT_STOPPED), nothing done; with it: A == B', async () => {
     const name = `${tag}-cli`;

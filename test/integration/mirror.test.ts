@@ -568,7 +568,6 @@ describe('snapshot schedules (mgr)', () => {
 
 const cli = (args: string[]) => runRbdStream(args, 240_000);
 
-
 /** B (-c) is the site in use, A (--dest-conf) the original. */
 const failbackArgs = (...rest: string[]) => ['--json', 'failback', '--mirror', ...clusterArgs(B), ...destArgs(A), '--timeout', '120', ...rest];
 

@@ -417,8 +417,6 @@ describe('syncGroup', () => {
 });
 
 describe('CLI sync-group', () => {
-
-
   it('two rounds end to end (exit 0, --json result), then a refusal exits 4 with its code', async () => {
     const { group, names } = await makeGroup('sgcli', [4 * MiB, 4 * MiB]);
     const h = await pa.openImage(names[0]);
