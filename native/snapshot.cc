@@ -1,5 +1,6 @@
 // Snapshots: create, remove, rollback, protect, unprotect, set (point reads at one), list (all namespaces,
 // with the group, mirror and trash namespace details).
+#include <algorithm>
 #include <ctime>
 
 #include "common.h"
@@ -35,12 +36,68 @@ OpContext SnapCtx(const std::string& op, const Image* img, const SnapRef& s) {
   return c;
 }
 
+// The snapshot ids in the image header's snap context (cls_rbd get_snapcontext: u64 seq, then a
+// u32 count of u64 ids), read straight from the header object: one round trip.
+int HeaderSnapIds(Image* img, std::vector<uint64_t>* ids) {
+  char id[64];
+  int rc = rbd_get_id(img->image, id, sizeof(id));
+  if (rc < 0) return rc;
+  std::string oid = std::string("rbd_header.") + id;
+  rados_read_op_t op = rados_create_read_op();
+  char* out = nullptr;
+  size_t outLen = 0;
+  int prval = 0;
+  rados_read_op_exec(op, "rbd", "get_snapcontext", nullptr, 0, &out, &outLen, &prval);
+  rc = rados_read_op_operate(op, img->ioctx->io, oid.c_str(), 0);
+  rados_release_read_op(op);
+  if (rc >= 0) rc = prval;
+  auto u32 = [&](size_t at) { uint32_t v = 0; for (int i = 3; i >= 0; i--) v = (v << 8) | uint8_t(out[at + i]); return v; };
+  auto u64 = [&](size_t at) { uint64_t v = 0; for (int i = 7; i >= 0; i--) v = (v << 8) | uint8_t(out[at + i]); return v; };
+  if (rc >= 0) {
+    if (out == nullptr || outLen < 12 || outLen < 12 + size_t(u32(8)) * 8) {
+      rc = -EIO;
+    } else {
+      for (uint32_t i = 0, n = u32(8); i < n; i++) ids->push_back(u64(12 + size_t(i) * 8));
+    }
+  }
+  if (out != nullptr) rados_buffer_free(out);
+  return rc;
+}
+
+// (image, name[, knownIds]): resolves to the new snapshot's id. librbd's own lookup
+// (rbd_snap_get_id) would first refresh the image (the create marked it stale): several round
+// trips on a far target. Instead the header's snapshot ids are read after the create, and before
+// it unless the caller knows every id (all namespaces) listed since: one new id is ours. When more
+// appeared (others created snapshots meanwhile) or a read fails, librbd's lookup decides.
 Napi::Value Create(const Napi::CallbackInfo& info) {
   auto img = Unwrap<Image>(info[0], "image");
   SnapRef s = ArgSnap(info, 1);
-  return RunBlocking<Empty>(info.Env(), SnapCtx("create snapshot", img.get(), s), [img, s](Empty&) {
-    return rbd_snap_create2(img->image, s.name.c_str(), 0, NoProgress, nullptr);
-  });
+  bool haveKnown = info.Length() > 2 && info[2].IsArray();
+  std::vector<uint64_t> knownIds;
+  if (haveKnown) {
+    auto a = info[2].As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) knownIds.push_back(uint64_t(a.Get(i).ToNumber().DoubleValue()));
+  }
+  return RunBlocking<uint64_t>(
+      info.Env(), SnapCtx("create snapshot", img.get(), s),
+      [img, s, haveKnown, knownIds](uint64_t& newId) {
+        std::vector<uint64_t> before = knownIds, after;
+        bool known = haveKnown || HeaderSnapIds(img.get(), &before) >= 0;
+        int rc = rbd_snap_create2(img->image, s.name.c_str(), 0, NoProgress, nullptr);
+        if (rc < 0) return rc;
+        if (known && HeaderSnapIds(img.get(), &after) >= 0) {
+          std::vector<uint64_t> added;
+          for (uint64_t x : after) {
+            if (std::find(before.begin(), before.end(), x) == before.end()) added.push_back(x);
+          }
+          if (added.size() == 1) {
+            newId = added[0];
+            return 0;
+          }
+        }
+        return rbd_snap_get_id(img->image, s.name.c_str(), &newId);
+      },
+      [](Napi::Env env, uint64_t& newId) -> Napi::Value { return Napi::Number::New(env, double(newId)); });
 }
 
 Napi::Value Remove(const Napi::CallbackInfo& info) {

@@ -25,7 +25,11 @@ export interface NativeSnap {
 export type NativeSnapRef = string | number;
 
 export interface SnapshotBinding {
-  createSnapshot(i: ImageHandle, name: string): Promise<void>;
+  /**
+   * Resolves to the new snapshot's id. `knownIds`: every snapshot id (all namespaces) the image
+   * had when listed since the last change, saving the read of them before the create.
+   */
+  createSnapshot(i: ImageHandle, name: string, knownIds?: number[]): Promise<number>;
   removeSnapshot(i: ImageHandle, snap: NativeSnapRef, force?: boolean): Promise<void>;
   rollbackSnapshot(i: ImageHandle, snap: string): Promise<void>;
   protectSnapshot(i: ImageHandle, snap: string): Promise<void>;

@@ -212,9 +212,10 @@ export class Image extends NativeHandle<ImageHandle> {
 
   // --- snapshots --------------------------------------------------------
 
-  async createSnapshot(name: string): Promise<void> {
+  /** Creates a user snapshot of the head; resolves to its id. */
+  async createSnapshot(name: string): Promise<number> {
     checkSnapName(name);
-    await this[kTrack](() => native.createSnapshot(this[kHandle], name));
+    return this[kTrack](() => native.createSnapshot(this[kHandle], name));
   }
 
   /** Removes a snapshot by name or { id }; `force` unprotects it first. */

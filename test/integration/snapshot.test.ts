@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { rbdCli, rbdExportMd5 } from '../support/clusters.js';
 import { A, MiB, md5, rnd, usePool } from '../support/helpers.js';
+import { native } from '../../lib/binding/index.js';
+import { kHandle } from '../../lib/core/internal.js';
 
 interface CliSnap { id: number; name: string; size: number; protected: string; timestamp: string; namespace?: { type: string } }
 
@@ -12,14 +14,15 @@ describe('snapshots', () => {
   it('create/list agree with `rbd snap ls` (id, name, size, timestamp, protected)', async () => {
     const name = await fx.images.create(fx.pool, 'snap-ls', 4 * MiB);
     const img = await fx.pool.openImage(name);
-    await img.createSnapshot('s1');
+    const id1 = await img.createSnapshot('s1');
     await img.resize(8 * MiB);
-    await img.createSnapshot('s2');
+    const id2 = await img.createSnapshot('s2');
     await rbdCli(A, ['snap', 'create', `${A.pool}/${name}@from-cli`]);
     const list = await img.listSnapshots();
     const cli = await cliSnaps(name);
     expect(list.map((s) => s.name)).toEqual(['s1', 's2', 'from-cli']);
     expect(list.map((s) => s.id)).toEqual(cli.map((s) => s.id));
+    expect([id1, id2]).toEqual(cli.slice(0, 2).map((s) => s.id));
     expect(list.map((s) => s.size)).toEqual([4 * MiB, 8 * MiB, 8 * MiB]);
     for (const [i, s] of list.entries()) {
       expect(s.namespace).toBe('user');
@@ -34,6 +37,25 @@ describe('snapshots', () => {
     await img.removeSnapshot({ id: list[1].id });
     expect((await cliSnaps(name)).map((s) => s.name)).toEqual(['from-cli']);
     await img.close();
+  });
+
+  it('createSnapshot resolves to the new id without a refresh; with other new snapshots about, librbd decides', async () => {
+    const name = await fx.images.create(fx.pool, 'snap-id', 4 * MiB);
+    const img = await fx.pool.openImage(name);
+    try {
+      await rbdCli(A, ['snap', 'create', `${A.pool}/${name}@other`]);
+      // Known ids that miss 'other' (as if made meanwhile): two ids look new, so the header's ids
+      // cannot tell which is ours and librbd's lookup answers.
+      const id = await native.createSnapshot(img[kHandle], 'mine', []);
+      const known = (await img.listSnapshots({ allNamespaces: true })).map((s) => s.id);
+      const id2 = await native.createSnapshot(img[kHandle], 'mine2', known);
+      const cli = await cliSnaps(name);
+      expect(id).toBe(cli.find((s) => s.name === 'mine')!.id);
+      expect(id2).toBe(cli.find((s) => s.name === 'mine2')!.id);
+      expect(id).not.toBe(cli.find((s) => s.name === 'other')!.id);
+    } finally {
+      await img.close();
+    }
   });
 
   it('snapshot data is frozen: open at snapshot, setSnapshot(name|id|null), rbd export of the snapshot', async () => {
