@@ -18,6 +18,8 @@ export interface NativeCopyOptions {
   targetZeroed: boolean;
   fillGaps: boolean;
   checkpointPrefix: string;
+  /** No checkpoint exists yet: write the first just before the first change to the target. */
+  checkpointBeforeFirstWrite: boolean;
   checkpointMs: number;
   enumeration: number;
   extra?: Float64Array;

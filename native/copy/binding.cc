@@ -49,6 +49,7 @@ Napi::Value CopyStart(const Napi::CallbackInfo& info) {
   if (o.Has("writeGap") && o.Get("writeGap").IsNumber()) opt.writeGap = num("writeGap");
   opt.checkpointPrefix = o.Get("checkpointPrefix").ToString().Utf8Value();
   opt.checkpointMs = int(std::max<uint64_t>(10, num("checkpointMs")));
+  opt.checkpointBeforeFirstWrite = o.Get("checkpointBeforeFirstWrite").ToBoolean();
   Napi::Value extra = o.Get("extra");
   if (extra.IsTypedArray()) {
     auto a = extra.As<Napi::Float64Array>();

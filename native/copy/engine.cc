@@ -242,6 +242,8 @@ void Fail(Job* j, int rc, const std::string& op, bool onSrc, uint64_t off) {
 // op timeout in turn before the copy gives up).
 int WriteCheckpoint(Job* j) {
   if (j->o.checkpointPrefix.empty()) return 0;
+  // Nothing changed on the target yet: the next run may check it as untouched.
+  if (j->o.checkpointBeforeFirstWrite && !j->targetTouched) return 0;
   uint64_t done = j->doneOffset;
   // Flush first: the checkpoint must never claim data that is not durable.
   int rc = rbd_flush(j->dst->image);
@@ -314,6 +316,16 @@ void Pipeline(Job* j) {
   auto slotBytes = [&](const Slot& s) -> uint64_t { return o.verify ? s.len * 2 : (s.exists ? s.len : 0); };
   // Starts one op of slot si, counted against the slot and against `concurrency`.
   auto submit = [&](int si, Kind kind, uint64_t off, auto start) {
+    if ((kind == kWrite || kind == kZero) && !j->targetTouched) {
+      // The first change to the target: the checkpoint goes first (nothing to flush yet), so a
+      // crash from here on is recognisably this copy's.
+      if (o.checkpointBeforeFirstWrite) {
+        std::string v = o.checkpointPrefix + std::to_string(j->doneOffset) + "}";
+        int rc = UpdateHeaderMetadata(j->dst.get(), {"rbd-stream.checkpoint"}, {v}, {});
+        if (rc < 0) Fail(j, rc, "replicate: checkpoint on target", false, off);
+      }
+      j->targetTouched = true;
+    }
     slots[si].pending++;
     opsInFlight++;
     Submit(j, si, kind, off, start);

@@ -48,6 +48,9 @@ struct Options {
   int enumeration = 0;  // 0 auto (object map, then refine), 1 fine only, 2 whole objects
   std::string checkpointPrefix;
   int checkpointMs = 2000;
+  // No checkpoint exists yet and none is needed until the target changes: the first one is written
+  // just before the first write or zeroing (a copy that changes nothing writes none).
+  bool checkpointBeforeFirstWrite = false;
   // Small changed extents separated by at most this many unchanged bytes share one source read
   // (writes stay exact): an op costs about as much as reading this much more. 0: never.
   uint64_t readGap = 128 * 1024;
@@ -74,6 +77,7 @@ struct Job {
   uint64_t doneOffset = 0;
   double enumerateMs = 0, copyMs = 0;
   bool usedObjectMap = false;
+  bool targetTouched = false;  // a write or zeroing was submitted to the target
   // Where the target has objects at the start (image ranges, sorted): zero runs elsewhere need no
   // write, the target reads zero there already. Unknown (every zero run is written) unless set.
   bool knowTargetAlloc = false;

@@ -501,6 +501,65 @@ describe('replicate: interruption and resume', () => {
     await expectCode(replicate({ source: src, toSnapshot: 'base', target: { pool: pb, name: dst2 } }), 'EEXIST');
   }, 90_000);
 
+  it('an empty incremental whose last step was lost is finished by the re-run (its checkpoint is written with the identity)', async () => {
+    const dst = uniq('ri-elast', B);
+    await replicate({ source: src, toSnapshot: 'base', target: { pool: pb, name: dst, create: {} } });
+    await src.createSnapshot('empty1');
+    const lost = new Error('lost after the target snapshot');
+    const opts = { source: src, fromSnapshot: 'base', toSnapshot: 'empty1', target: { pool: pb, name: dst } };
+    await expect(replicate(withReplicateTestHooks(opts, { afterTargetSnapshot: () => { throw lost; } }))).rejects.toBe(lost);
+    // The copy changed nothing, so no checkpoint was needed during it; the one written with the
+    // identity record says the copy is complete. Without it the re-run could not tell this snapshot
+    // from one made by hand (EEXIST).
+    expect(JSON.parse(await rbdCli(B, ['image-meta', 'get', `${B.pool}/${dst}`, 'rbd-stream.checkpoint'])).doneOffset).toBe(SIZE);
+    const r = await replicate(opts);
+    expect(r).toMatchObject({ resumed: true, bytesWritten: 0 });
+    const cliSnaps = JSON.parse(await rbdCli(B, ['snap', 'ls', '--format', 'json', `${B.pool}/${dst}`])) as { id: number; name: string }[];
+    const record = JSON.parse(await rbdCli(B, ['image-meta', 'get', `${B.pool}/${dst}`, 'rbd-stream.snap.empty1']));
+    expect(record.targetSnapId).toBe(cliSnaps.find((x) => x.name === 'empty1')!.id);
+    await expect(rbdCli(B, ['image-meta', 'get', `${B.pool}/${dst}`, 'rbd-stream.checkpoint'])).rejects.toThrow();
+    await src.removeSnapshot('empty1');
+  }, 60_000);
+
+  it('the first checkpoint goes just before the first write: an incremental killed then resumes instead of ERR_TARGET_CHANGED', async () => {
+    const dst = uniq('ri-first', B);
+    await replicate({ source: src, toSnapshot: 'base', target: { pool: pb, name: dst, create: {} } });
+    await src.write(randomData(prng(77), 16 * MiB), 8 * MiB);
+    await src.createSnapshot('first1');
+    const here = path.dirname(fileURLToPath(import.meta.url));
+    // No periodic checkpoint for a minute: the only one the child can write is the first.
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, '..', 'support', 'fixtures', 'replicate-child.ts')], {
+      env: {
+        ...process.env,
+        CHILD_A: JSON.stringify(A), CHILD_B: JSON.stringify(B), CHILD_SRC: srcName, CHILD_DST: dst,
+        CHILD_FROM: 'base', CHILD_TO: 'first1', CHILD_CHECKPOINT_MS: '60000',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise<void>((r) => child.on('exit', () => r()));
+    // Kill once the target's head differs from its base (the copy has written).
+    const deadline = Date.now() + 60_000;
+    let killed = false;
+    while (Date.now() < deadline && child.exitCode === null) {
+      const changed = JSON.parse(await rbdCli(B, ['diff', '--format', 'json', '--from-snap', 'base', `${B.pool}/${dst}`])) as unknown[];
+      if (changed.length > 0) {
+        child.kill('SIGKILL');
+        killed = true;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await exited;
+    expect(killed, `child ended before it could be killed: ${stderr}`).toBe(true);
+    const cp = JSON.parse(await rbdCli(B, ['image-meta', 'get', `${B.pool}/${dst}`, 'rbd-stream.checkpoint']));
+    expect(cp.doneOffset).toBeLessThanOrEqual(8 * MiB); // no further checkpoint: not past the first change
+    const r = await replicate({ source: src, fromSnapshot: 'base', toSnapshot: 'first1', target: { pool: pb, name: dst } });
+    expect(r.bytesWritten).toBe(16 * MiB);
+    expect(await md5(B, `${dst}@first1`)).toBe(await md5(A, `${srcName}@first1`));
+  }, 120_000);
+
   it('SIGKILL of a copying process; a re-run resumes from the checkpoint and matches', async () => {
     const dst = uniq('ri-kill', B);
     const here = path.dirname(fileURLToPath(import.meta.url));

@@ -109,12 +109,13 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     // checkpoint of an interrupted run, the base's recorded identity, and the target's own changes
     // since the base (read ahead; used unless this resumes our own run unforced).
     const changes = fromSnap === undefined ? undefined : settled(targetChanges(target, fromSnap, force));
-    const [tsnaps, cpRaw, baseRecord] = await Promise.all([
-      target.listSnapshots(),
+    const [allSnaps, cpRaw, baseRecord] = await Promise.all([
+      target.listSnapshots({ allNamespaces: true }),
       target.getMetadata(CHECKPOINT_KEY),
       fromSnap === undefined ? undefined : readIdentity(target, fromSnap),
     ]);
     trace('target reads');
+    const tsnaps = allSnaps.filter((s) => s.namespace === 'user');
     // A checkpoint from an interrupted run of this same copy?
     const cp = parseCheckpoint(cpRaw);
     const matching = cp !== undefined && sameSource(cp.to, toId) && (cp.from === null ? fromId === null : sameSource(cp.from, fromId ?? undefined));
@@ -154,11 +155,15 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     const startOffset = matching ? Math.min(cp!.doneOffset, size) : 0;
     const resumed = matching && startOffset > 0;
     const cpPrefix = checkpointPrefix(fromId, toId, fresh);
-    // Written before the first change to the target: a crash from here on is recognisably ours.
-    if (!matching || !cp) await updateRecords(target, { [CHECKPOINT_KEY]: `${cpPrefix}${startOffset}}` });
+    // Written before the first change to the target: a crash from there on is recognisably ours.
+    // When the first change is the engine's first write, the engine writes it then: a copy that
+    // changes nothing (an empty incremental) saves that round trip.
+    const resize = tst.size !== size;
+    const checkpointFirst = !matching && (created || resize);
+    if (checkpointFirst) await updateRecords(target, { [CHECKPOINT_KEY]: `${cpPrefix}${startOffset}}` });
 
     trace('checkpoint write');
-    if (tst.size !== size) await target.resize(size, { allowShrink: true });
+    if (resize) await target.resize(size, { allowShrink: true });
 
     srcSnapImage = await srcSnapOpening;
     trace('open source snap');
@@ -193,6 +198,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
           targetZeroed: fresh,
           fillGaps: fromSnap === undefined && !fresh,
           checkpointPrefix: mode === 'copy' ? cpPrefix : '',
+          checkpointBeforeFirstWrite: mode === 'copy' && !matching && !checkpointFirst,
           checkpointMs,
           enumeration,
           extra,
@@ -233,16 +239,19 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     // Every write was FUA; the flush is for anything librbd still holds (nothing written: no round trip).
     if (total.w + total.z > 0) await target.flush();
     trace('flush');
-    // The identity first (a crash right after the snapshot still leaves it recorded), then the
-    // snapshot, then the record bound to that snapshot's id (a later same-named snapshot made by
-    // hand won't match) with the checkpoint removed, in one op.
-    await updateRecords(target, { [identityKey(toSnap)]: JSON.stringify(toId) });
+    // The identity first (a crash right after the snapshot still leaves it recorded), with the
+    // checkpoint saying the copy is complete (a copy that wrote nothing has none yet: a lost
+    // snapshot step is then still recognisably ours); then the snapshot; then the record bound to
+    // that snapshot's id (a later same-named snapshot made by hand won't match) with the
+    // checkpoint removed, in one op.
+    await updateRecords(target, { [identityKey(toSnap)]: JSON.stringify(toId), [CHECKPOINT_KEY]: `${cpPrefix}${size}}` });
     trace('record identity');
-    await target.createSnapshot(toSnap);
+    // The ids listed above (all namespaces, under our lock; the copy made none) spare the create a
+    // read of them: it finds the new id without librbd's refresh.
+    const madeId = await target[kTrack](() => native.createSnapshot(target[kHandle], toSnap, allSnaps.map((s) => s.id)));
     trace('create snapshot');
     if (o.afterTargetSnapshot) await o.afterTargetSnapshot(target);
-    const made = await target.getSnapshot(toSnap);
-    await updateRecords(target, made ? { [identityKey(toSnap)]: JSON.stringify({ ...toId, targetSnapId: made.id }) } : {}, [CHECKPOINT_KEY]);
+    await updateRecords(target, { [identityKey(toSnap)]: JSON.stringify({ ...toId, targetSnapId: madeId }) }, [CHECKPOINT_KEY]);
     trace('bind identity, remove checkpoint');
     return {
       bytesRead: total.r,
