@@ -60,7 +60,7 @@ const { values: args } = parseArgs({
     'no-rss': { type: 'boolean', default: false },
     'osd-mib': { type: 'string', default: '6000' },
     concurrency: { type: 'string', default: '256' },
-    'inflight-mib': { type: 'string', default: '32' },
+    'inflight-mib': { type: 'string', default: '48' },
     'chunk-mib': { type: 'string', default: '1' },
     enumeration: { type: 'string', default: 'auto' },
     'fast-mon': { type: 'boolean', default: false },
@@ -457,6 +457,8 @@ async function main() {
   // --- peak RSS while copying a large image (per delay) ----------------------------------------------
   if (!args['no-rss']) {
     const bytes = Math.round(Number(args['rss-gib']) * 1024 * SCALE) * MiB;
+    // The child runs the built package (dist/), as users do: build it from this tree first.
+    await sh(`npx tsc -p ${q(fileURLToPath(new URL('../tsconfig.build.json', import.meta.url)))}`);
     const src = mk(A, `${tag}-rss`);
     await pa.createImage(src, bytes);
     await fill(A, `${A.pool}/${src}`, String(4 * MiB), 'seq', bytes);
@@ -467,7 +469,7 @@ async function main() {
       // A fresh child process does the copy: its VmHWM is the copy's peak RSS, not this process's history.
       const out = await new Promise<string>((resolve, reject) => {
         const here = path.dirname(fileURLToPath(import.meta.url));
-        const p = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'replicate-rss-child.ts')], {
+        const p = spawn(process.execPath, [path.join(here, 'replicate-rss-child.mjs')], {
           env: { ...process.env, RSS_A: JSON.stringify(A), RSS_B: JSON.stringify(t.c), RSS_SRC: src, RSS_DST: dst,
             RSS_CONC: String(CONC), RSS_CHUNK: String(CHUNK), RSS_INFLIGHT: String(INFLIGHT) },
           stdio: ['ignore', 'pipe', 'inherit'],

@@ -157,9 +157,10 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     const cpPrefix = checkpointPrefix(fromId, toId, fresh);
     // Written before the first change to the target: a crash from there on is recognisably ours.
     // When the first change is the engine's first write, the engine writes it then: a copy that
-    // changes nothing (an empty incremental) saves that round trip.
+    // changes nothing (an empty incremental) saves that round trip. (An image we just created and
+    // left unwritten needs none: a re-run copies into it as into any existing image.)
     const resize = tst.size !== size;
-    const checkpointFirst = !matching && (created || resize);
+    const checkpointFirst = !matching && resize;
     if (checkpointFirst) await updateRecords(target, { [CHECKPOINT_KEY]: `${cpPrefix}${startOffset}}` });
 
     trace('checkpoint write');
