@@ -49,6 +49,7 @@ import { parseArgs } from 'node:util';
 import { Rados, replicate, type Pool, type ReplicateOptions, type ReplicateResult } from '../lib/index.js';
 import { withReplicateTestHooks } from '../lib/transfer/replicate/options.js';
 import { cephCli, clusterArgs, resolveClusters, rbdCli, type TestCluster } from '../test/support/clusters.js';
+import { delayedConfText } from '../test/support/delay.js';
 import { down } from '../tools/cluster/index.js';
 
 const MiB = 1 << 20;
@@ -108,31 +109,29 @@ function sh(cmd: string): Promise<void> {
 const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 const rbdArgs = (c: TestCluster) => clusterArgs(c).map(q).join(' ');
 
-/** Parses `rbd bench`'s summary line. */
-function parseBench(out: string): { bytesPerSec: number; opsPerSec: number; seconds: number } {
-  const m = /elapsed:\s*([\d.]+)\s+ops:\s*(\d+)\s+ops\/sec:\s*([\d.]+)\s+bytes\/sec:\s*([\d.]+)\s*(\w+)\/s/.exec(out);
+/**
+ * Parses `rbd bench`'s summary line. Its bytes/sec has two significant digits ("1.1 GiB/s"), so the
+ * rate is ops/sec (two decimals) × the io size.
+ */
+function parseBench(out: string, ioBytes: number): { bytesPerSec: number; opsPerSec: number; seconds: number } {
+  const m = /elapsed:\s*([\d.]+)\s+ops:\s*(\d+)\s+ops\/sec:\s*([\d.]+)\s+bytes\/sec:/.exec(out);
   if (!m) throw new Error(`cannot parse rbd bench output: ${out.slice(-300)}`);
-  const unit = { B: 1, KiB: 1024, MiB: MiB, GiB: 1024 * MiB }[m[5]] ?? 1;
-  return { bytesPerSec: Number(m[4]) * unit, opsPerSec: Number(m[3]), seconds: Number(m[1]) };
+  return { bytesPerSec: Number(m[3]) * ioBytes, opsPerSec: Number(m[3]), seconds: Number(m[1]) };
+}
+/** An rbd size argument ('4096', '4K', '1M') in bytes. */
+function sizeBytes(s: string): number {
+  const m = /^(\d+)([KMG]?)$/.exec(s);
+  if (!m) throw new RangeError(`size '${s}': expected digits with an optional K, M or G`);
+  return Number(m[1]) * ({ '': 1, K: 1024, M: MiB, G: 1024 * MiB } as Record<string, number>)[m[2]];
 }
 
 async function bench(c: TestCluster, spec: string, ioSize: string, pattern: 'seq' | 'rand', total: number, threads = 16, extra: string[] = []) {
   const out = await rbdCli(c, ['bench', '--io-type', 'write', '--io-size', ioSize, '--io-threads', String(threads),
     '--io-pattern', pattern, '--io-total', String(total), ...extra, spec], { timeoutMs: 900_000 });
-  return parseBench(out);
+  return parseBench(out, sizeBytes(ioSize));
 }
 const fill = (c: TestCluster, spec: string, ioSize: string, pattern: 'seq' | 'rand', total: number) =>
   bench(c, spec, ioSize, pattern, total).then(() => undefined);
-
-/** Cluster b's conf with the [client] reply delay (mean delayMs) inserted. */
-function delayedConf(src: string, delayMs: number): { text: string; lines: string[] } {
-  const lines = ['ms_inject_delay_type = osd', `ms_inject_delay_max = ${(2 * delayMs) / 1000}`, 'ms_inject_delay_probability = 1'];
-  const conf = readFileSync(src, 'utf8').split('\n');
-  const at = conf.findIndex((l) => /^\s*\[client\]\s*$/.test(l));
-  if (at < 0) conf.push('[client]', ...lines);
-  else conf.splice(at + 1, 0, ...lines);
-  return { text: `${conf.join('\n')}\n`, lines };
-}
 
 function git(...a: string[]): string | undefined {
   try {
@@ -207,11 +206,11 @@ async function main() {
     let c = B;
     let confLines: string[] = [];
     if (delayMs > 0) {
-      const d = delayedConf(B.conf, delayMs);
+      const text = delayedConfText(readFileSync(B.conf, 'utf8'), delayMs);
       const conf = path.join(confDir, `b-delay${delayMs}ms.conf`);
-      writeFileSync(conf, d.text);
+      writeFileSync(conf, text);
       c = { ...B, conf };
-      confLines = d.lines;
+      confLines = text.split('\n').filter((l) => /^\s*ms_inject_delay/.test(l));
     }
     const rados = await Rados.connect({ conf: c.conf, keyring: c.keyring, user: c.user });
     conns.push(rados);
