@@ -1,57 +1,25 @@
 // rbd-stream CLI end to end, as child processes: exit codes, --json shapes, piping with the real rbd CLI.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createInterface } from 'node:readline';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { spawn } from 'node:child_process';
 import { clusterArgs, getClusters, rbdCli, rbdExportMd5, type TestCluster } from '../support/clusters.js';
+import { CLI_NODE_ARGS, ROOT, cliEnv, collectChild, runRbdStream, type CliRun } from '../support/cli-process.js';
 
 const { a, b } = getClusters() as { a: TestCluster; b: TestCluster };
 const tag = `cl${process.pid}`;
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const CLI = ['--import', 'tsx', join(ROOT, 'lib/cli/main.ts')];
 const made: [TestCluster, string][] = [];
 
-interface Run { code: number | null; stdout: string; stderr: string }
-
-function cliEnv() {
-  const env = { ...process.env };
-  delete env.CEPH_ARGS;
-  delete env.CEPH_CONF;
-  return env;
-}
-
-function collectChild(child: ChildProcess, timeoutMs = 90_000): Promise<Run> {
-  return new Promise((res, rej) => {
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.stdout?.on('data', (d: Buffer) => out.push(d));
-    child.stderr?.on('data', (d: Buffer) => err.push(d));
-    child.on('error', rej);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      res({ code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
-    });
-  });
-}
-
-function cli(args: string[], input?: Buffer | string): Promise<Run> {
-  const child = spawn(process.execPath, [...CLI, ...args], { cwd: ROOT, env: cliEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
-  child.stdin!.on('error', () => {});
-  child.stdin!.end(input);
-  return collectChild(child);
-}
+const cli = (args: string[], input?: Buffer | string): Promise<CliRun> => runRbdStream(args, 90_000, input);
 
 /** `left | right` through a real OS pipe; both exit codes. */
-async function pipe(left: [string, string[]], right: [string, string[]]): Promise<[Run, Run]> {
+async function pipe(left: [string, string[]], right: [string, string[]]): Promise<[CliRun, CliRun]> {
   const l = spawn(left[0], left[1], { cwd: ROOT, env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   const r = spawn(right[0], right[1], { cwd: ROOT, env: cliEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
   r.stdin!.on('error', () => {});
   l.stdout!.pipe(r.stdin!);
   const lerr: Buffer[] = [];
   l.stderr!.on('data', (d: Buffer) => lerr.push(d));
-  const lDone = new Promise<Run>((res, rej) => {
+  const lDone = new Promise<CliRun>((res, rej) => {
     l.on('error', rej);
     l.on('close', (code) => res({ code, stdout: '', stderr: Buffer.concat(lerr).toString() }));
   });
@@ -120,13 +88,13 @@ describe('rbd-stream CLI', () => {
     await makeImage(b, t1, 1, []);
     await makeImage(b, t2, 1, []);
     const [l1, r1] = await pipe(
-      [process.execPath, [...CLI, 'export-diff', ...src(a), `${a.pool}/${SRC}@s1`, '-']],
+      [process.execPath, [...CLI_NODE_ARGS, 'export-diff', ...src(a), `${a.pool}/${SRC}@s1`, '-']],
       ['rbd', [...clusterArgs(b), '--no-progress', 'import-diff', '-', `${b.pool}/${t1}`]],
     );
     expect([l1.code, r1.code], l1.stderr + r1.stderr).toEqual([0, 0]);
     const [l2, r2] = await pipe(
       ['rbd', [...clusterArgs(a), '--no-progress', 'export-diff', `${a.pool}/${SRC}@s1`, '-']],
-      [process.execPath, [...CLI, '--json', 'import-diff', ...src(b), '-', `${b.pool}/${t2}`]],
+      [process.execPath, [...CLI_NODE_ARGS, '--json', 'import-diff', ...src(b), '-', `${b.pool}/${t2}`]],
     );
     expect([l2.code, r2.code], l2.stderr + r2.stderr).toEqual([0, 0]);
     const j = JSON.parse(r2.stdout);
@@ -139,8 +107,8 @@ describe('rbd-stream CLI', () => {
 
   it('export-diff --json to stdout puts the summary on stderr; inspect reads stdin', async () => {
     const [l, r] = await pipe(
-      [process.execPath, [...CLI, '--json', 'export-diff', '--export-format', '2', ...src(a), `${a.pool}/${SRC}@s1`, '-']],
-      [process.execPath, [...CLI, '--json', 'inspect', '-']],
+      [process.execPath, [...CLI_NODE_ARGS, '--json', 'export-diff', '--export-format', '2', ...src(a), `${a.pool}/${SRC}@s1`, '-']],
+      [process.execPath, [...CLI_NODE_ARGS, '--json', 'inspect', '-']],
     );
     expect([l.code, r.code]).toEqual([0, 0]);
     const summary = JSON.parse(l.stderr);
@@ -222,7 +190,7 @@ describe('rbd-stream CLI', () => {
     await rbdCli(a, ['bench', '--io-type', 'write', '--io-size', '4M', '--io-total', '256M', `${a.pool}/${name}`], { timeoutMs: 120_000 });
     const args = ['--json', 'sync', ...src(a), ...dst(b), `${a.pool}/${name}`];
     // One chunk in flight: the copy takes long enough (~1 s) to be interrupted in the middle.
-    const child = spawn(process.execPath, [...CLI, '--progress-json', ...args, '--concurrency', '1'], { cwd: ROOT, env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...CLI_NODE_ARGS, '--progress-json', ...args, '--concurrency', '1'], { cwd: ROOT, env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     const done = collectChild(child);
     // Interrupt at the first progress line that shows the copy under way and far from done.
     let interruptedAt: { bytesDone: number; bytesTotal: number } | undefined;
