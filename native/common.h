@@ -50,6 +50,9 @@ struct Image {
   ~Image();
 };
 
+// The image's header object name (rbd_header.<id>, format 2), in img->ioctx.
+int HeaderOid(Image* img, std::string* oid);
+
 // Sets and removes image metadata keys in one atomic op on the header object, without librbd's
 // header-update notify (native/image.cc says why). The caller holds the exclusive lock.
 int UpdateHeaderMetadata(Image* img, const std::vector<std::string>& keys, const std::vector<std::string>& vals,

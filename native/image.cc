@@ -242,12 +242,19 @@ Napi::Value MetadataRemove(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-int UpdateHeaderMetadata(Image* img, const std::vector<std::string>& keys, const std::vector<std::string>& vals,
-                         const std::vector<std::string>& removes) {
+int HeaderOid(Image* img, std::string* oid) {
   char id[64];
   int rc = rbd_get_id(img->image, id, sizeof(id));
   if (rc < 0) return rc;
-  std::string oid = std::string("rbd_header.") + id;
+  *oid = std::string("rbd_header.") + id;
+  return 0;
+}
+
+int UpdateHeaderMetadata(Image* img, const std::vector<std::string>& keys, const std::vector<std::string>& vals,
+                         const std::vector<std::string>& removes) {
+  std::string oid;
+  int rc = HeaderOid(img, &oid);
+  if (rc < 0) return rc;
   std::vector<std::string> k, r;
   for (const auto& x : keys) k.push_back("metadata_" + x);
   for (const auto& x : removes) r.push_back("metadata_" + x);

@@ -39,10 +39,9 @@ OpContext SnapCtx(const std::string& op, const Image* img, const SnapRef& s) {
 // The snapshot ids in the image header's snap context (cls_rbd get_snapcontext: u64 seq, then a
 // u32 count of u64 ids), read straight from the header object: one round trip.
 int HeaderSnapIds(Image* img, std::vector<uint64_t>* ids) {
-  char id[64];
-  int rc = rbd_get_id(img->image, id, sizeof(id));
+  std::string oid;
+  int rc = HeaderOid(img, &oid);
   if (rc < 0) return rc;
-  std::string oid = std::string("rbd_header.") + id;
   rados_read_op_t op = rados_create_read_op();
   char* out = nullptr;
   size_t outLen = 0;

@@ -240,6 +240,12 @@ void Fail(Job* j, int rc, const std::string& op, bool onSrc, uint64_t off) {
 // Returns the flush's or the metadata write's error: either means the target is failing
 // (an unreachable one would otherwise make every later write and checkpoint wait out the
 // op timeout in turn before the copy gives up).
+// The checkpoint record itself: prefix + the completed low-watermark.
+int RecordCheckpoint(Job* j, uint64_t done) {
+  std::string v = j->o.checkpointPrefix + std::to_string(done) + "}";
+  return UpdateHeaderMetadata(j->dst.get(), {"rbd-stream.checkpoint"}, {v}, {});
+}
+
 int WriteCheckpoint(Job* j) {
   if (j->o.checkpointPrefix.empty()) return 0;
   // Nothing changed on the target yet: the next run may check it as untouched.
@@ -248,8 +254,7 @@ int WriteCheckpoint(Job* j) {
   // Flush first: the checkpoint must never claim data that is not durable.
   int rc = rbd_flush(j->dst->image);
   if (rc < 0) return rc;
-  std::string v = j->o.checkpointPrefix + std::to_string(done) + "}";
-  return UpdateHeaderMetadata(j->dst.get(), {"rbd-stream.checkpoint"}, {v}, {});
+  return RecordCheckpoint(j, done);
 }
 
 struct Progress {
@@ -320,8 +325,7 @@ void Pipeline(Job* j) {
       // The first change to the target: the checkpoint goes first (nothing to flush yet), so a
       // crash from here on is recognisably this copy's.
       if (o.checkpointBeforeFirstWrite) {
-        std::string v = o.checkpointPrefix + std::to_string(j->doneOffset) + "}";
-        int rc = UpdateHeaderMetadata(j->dst.get(), {"rbd-stream.checkpoint"}, {v}, {});
+        int rc = RecordCheckpoint(j, j->doneOffset);
         if (rc < 0) Fail(j, rc, "replicate: checkpoint on target", false, off);
       }
       j->targetTouched = true;
