@@ -26,9 +26,7 @@ h.disable();
 await src.close();
 await ra.close();
 await rb.close();
-// dataSeconds: the copy phase alone, when the engine reports it (ReplicateResult.dataSeconds).
-const dataSeconds = r.dataSeconds;
 process.stdout.write(`${JSON.stringify({
-  rssBefore: before, peakRss: status('VmHWM'), seconds, dataSeconds, lagP99Ms: h.percentile(99) / 1e6,
+  rssBefore: before, peakRss: status('VmHWM'), seconds, dataSeconds: r.dataSeconds, lagP99Ms: h.percentile(99) / 1e6,
   bytesRead: r.bytesRead, bytesWritten: r.bytesWritten, bytesZeroed: r.bytesZeroed,
 })}\n`);
