@@ -28,13 +28,11 @@ interface OwnCluster { dir: string; watchdog: number }
 
 /**
  * A one-OSD cluster of this file's own in a temp dir, with a watchdog that tears it down even if
- * this worker is killed. A SIGKILLed client's exclusive lock can be broken once its watch expires:
- * 10 s instead of the default 30 s keeps the kill-and-resume scenarios short (these clusters only).
+ * this worker is killed.
  */
 async function startOwnCluster(own: OwnCluster, name: string, opts: Omit<UpOptions, 'dir' | 'names'>): Promise<TestCluster> {
   const c = (await up({ ...opts, dir: own.dir, names: [name], fastMon: true })).clusters[name];
   const cluster: TestCluster = { name, conf: c.conf, keyring: c.keyring, user: c.user, pool: 'rbd', fsid: c.fsid };
-  await cephCli(cluster, ['config', 'set', 'global', 'osd_client_watch_timeout', '10']);
   return cluster;
 }
 function ownClusterDir(prefix: string): OwnCluster {

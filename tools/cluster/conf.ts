@@ -122,6 +122,10 @@ osd snap trim sleep hdd = 0
 osd op num shards = ${c.osdOpThreads}
 osd op num threads per shard = 1
 osd scrub during recovery = false
+# A client that died (SIGKILL) holding an image's exclusive lock keeps it until its watch on the
+# header expires; only then can another client break the lock. 10 s instead of 30 s keeps the
+# kill-and-resume tests short. Live clients ping their watches every 5 s (objecter tick).
+osd client watch timeout = 10
 osd scrub begin hour = 0
 osd scrub end hour = 0
 
