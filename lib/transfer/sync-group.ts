@@ -29,6 +29,7 @@ import type { Image } from '../core/image.js';
 import { IDENTITY_KEY_PREFIX, identityKey, parseIdentity, sameSource, type SnapshotIdentity } from './identity.js';
 import { replicate, type ReplicateResult } from './replicate/run.js';
 import { CHECKPOINT_KEY, parseCheckpoint } from './replicate/checkpoint.js';
+import { inflightShare } from './replicate/options.js';
 import { selectRetention, type RetentionPolicy } from './retention.js';
 import { byName, checkRoundOptions, snapTime, syncSnapshotName, type SyncKeep, type SyncProgress } from './sync.js';
 import { Group } from '../core/group.js';
@@ -50,6 +51,11 @@ export interface SyncGroupOptions {
   force?: boolean;
   /** Reads and writes in flight per member (replicate's concurrency). */
   concurrency?: number;
+  /**
+   * Data buffers in flight, in bytes, shared by the members being copied (default 48 MiB): each of
+   * the `parallel` copies gets its share, at least 1 MiB.
+   */
+  inflightBytes?: number;
   /** Members copied at the same time (default 4). */
   parallel?: number;
   /** See ReplicateOptions.writeGap. */
@@ -76,6 +82,8 @@ export interface SyncGroupMemberResult {
   bytesWritten: number;
   bytesZeroed: number;
   copySeconds: number;
+  /** See ReplicateResult.peakInflightBytes. */
+  peakInflightBytes: number;
 }
 
 export interface SyncGroupResult {
@@ -149,7 +157,7 @@ interface Member {
  */
 export async function syncGroup(options: SyncGroupOptions): Promise<SyncGroupResult> {
   const o = checkOptions<SyncGroupOptions>(options, 'syncGroup options', [
-    'source', 'target', 'prefix', 'keep', 'verify', 'force', 'concurrency', 'parallel', 'writeGap', 'bandwidth', 'signal', 'onProgress',
+    'source', 'target', 'prefix', 'keep', 'verify', 'force', 'concurrency', 'inflightBytes', 'parallel', 'writeGap', 'bandwidth', 'signal', 'onProgress',
   ]);
   if (!(o.source instanceof Group)) throw new TypeError(`source must be a Group, got ${describe(o.source)}`);
   const group = o.source;
@@ -157,7 +165,7 @@ export async function syncGroup(options: SyncGroupOptions): Promise<SyncGroupRes
   if (!(t.pool instanceof Pool)) throw new TypeError(`target.pool must be a Pool, got ${describe(t.pool)}`);
   const tpool = t.pool;
   const tgroupName = t.group === undefined ? group.name : checkGroupName(t.group, 'target.group');
-  const { prefix, keepSource, keepTarget, verify, force, bandwidth } = checkRoundOptions(o);
+  const { prefix, keepSource, keepTarget, verify, force, inflightBytes, bandwidth } = checkRoundOptions(o);
   const parallel = o.parallel === undefined ? DEFAULT_PARALLEL : checkUint(o.parallel, 'parallel', { min: 1, max: 64 });
   const signal = checkSignal(o.signal);
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new TypeError('onProgress must be a function');
@@ -314,7 +322,7 @@ export async function syncGroup(options: SyncGroupOptions): Promise<SyncGroupRes
       }
       const base = baseOf(m);
       if (hasCopy(m, snap)) {
-        return { image: m.spec, target: tspec, mode: base ? 'incremental' : 'full', ...(base ? { base } : {}), skipped: true, resumed: false, bytesRead: 0, bytesWritten: 0, bytesZeroed: 0, copySeconds: 0 };
+        return { image: m.spec, target: tspec, mode: base ? 'incremental' : 'full', ...(base ? { base } : {}), skipped: true, resumed: false, bytesRead: 0, bytesWritten: 0, bytesZeroed: 0, copySeconds: 0, peakInflightBytes: 0 };
       }
       const fromSnapId = base === undefined ? undefined : m.gids.get(base)!;
       const anchor = fromSnapId === undefined ? undefined : anchorFor(m, base!, fromSnapId);
@@ -330,6 +338,7 @@ export async function syncGroup(options: SyncGroupOptions): Promise<SyncGroupRes
         verify,
         force,
         concurrency: o.concurrency,
+        inflightBytes: inflightShare(inflightBytes, workers),
         writeGap: o.writeGap,
         bandwidth: share,
         signal,
@@ -338,6 +347,7 @@ export async function syncGroup(options: SyncGroupOptions): Promise<SyncGroupRes
       return {
         image: m.spec, target: tspec, mode: base ? 'incremental' : 'full', ...(base ? { base: r.base ?? base } : {}), skipped: false,
         resumed: r.resumed, bytesRead: r.bytesRead, bytesWritten: r.bytesWritten, bytesZeroed: r.bytesZeroed, copySeconds: r.seconds,
+        peakInflightBytes: r.peakInflightBytes,
       };
     };
     await Promise.all(Array.from({ length: workers }, async () => {

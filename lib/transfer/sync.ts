@@ -7,7 +7,7 @@ import { Image } from '../core/image.js';
 import { Pool } from '../core/pool.js';
 import { isRecordedCopy, readIdentity, sameSource, sourceIdentity, identityKey } from './identity.js';
 import { replicate, type ReplicateProgress } from './replicate/run.js';
-import { MAX_CONCURRENCY, checkBandwidth, type DiscardedChanges } from './replicate/options.js';
+import { MAX_CONCURRENCY, checkBandwidth, checkInflightBytes, inflightShare, type DiscardedChanges } from './replicate/options.js';
 import { CHECKPOINT_KEY } from './replicate/checkpoint.js';
 import type { SnapshotInfo } from '../core/snapshot.js';
 import { parseRetention, selectRetention, type RetentionPolicy } from './retention.js';
@@ -38,6 +38,8 @@ export interface SyncImageOptions {
    */
   force?: boolean;
   concurrency?: number;
+  /** Data buffers in flight, in bytes (see ReplicateOptions.inflightBytes; default 48 MiB). */
+  inflightBytes?: number;
   /**
    * Base this round on the source snapshot with this id (any namespace: e.g. a mirror snapshot, or a
    * trashed one) instead of the newest common '<prefix>*' snapshot. The target's base is the snapshot
@@ -75,6 +77,8 @@ export interface SyncResult {
   seconds: number;
   /** The data copy alone (replicate). */
   copySeconds: number;
+  /** See ReplicateResult.peakInflightBytes. */
+  peakInflightBytes: number;
   verified: boolean;
   pruned: { source: string[]; target: string[] };
   /**
@@ -103,7 +107,8 @@ export async function prefixed(image: Image, prefix: string): Promise<SnapshotIn
 
 /** The options every sync round checks the same way (syncImage, syncGroup). */
 export interface RoundOptions {
-  prefix?: string; keep?: SyncKeep; verify?: boolean; force?: boolean; concurrency?: number; writeGap?: number; bandwidth?: number;
+  prefix?: string; keep?: SyncKeep; verify?: boolean; force?: boolean; concurrency?: number; inflightBytes?: number; writeGap?: number;
+  bandwidth?: number;
 }
 
 /**
@@ -118,9 +123,10 @@ export function checkRoundOptions(o: RoundOptions) {
   const verify = checkBool(o.verify, 'verify') ?? false;
   const force = checkBool(o.force, 'force') ?? false;
   if (o.concurrency !== undefined) checkUint(o.concurrency, 'concurrency', { min: 1, max: MAX_CONCURRENCY });
+  const inflightBytes = o.inflightBytes === undefined ? undefined : checkInflightBytes(o.inflightBytes);
   const bandwidth = o.bandwidth === undefined ? undefined : checkBandwidth(o.bandwidth);
   if (o.writeGap !== undefined) checkUint(o.writeGap, 'writeGap', { max: 64 << 20 });
-  return { prefix, keepSource, keepTarget, verify, force, bandwidth };
+  return { prefix, keepSource, keepTarget, verify, force, inflightBytes, bandwidth };
 }
 
 /**
@@ -133,11 +139,11 @@ export function checkRoundOptions(o: RoundOptions) {
  */
 export async function syncImage(options: SyncImageOptions): Promise<SyncResult> {
   const o = checkOptions<SyncImageOptions>(options, 'syncImage options', [
-    'source', 'target', 'prefix', 'keep', 'verify', 'force', 'concurrency', 'fromSnapId', 'writeGap', 'bandwidth', 'signal', 'onProgress',
+    'source', 'target', 'prefix', 'keep', 'verify', 'force', 'concurrency', 'inflightBytes', 'fromSnapId', 'writeGap', 'bandwidth', 'signal', 'onProgress',
   ]);
   if (!(o.source instanceof Image)) throw new TypeError(`source must be an open Image, got ${describe(o.source)}`);
   const source = o.source;
-  const { prefix, keepSource, keepTarget, verify, force, bandwidth } = checkRoundOptions(o);
+  const { prefix, keepSource, keepTarget, verify, force, inflightBytes, bandwidth } = checkRoundOptions(o);
   const signal = checkSignal(o.signal);
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new TypeError('onProgress must be a function');
   const fromSnapId = checkFromSnapId(o.fromSnapId, undefined);
@@ -224,6 +230,7 @@ export async function syncImage(options: SyncImageOptions): Promise<SyncResult> 
       force,
       signal,
       concurrency: o.concurrency,
+      inflightBytes,
       writeGap: o.writeGap,
       bandwidth,
       onProgress: o.onProgress ? (p) => o.onProgress!({ ...p, image: sourceSpec, phase: 'copy' }) : undefined,
@@ -247,6 +254,7 @@ export async function syncImage(options: SyncImageOptions): Promise<SyncResult> 
       bytesZeroed: r.bytesZeroed,
       seconds: (performance.now() - t0) / 1000,
       copySeconds: r.seconds,
+      peakInflightBytes: r.peakInflightBytes,
       verified: verify,
       pruned,
       ...(r.discarded ? { discarded: r.discarded } : {}),
@@ -288,6 +296,11 @@ export interface SyncPoolOptions extends Omit<SyncImageOptions, 'source' | 'targ
   images?: string | string[];
   /** Images synced at the same time (default 2). */
   parallel?: number;
+  /**
+   * Data buffers in flight, in bytes, shared by the images being copied (default 48 MiB): each of
+   * the `parallel` copies gets its share, at least 1 MiB. The same for `bandwidth`.
+   */
+  inflightBytes?: number;
   onProgress?: (p: SyncProgress) => void;
   /** Called as each image finishes (ok or not). */
   onImage?: (r: SyncPoolImageResult) => void;
@@ -305,12 +318,13 @@ export interface SyncPoolResult {
 /** syncImage for every (matching) image of a pool, `parallel` at a time; one failure stops nothing else. */
 export async function syncPool(options: SyncPoolOptions): Promise<SyncPoolResult> {
   const o = checkOptions<SyncPoolOptions>(options, 'syncPool options', [
-    'source', 'target', 'images', 'parallel', 'prefix', 'keep', 'verify', 'force', 'concurrency', 'writeGap', 'bandwidth', 'signal', 'onProgress', 'onImage',
+    'source', 'target', 'images', 'parallel', 'prefix', 'keep', 'verify', 'force', 'concurrency', 'inflightBytes', 'writeGap', 'bandwidth', 'signal', 'onProgress', 'onImage',
   ]);
   if (!(o.source instanceof Pool)) throw new TypeError('source must be a Pool');
   if (!(o.target instanceof Pool)) throw new TypeError('target must be a Pool');
   const parallel = o.parallel === undefined ? 2 : checkUint(o.parallel, 'parallel', { min: 1, max: 64 });
   if (o.concurrency !== undefined) checkUint(o.concurrency, 'concurrency', { min: 1, max: MAX_CONCURRENCY });
+  const inflightBytes = o.inflightBytes === undefined ? undefined : checkInflightBytes(o.inflightBytes);
   const bandwidth = o.bandwidth === undefined ? undefined : checkBandwidth(o.bandwidth);
   if (o.writeGap !== undefined) checkUint(o.writeGap, 'writeGap', { max: 64 << 20 });
   const signal = checkSignal(o.signal);
@@ -349,8 +363,9 @@ export async function syncPool(options: SyncPoolOptions): Promise<SyncPoolResult
           verify: o.verify,
           force: o.force,
           concurrency: o.concurrency,
+          // The pool's buffers and cap shared by the copies running at once.
+          inflightBytes: inflightShare(inflightBytes, workers),
           writeGap: o.writeGap,
-          // The pool's cap shared by the copies running at once.
           bandwidth: bandwidth === undefined ? undefined : Math.max(1, Math.floor(bandwidth / workers)),
           signal,
           onProgress: o.onProgress,

@@ -223,8 +223,11 @@ describe('syncGroup', () => {
       await h2.write(rnd(1 * MiB), 3 * MiB);
       await h1.flush();
       await h2.flush();
-      const r1 = await syncGroup({ source: group, target: { pool: pb }, verify: true });
+      // Two members at once share 4 MiB of buffers: 2 MiB each (unshared, i1's copy would fill to 4).
+      const r1 = await syncGroup({ source: group, target: { pool: pb }, verify: true, inflightBytes: 4 * MiB });
       expect(r1.base).toBeUndefined();
+      expect(r1.members.find((m) => m.image.endsWith(`/${i1}`))!.peakInflightBytes).toBe(2 * MiB);
+      for (const m of r1.members) expect(m.peakInflightBytes).toBeLessThanOrEqual(2 * MiB);
       expect(r1.added.sort()).toEqual([i1, i2].sort());
       expect(r1.verified).toBe(true);
       await expectHeadsCopied(r1, [i1, i2]);
@@ -410,6 +413,7 @@ describe('syncGroup', () => {
     await expect(syncGroup({ source: group, target: { pool: 'x' as unknown as Pool } })).rejects.toThrow(TypeError);
     await expect(syncGroup({ source: group, target: { pool: pb, group: 'a/b' } })).rejects.toThrow(TypeError);
     await expect(syncGroup({ source: group, target: { pool: pb }, parallel: 0 })).rejects.toThrow(RangeError);
+    await expect(syncGroup({ source: group, target: { pool: pb }, inflightBytes: 1000 })).rejects.toThrow(RangeError);
     await expect(syncGroup({ source: group, target: { pool: pb }, keep: { source: 'weekly' } })).rejects.toThrow(RangeError);
     await expect(syncGroup({ source: group, target: { pool: pb }, bogus: 1 } as never)).rejects.toThrow(TypeError);
     expect(await groupSnaps(A, `${A.pool}/${group.name}`)).toEqual([]);

@@ -134,7 +134,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
       trace('finish an interrupted last step');
       return {
         bytesRead: 0, bytesWritten: 0, bytesZeroed: 0, extents: 0,
-        seconds: (performance.now() - started) / 1000, dataSeconds: 0,
+        seconds: (performance.now() - started) / 1000, dataSeconds: 0, peakInflightBytes: 0,
         resumed: true,
         snapshot: toId,
         ...(fromSnap !== undefined ? { base: fromSnap } : {}),
@@ -169,7 +169,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     srcSnapImage = await srcSnapOpening;
     trace('open source snap');
 
-    const total = { r: 0, w: 0, z: 0, x: 0, ms: 0 };
+    const total = { r: 0, w: 0, z: 0, x: 0, ms: 0, peak: 0 };
     const runJob = async (mode: 'copy' | 'verify', start: number): Promise<NativeCopyResult> => {
       let lastEmit = 0;
       const t0 = performance.now();
@@ -226,11 +226,13 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     const r = await runJob('copy', startOffset);
     if (TRACE) trace(`job: ${JSON.stringify(r)}`);
     total.r += r.bytesRead; total.w += r.bytesWritten; total.z += r.bytesZeroed; total.x += r.extents; total.ms += r.enumerateMs + r.copyMs;
+    total.peak = Math.max(total.peak, r.peakInflightBytes);
     if (r.aborted) throw stopError(signal, target, srcSnapImage);
 
     if (verify) {
       if (o.beforeVerify) await o.beforeVerify(target);
       const v = await runJob('verify', 0);
+      total.peak = Math.max(total.peak, v.peakInflightBytes);
       if (v.aborted) throw stopError(signal, target, srcSnapImage);
       if (v.mismatchOffset >= 0) {
         throw codedError('ERR_VERIFY_MISMATCH', `data differs between source '${source.pool.spec}/${source.name}@${toSnap}' and target '${target.pool.spec}/${target.name}' at offset ${v.mismatchOffset}`, { offset: v.mismatchOffset });
@@ -261,6 +263,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
       extents: total.x,
       seconds: (performance.now() - started) / 1000,
       dataSeconds: total.ms / 1000,
+      peakInflightBytes: total.peak,
       resumed,
       snapshot: toId,
       ...(fromSnap !== undefined ? { base: fromSnap } : {}),
