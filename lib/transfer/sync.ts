@@ -9,6 +9,7 @@ import { isRecordedCopy, readIdentity, sameSource, sourceIdentity, identityKey }
 import { replicate, type ReplicateProgress } from './replicate/run.js';
 import { MAX_CONCURRENCY, checkBandwidth, checkInflightBytes, inflightShare, type DiscardedChanges } from './replicate/options.js';
 import { CHECKPOINT_KEY } from './replicate/checkpoint.js';
+import { heldSnapshots, takeLease, type RoundLease } from './lease.js';
 import type { SnapshotInfo } from '../core/snapshot.js';
 import { parseRetention, selectRetention, type RetentionPolicy } from './retention.js';
 
@@ -169,6 +170,7 @@ export async function syncImage(options: SyncImageOptions): Promise<SyncResult> 
   let target = given;
   const exists = given !== undefined || (await targetPool.listImages()).includes(targetName);
   if (!target && exists) target = await targetPool.openImage(targetName);
+  let lease: RoundLease | undefined;
   try {
     const srcSnaps = await prefixed(source, prefix);
     const tgtSnaps = target ? await prefixed(target, prefix) : [];
@@ -207,6 +209,7 @@ export async function syncImage(options: SyncImageOptions): Promise<SyncResult> 
         `sync: target '${targetSpec}' exists but shares no '${prefix}*' snapshot with '${sourceSpec}' (pass force to overwrite it with a full copy)`,
         { image: source.name, pool: source.pool.name });
     }
+    const resuming = snapshot !== undefined;
     if (!snapshot) {
       let name = syncSnapshotName(prefix);
       // Strictly after every existing one (clock steps, two rounds within a millisecond).
@@ -216,9 +219,11 @@ export async function syncImage(options: SyncImageOptions): Promise<SyncResult> 
         bump += 1;
         name = syncSnapshotName(prefix, new Date(Math.max(bump, Date.now())));
       }
-      await source.createSnapshot(name);
       snapshot = name;
     }
+    // Before the snapshot exists: no other round's pruning may take it, or the base, from this one.
+    lease = await takeLease([source], base === undefined ? [snapshot] : [base, snapshot]);
+    if (!resuming) await source.createSnapshot(snapshot);
 
     const { features } = await source.stat();
     const r = await replicate({
@@ -238,6 +243,7 @@ export async function syncImage(options: SyncImageOptions): Promise<SyncResult> 
 
     base = r.base;
     if (!target) target = await targetPool.openImage(targetName);
+    await lease.release();
     const pruned = {
       source: await prune(source, prefix, keepSource, snapshot, false),
       target: await prune(target, prefix, keepTarget, snapshot, true),
@@ -260,6 +266,7 @@ export async function syncImage(options: SyncImageOptions): Promise<SyncResult> 
       ...(r.discarded ? { discarded: r.discarded } : {}),
     };
   } finally {
+    await lease?.release();
     if (target && target !== given) await target.close();
   }
 }
@@ -270,18 +277,21 @@ export function snapTime(s: { name: string; timestamp: Date }, prefix: string): 
   return m ? new Date(Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6], +m[7])) : s.timestamp;
 }
 
-/** Removes the prefixed snapshots `keep` does not keep, never `newestCommon` nor protected ones. */
+/** Removes the prefixed snapshots `keep` does not keep, never `newestCommon`, protected ones, or those a running round holds (lease.ts). */
 async function prune(image: Image, prefix: string, keep: RetentionPolicy, newestCommon: string, isTarget: boolean): Promise<string[]> {
   const snaps = await prefixed(image, prefix);
   const removed: string[] = [];
   const pruneNames = new Set(selectRetention(snaps.map((s) => ({ name: s.name, timestamp: snapTime(s, prefix) })), keep).prune);
   const excess = snaps.filter((s) => pruneNames.has(s.name));
-  const recorded = isTarget || excess.length === 0 ? new Set<string>() : new Set(Object.keys(await image.listMetadata()));
+  if (excess.length === 0) return [];
+  const meta = await image.listMetadata();
+  // Snapshots a round still running needs (this image is its source; this round's lease is gone).
+  const held = await heldSnapshots(image, meta);
   for (const s of excess) {
-    if (s.name === newestCommon || s.protected) continue;
+    if (s.name === newestCommon || s.protected || held.has(s.name)) continue;
     await image.removeSnapshot(s.name);
     // Its identity record goes with it: the target's (a copy), or the source's after a failback.
-    if (isTarget || recorded.has(identityKey(s.name))) await image.removeMetadata(identityKey(s.name)).catch(() => {});
+    if (isTarget || Object.hasOwn(meta, identityKey(s.name))) await image.removeMetadata(identityKey(s.name)).catch(() => {});
     removed.push(s.name);
   }
   return removed;
