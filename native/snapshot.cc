@@ -99,6 +99,20 @@ Napi::Value Create(const Napi::CallbackInfo& info) {
       [](Napi::Env env, uint64_t& newId) -> Napi::Value { return Napi::Number::New(env, double(newId)); });
 }
 
+// (image): the ids in the header's snap context, read now (librbd's list may predate a removal by
+// another client until its next refresh).
+Napi::Value HeaderIds(const Napi::CallbackInfo& info) {
+  auto img = Unwrap<Image>(info[0], "image");
+  return RunBlocking<std::vector<uint64_t>>(
+      info.Env(), OpContext::For("read snapshot ids", img.get()),
+      [img](std::vector<uint64_t>& ids) { return HeaderSnapIds(img.get(), &ids); },
+      [](Napi::Env env, std::vector<uint64_t>& ids) -> Napi::Value {
+        auto a = Napi::Array::New(env, ids.size());
+        for (uint32_t i = 0; i < ids.size(); i++) a.Set(i, Napi::Number::New(env, double(ids[i])));
+        return a;
+      });
+}
+
 Napi::Value Remove(const Napi::CallbackInfo& info) {
   auto img = Unwrap<Image>(info[0], "image");
   SnapRef s = ArgSnap(info, 1);
@@ -281,6 +295,7 @@ void InitSnapshot(Napi::Env env, Napi::Object exports) {
   exports.Set("unprotectSnapshot", Napi::Function::New(env, Unprotect));
   exports.Set("setSnapshot", Napi::Function::New(env, Set));
   exports.Set("listSnapshots", Napi::Function::New(env, List));
+  exports.Set("snapshotIds", Napi::Function::New(env, HeaderIds));
 }
 
 }  // namespace rbdstream

@@ -33,6 +33,7 @@ export interface NativeCopyResult {
   bytesZeroed: number;
   extents: number;
   doneOffset: number;
+  peakInflightBytes: number;
   aborted: boolean;
   mismatchOffset: number;
   enumerateMs: number;

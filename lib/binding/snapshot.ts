@@ -37,9 +37,11 @@ export interface SnapshotBinding {
   /** Points the handle's reads at a snapshot (null: back to head). */
   setSnapshot(i: ImageHandle, snap: NativeSnapRef | null): Promise<void>;
   listSnapshots(i: ImageHandle): Promise<NativeSnap[]>;
+  /** Every snapshot id (all namespaces) in the image header, read now: one round trip, no refresh. */
+  snapshotIds(i: ImageHandle): Promise<number[]>;
 }
 
 export const snapshotFunctions: Record<keyof SnapshotBinding, true> = {
   createSnapshot: true, removeSnapshot: true, rollbackSnapshot: true, protectSnapshot: true,
-  unprotectSnapshot: true, setSnapshot: true, listSnapshots: true,
+  unprotectSnapshot: true, setSnapshot: true, listSnapshots: true, snapshotIds: true,
 };

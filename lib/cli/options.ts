@@ -62,10 +62,22 @@ export function keepArg(name: string) {
 
 /** A byte rate such as 50M, 1.5G, 800K or 1000000 (K/M/G/T: powers of 1024; per second). */
 export function parseRate(v: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?(?:\/s)?$/i.exec(v.trim());
+  const n = bytesOf(v, true);
+  if (n === undefined) throw new InvalidArgumentError('expected a rate in bytes per second, such as 50M, 1.5G or 800K');
+  return n;
+}
+
+/** A size: 48M, 1G, 65536 (K/M/G/T = 1024^n). */
+export function parseSize(v: string): number {
+  const n = bytesOf(v, false);
+  if (n === undefined) throw new InvalidArgumentError('expected a size in bytes, such as 48M, 1G or 65536');
+  return n;
+}
+
+function bytesOf(v: string, rate: boolean): number | undefined {
+  const m = (rate ? /^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?(?:\/s)?$/i : /^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?$/i).exec(v.trim());
   const n = m ? Number(m[1]) * 1024 ** ' kmgt'.indexOf(m[2].toLowerCase() || ' ') : NaN;
-  if (!Number.isFinite(n) || n < 1) throw new InvalidArgumentError('expected a rate in bytes per second, such as 50M, 1.5G or 800K');
-  return Math.floor(n);
+  return Number.isFinite(n) && n >= 1 ? Math.floor(n) : undefined;
 }
 
 export interface ClusterFlags {
@@ -136,6 +148,7 @@ export function syncOptions(c: Command, help: { force: string; concurrency: stri
     .option('--verify', 'checksum the copied extents on both sides afterwards')
     .option('--force', help.force)
     .option('--concurrency <n>', help.concurrency, intArg('concurrency', 1))
+    .option('--inflight <size>', 'data buffers in flight (default 48M; with several images copied at once, shared by them)', parseSize)
     .option('--write-gap <bytes>', 'write nearby changes as one op, rewriting up to this many unchanged bytes (default 0)', intArg('write-gap'))
     .option('--bwlimit <rate>', 'cap the data sent to the destination, bytes per second (50M, 1.5G; K/M/G = 1024^n)', parseRate);
 }
@@ -148,6 +161,7 @@ export function syncFlags(o: Record<string, unknown>) {
     verify: Boolean(o.verify),
     force: Boolean(o.force),
     concurrency: o.concurrency as number | undefined,
+    inflightBytes: o.inflight as number | undefined,
     writeGap: o.writeGap as number | undefined,
     bandwidth: o.bwlimit as number | undefined,
   };

@@ -29,6 +29,8 @@ import type { Image } from '../core/image.js';
 import { IDENTITY_KEY_PREFIX, identityKey, parseIdentity, sameSource, type SnapshotIdentity } from './identity.js';
 import { replicate, type ReplicateResult } from './replicate/run.js';
 import { CHECKPOINT_KEY, parseCheckpoint } from './replicate/checkpoint.js';
+import { inflightShare } from './replicate/options.js';
+import { heldSnapshots, takeLease, type RoundLease } from './lease.js';
 import { selectRetention, type RetentionPolicy } from './retention.js';
 import { byName, checkRoundOptions, snapTime, syncSnapshotName, type SyncKeep, type SyncProgress } from './sync.js';
 import { Group } from '../core/group.js';
@@ -50,6 +52,11 @@ export interface SyncGroupOptions {
   force?: boolean;
   /** Reads and writes in flight per member (replicate's concurrency). */
   concurrency?: number;
+  /**
+   * Data buffers in flight, in bytes, shared by the members being copied (default 48 MiB): each of
+   * the `parallel` copies gets its share, at least 1 MiB.
+   */
+  inflightBytes?: number;
   /** Members copied at the same time (default 4). */
   parallel?: number;
   /** See ReplicateOptions.writeGap. */
@@ -76,6 +83,8 @@ export interface SyncGroupMemberResult {
   bytesWritten: number;
   bytesZeroed: number;
   copySeconds: number;
+  /** See ReplicateResult.peakInflightBytes. */
+  peakInflightBytes: number;
 }
 
 export interface SyncGroupResult {
@@ -149,7 +158,7 @@ interface Member {
  */
 export async function syncGroup(options: SyncGroupOptions): Promise<SyncGroupResult> {
   const o = checkOptions<SyncGroupOptions>(options, 'syncGroup options', [
-    'source', 'target', 'prefix', 'keep', 'verify', 'force', 'concurrency', 'parallel', 'writeGap', 'bandwidth', 'signal', 'onProgress',
+    'source', 'target', 'prefix', 'keep', 'verify', 'force', 'concurrency', 'inflightBytes', 'parallel', 'writeGap', 'bandwidth', 'signal', 'onProgress',
   ]);
   if (!(o.source instanceof Group)) throw new TypeError(`source must be a Group, got ${describe(o.source)}`);
   const group = o.source;
@@ -157,7 +166,7 @@ export async function syncGroup(options: SyncGroupOptions): Promise<SyncGroupRes
   if (!(t.pool instanceof Pool)) throw new TypeError(`target.pool must be a Pool, got ${describe(t.pool)}`);
   const tpool = t.pool;
   const tgroupName = t.group === undefined ? group.name : checkGroupName(t.group, 'target.group');
-  const { prefix, keepSource, keepTarget, verify, force, bandwidth } = checkRoundOptions(o);
+  const { prefix, keepSource, keepTarget, verify, force, inflightBytes, bandwidth } = checkRoundOptions(o);
   const parallel = o.parallel === undefined ? DEFAULT_PARALLEL : checkUint(o.parallel, 'parallel', { min: 1, max: 64 });
   const signal = checkSignal(o.signal);
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new TypeError('onProgress must be a function');
@@ -173,6 +182,7 @@ export async function syncGroup(options: SyncGroupOptions): Promise<SyncGroupRes
   const targetGroupSpec = `${tpool.spec}/${tgroupName}`;
   const openedPools: Pool[] = [];
   const members: Member[] = [];
+  let lease: RoundLease | undefined;
   try {
     // --- the members, and what each side holds -------------------------------------------------
     const [infos, fsid, targetImages, targetGroups] = await Promise.all([
@@ -283,8 +293,19 @@ export async function syncGroup(options: SyncGroupOptions): Promise<SyncGroupRes
     signal?.throwIfAborted();
 
     // --- a new point -------------------------------------------------------------------------
+    const newName = snapshot === undefined ? roundName(prefix, [...gsnaps.map((s) => s.name), ...tgroupSnapNames]) : undefined;
+    // Before the point exists: no other round's pruning may take it, the base or the anchors diffed from.
+    const needed = new Set([snapshot ?? newName!, (snapshot ?? newName!) + ANCHOR_SUFFIX]);
+    for (const m of members) {
+      const base = baseOf(m);
+      if (base === undefined) continue;
+      needed.add(base);
+      const anchor = anchorFor(m, base, m.gids.get(base)!);
+      if (anchor !== undefined) needed.add(anchor);
+    }
+    lease = await takeLease(members.map((m) => m.image), [...needed]);
     if (snapshot === undefined) {
-      snapshot = roundName(prefix, [...gsnaps.map((s) => s.name), ...tgroupSnapNames]);
+      snapshot = newName!;
       const anchor = snapshot + ANCHOR_SUFFIX;
       if (method === 'anchor') await Promise.all(members.map((m) => m.image.createSnapshot(anchor)));
       try {
@@ -314,7 +335,7 @@ export async function syncGroup(options: SyncGroupOptions): Promise<SyncGroupRes
       }
       const base = baseOf(m);
       if (hasCopy(m, snap)) {
-        return { image: m.spec, target: tspec, mode: base ? 'incremental' : 'full', ...(base ? { base } : {}), skipped: true, resumed: false, bytesRead: 0, bytesWritten: 0, bytesZeroed: 0, copySeconds: 0 };
+        return { image: m.spec, target: tspec, mode: base ? 'incremental' : 'full', ...(base ? { base } : {}), skipped: true, resumed: false, bytesRead: 0, bytesWritten: 0, bytesZeroed: 0, copySeconds: 0, peakInflightBytes: 0 };
       }
       const fromSnapId = base === undefined ? undefined : m.gids.get(base)!;
       const anchor = fromSnapId === undefined ? undefined : anchorFor(m, base!, fromSnapId);
@@ -330,6 +351,7 @@ export async function syncGroup(options: SyncGroupOptions): Promise<SyncGroupRes
         verify,
         force,
         concurrency: o.concurrency,
+        inflightBytes: inflightShare(inflightBytes, workers),
         writeGap: o.writeGap,
         bandwidth: share,
         signal,
@@ -338,6 +360,7 @@ export async function syncGroup(options: SyncGroupOptions): Promise<SyncGroupRes
       return {
         image: m.spec, target: tspec, mode: base ? 'incremental' : 'full', ...(base ? { base: r.base ?? base } : {}), skipped: false,
         resumed: r.resumed, bytesRead: r.bytesRead, bytesWritten: r.bytesWritten, bytesZeroed: r.bytesZeroed, copySeconds: r.seconds,
+        peakInflightBytes: r.peakInflightBytes,
       };
     };
     await Promise.all(Array.from({ length: workers }, async () => {
@@ -376,6 +399,7 @@ export async function syncGroup(options: SyncGroupOptions): Promise<SyncGroupRes
     }
 
     // --- prune ----------------------------------------------------------------------------------
+    await lease.release();
     const pruned = {
       source: await pruneSource(group, members, prefix, keepSource, snap),
       target: await pruneTarget(tg, members, prefix, keepTarget, snap),
@@ -398,6 +422,7 @@ export async function syncGroup(options: SyncGroupOptions): Promise<SyncGroupRes
       pruned,
     };
   } finally {
+    await lease?.release();
     await Promise.allSettled(members.flatMap((m) => [m.image.close(), m.target?.close()]));
     await Promise.allSettled(openedPools.map((p) => p.close()));
   }
@@ -446,12 +471,14 @@ function beyondKeep(names: string[], prefix: string, keep: RetentionPolicy, newe
 /** Source: group snapshots beyond keep, with their anchors; anchors of group snapshots gone. */
 async function pruneSource(group: Group, members: Member[], prefix: string, keep: RetentionPolicy, newest: string): Promise<string[]> {
   const names = (await group.listSnapshots()).map((s) => s.name).filter((n) => isRound(n, prefix));
-  const prune = beyondKeep(names, prefix, keep, newest);
+  const beyond = beyondKeep(names, prefix, keep, newest);
+  const held = beyond.length > 0 || members.some((m) => m.anchors.size > 0) ? await heldByAny(members.map((m) => m.image)) : new Set<string>();
+  const prune = beyond.filter((g) => !held.has(g));
   for (const g of prune) await group.removeSnapshot(g);
   const remaining = new Set(names.filter((n) => !prune.includes(n)));
   for (const m of members) {
     for (const g of m.anchors.keys()) {
-      if (!remaining.has(g) && g !== newest) await m.image.removeSnapshot(g + ANCHOR_SUFFIX);
+      if (!remaining.has(g) && g !== newest && !held.has(g + ANCHOR_SUFFIX)) await m.image.removeSnapshot(g + ANCHOR_SUFFIX);
     }
   }
   return prune;
@@ -460,21 +487,37 @@ async function pruneSource(group: Group, members: Member[], prefix: string, keep
 /** Target: group snapshots beyond keep, with the members' user snapshots (and identity records) of the same names. */
 async function pruneTarget(tg: Group, members: Member[], prefix: string, keep: RetentionPolicy, newest: string): Promise<string[]> {
   const names = (await tg.listSnapshots()).map((s) => s.name).filter((n) => isRound(n, prefix));
-  const prune = beyondKeep(names, prefix, keep, newest);
-  for (const g of prune) await tg.removeSnapshot(g);
-  const gone = new Set(prune);
-  const pool = tg.pool;
-  for (const m of members) {
-    const t = m.target ?? (await pool.openImage(m.name));
-    try {
+  const beyond = beyondKeep(names, prefix, keep, newest);
+  if (beyond.length === 0) return [];
+  const targets: Image[] = [];
+  const opened: Image[] = [];
+  try {
+    for (const m of members) {
+      const t = m.target ?? (await tg.pool.openImage(m.name));
+      if (t !== m.target) opened.push(t);
+      targets.push(t);
+    }
+    // A round running the other way (these images its source) may need some of them.
+    const held = await heldByAny(targets);
+    const prune = beyond.filter((g) => !held.has(g));
+    for (const g of prune) await tg.removeSnapshot(g);
+    const gone = new Set(prune);
+    for (const t of targets) {
       for (const s of await t.listSnapshots()) {
         if (!gone.has(s.name) || s.protected) continue;
         await t.removeSnapshot(s.name);
         await t.removeMetadata(identityKey(s.name)).catch(() => {});
       }
-    } finally {
-      if (t !== m.target) await t.close();
     }
+    return prune;
+  } finally {
+    await Promise.allSettled(opened.map((t) => t.close()));
   }
-  return prune;
+}
+
+/** The snapshot names unexpired round leases on any of these images hold. */
+async function heldByAny(images: Image[]): Promise<Set<string>> {
+  const held = new Set<string>();
+  for (const h of await Promise.all(images.map((i) => heldSnapshots(i)))) for (const s of h) held.add(s);
+  return held;
 }

@@ -7,8 +7,9 @@ import { Image } from '../core/image.js';
 import { Pool } from '../core/pool.js';
 import { isRecordedCopy, readIdentity, sameSource, sourceIdentity, identityKey } from './identity.js';
 import { replicate, type ReplicateProgress } from './replicate/run.js';
-import { MAX_CONCURRENCY, checkBandwidth, type DiscardedChanges } from './replicate/options.js';
+import { MAX_CONCURRENCY, checkBandwidth, checkInflightBytes, inflightShare, type DiscardedChanges } from './replicate/options.js';
 import { CHECKPOINT_KEY } from './replicate/checkpoint.js';
+import { heldSnapshots, takeLease, type RoundLease } from './lease.js';
 import type { SnapshotInfo } from '../core/snapshot.js';
 import { parseRetention, selectRetention, type RetentionPolicy } from './retention.js';
 
@@ -38,6 +39,8 @@ export interface SyncImageOptions {
    */
   force?: boolean;
   concurrency?: number;
+  /** Data buffers in flight, in bytes (see ReplicateOptions.inflightBytes; default 48 MiB). */
+  inflightBytes?: number;
   /**
    * Base this round on the source snapshot with this id (any namespace: e.g. a mirror snapshot, or a
    * trashed one) instead of the newest common '<prefix>*' snapshot. The target's base is the snapshot
@@ -75,6 +78,8 @@ export interface SyncResult {
   seconds: number;
   /** The data copy alone (replicate). */
   copySeconds: number;
+  /** See ReplicateResult.peakInflightBytes. */
+  peakInflightBytes: number;
   verified: boolean;
   pruned: { source: string[]; target: string[] };
   /**
@@ -103,7 +108,8 @@ export async function prefixed(image: Image, prefix: string): Promise<SnapshotIn
 
 /** The options every sync round checks the same way (syncImage, syncGroup). */
 export interface RoundOptions {
-  prefix?: string; keep?: SyncKeep; verify?: boolean; force?: boolean; concurrency?: number; writeGap?: number; bandwidth?: number;
+  prefix?: string; keep?: SyncKeep; verify?: boolean; force?: boolean; concurrency?: number; inflightBytes?: number; writeGap?: number;
+  bandwidth?: number;
 }
 
 /**
@@ -118,9 +124,10 @@ export function checkRoundOptions(o: RoundOptions) {
   const verify = checkBool(o.verify, 'verify') ?? false;
   const force = checkBool(o.force, 'force') ?? false;
   if (o.concurrency !== undefined) checkUint(o.concurrency, 'concurrency', { min: 1, max: MAX_CONCURRENCY });
+  const inflightBytes = o.inflightBytes === undefined ? undefined : checkInflightBytes(o.inflightBytes);
   const bandwidth = o.bandwidth === undefined ? undefined : checkBandwidth(o.bandwidth);
   if (o.writeGap !== undefined) checkUint(o.writeGap, 'writeGap', { max: 64 << 20 });
-  return { prefix, keepSource, keepTarget, verify, force, bandwidth };
+  return { prefix, keepSource, keepTarget, verify, force, inflightBytes, bandwidth };
 }
 
 /**
@@ -133,11 +140,11 @@ export function checkRoundOptions(o: RoundOptions) {
  */
 export async function syncImage(options: SyncImageOptions): Promise<SyncResult> {
   const o = checkOptions<SyncImageOptions>(options, 'syncImage options', [
-    'source', 'target', 'prefix', 'keep', 'verify', 'force', 'concurrency', 'fromSnapId', 'writeGap', 'bandwidth', 'signal', 'onProgress',
+    'source', 'target', 'prefix', 'keep', 'verify', 'force', 'concurrency', 'inflightBytes', 'fromSnapId', 'writeGap', 'bandwidth', 'signal', 'onProgress',
   ]);
   if (!(o.source instanceof Image)) throw new TypeError(`source must be an open Image, got ${describe(o.source)}`);
   const source = o.source;
-  const { prefix, keepSource, keepTarget, verify, force, bandwidth } = checkRoundOptions(o);
+  const { prefix, keepSource, keepTarget, verify, force, inflightBytes, bandwidth } = checkRoundOptions(o);
   const signal = checkSignal(o.signal);
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new TypeError('onProgress must be a function');
   const fromSnapId = checkFromSnapId(o.fromSnapId, undefined);
@@ -163,6 +170,7 @@ export async function syncImage(options: SyncImageOptions): Promise<SyncResult> 
   let target = given;
   const exists = given !== undefined || (await targetPool.listImages()).includes(targetName);
   if (!target && exists) target = await targetPool.openImage(targetName);
+  let lease: RoundLease | undefined;
   try {
     const srcSnaps = await prefixed(source, prefix);
     const tgtSnaps = target ? await prefixed(target, prefix) : [];
@@ -201,6 +209,7 @@ export async function syncImage(options: SyncImageOptions): Promise<SyncResult> 
         `sync: target '${targetSpec}' exists but shares no '${prefix}*' snapshot with '${sourceSpec}' (pass force to overwrite it with a full copy)`,
         { image: source.name, pool: source.pool.name });
     }
+    const resuming = snapshot !== undefined;
     if (!snapshot) {
       let name = syncSnapshotName(prefix);
       // Strictly after every existing one (clock steps, two rounds within a millisecond).
@@ -210,9 +219,11 @@ export async function syncImage(options: SyncImageOptions): Promise<SyncResult> 
         bump += 1;
         name = syncSnapshotName(prefix, new Date(Math.max(bump, Date.now())));
       }
-      await source.createSnapshot(name);
       snapshot = name;
     }
+    // Before the snapshot exists: no other round's pruning may take it, or the base, from this one.
+    lease = await takeLease([source], base === undefined ? [snapshot] : [base, snapshot]);
+    if (!resuming) await source.createSnapshot(snapshot);
 
     const { features } = await source.stat();
     const r = await replicate({
@@ -224,6 +235,7 @@ export async function syncImage(options: SyncImageOptions): Promise<SyncResult> 
       force,
       signal,
       concurrency: o.concurrency,
+      inflightBytes,
       writeGap: o.writeGap,
       bandwidth,
       onProgress: o.onProgress ? (p) => o.onProgress!({ ...p, image: sourceSpec, phase: 'copy' }) : undefined,
@@ -231,6 +243,7 @@ export async function syncImage(options: SyncImageOptions): Promise<SyncResult> 
 
     base = r.base;
     if (!target) target = await targetPool.openImage(targetName);
+    await lease.release();
     const pruned = {
       source: await prune(source, prefix, keepSource, snapshot, false),
       target: await prune(target, prefix, keepTarget, snapshot, true),
@@ -247,11 +260,13 @@ export async function syncImage(options: SyncImageOptions): Promise<SyncResult> 
       bytesZeroed: r.bytesZeroed,
       seconds: (performance.now() - t0) / 1000,
       copySeconds: r.seconds,
+      peakInflightBytes: r.peakInflightBytes,
       verified: verify,
       pruned,
       ...(r.discarded ? { discarded: r.discarded } : {}),
     };
   } finally {
+    await lease?.release();
     if (target && target !== given) await target.close();
   }
 }
@@ -262,18 +277,21 @@ export function snapTime(s: { name: string; timestamp: Date }, prefix: string): 
   return m ? new Date(Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6], +m[7])) : s.timestamp;
 }
 
-/** Removes the prefixed snapshots `keep` does not keep, never `newestCommon` nor protected ones. */
+/** Removes the prefixed snapshots `keep` does not keep, never `newestCommon`, protected ones, or those a running round holds (lease.ts). */
 async function prune(image: Image, prefix: string, keep: RetentionPolicy, newestCommon: string, isTarget: boolean): Promise<string[]> {
   const snaps = await prefixed(image, prefix);
   const removed: string[] = [];
   const pruneNames = new Set(selectRetention(snaps.map((s) => ({ name: s.name, timestamp: snapTime(s, prefix) })), keep).prune);
   const excess = snaps.filter((s) => pruneNames.has(s.name));
-  const recorded = isTarget || excess.length === 0 ? new Set<string>() : new Set(Object.keys(await image.listMetadata()));
+  if (excess.length === 0) return [];
+  const meta = await image.listMetadata();
+  // Snapshots a round still running needs (this image is its source; this round's lease is gone).
+  const held = await heldSnapshots(image, meta);
   for (const s of excess) {
-    if (s.name === newestCommon || s.protected) continue;
+    if (s.name === newestCommon || s.protected || held.has(s.name)) continue;
     await image.removeSnapshot(s.name);
     // Its identity record goes with it: the target's (a copy), or the source's after a failback.
-    if (isTarget || recorded.has(identityKey(s.name))) await image.removeMetadata(identityKey(s.name)).catch(() => {});
+    if (isTarget || Object.hasOwn(meta, identityKey(s.name))) await image.removeMetadata(identityKey(s.name)).catch(() => {});
     removed.push(s.name);
   }
   return removed;
@@ -288,6 +306,11 @@ export interface SyncPoolOptions extends Omit<SyncImageOptions, 'source' | 'targ
   images?: string | string[];
   /** Images synced at the same time (default 2). */
   parallel?: number;
+  /**
+   * Data buffers in flight, in bytes, shared by the images being copied (default 48 MiB): each of
+   * the `parallel` copies gets its share, at least 1 MiB. The same for `bandwidth`.
+   */
+  inflightBytes?: number;
   onProgress?: (p: SyncProgress) => void;
   /** Called as each image finishes (ok or not). */
   onImage?: (r: SyncPoolImageResult) => void;
@@ -305,12 +328,13 @@ export interface SyncPoolResult {
 /** syncImage for every (matching) image of a pool, `parallel` at a time; one failure stops nothing else. */
 export async function syncPool(options: SyncPoolOptions): Promise<SyncPoolResult> {
   const o = checkOptions<SyncPoolOptions>(options, 'syncPool options', [
-    'source', 'target', 'images', 'parallel', 'prefix', 'keep', 'verify', 'force', 'concurrency', 'writeGap', 'bandwidth', 'signal', 'onProgress', 'onImage',
+    'source', 'target', 'images', 'parallel', 'prefix', 'keep', 'verify', 'force', 'concurrency', 'inflightBytes', 'writeGap', 'bandwidth', 'signal', 'onProgress', 'onImage',
   ]);
   if (!(o.source instanceof Pool)) throw new TypeError('source must be a Pool');
   if (!(o.target instanceof Pool)) throw new TypeError('target must be a Pool');
   const parallel = o.parallel === undefined ? 2 : checkUint(o.parallel, 'parallel', { min: 1, max: 64 });
   if (o.concurrency !== undefined) checkUint(o.concurrency, 'concurrency', { min: 1, max: MAX_CONCURRENCY });
+  const inflightBytes = o.inflightBytes === undefined ? undefined : checkInflightBytes(o.inflightBytes);
   const bandwidth = o.bandwidth === undefined ? undefined : checkBandwidth(o.bandwidth);
   if (o.writeGap !== undefined) checkUint(o.writeGap, 'writeGap', { max: 64 << 20 });
   const signal = checkSignal(o.signal);
@@ -349,8 +373,9 @@ export async function syncPool(options: SyncPoolOptions): Promise<SyncPoolResult
           verify: o.verify,
           force: o.force,
           concurrency: o.concurrency,
+          // The pool's buffers and cap shared by the copies running at once.
+          inflightBytes: inflightShare(inflightBytes, workers),
           writeGap: o.writeGap,
-          // The pool's cap shared by the copies running at once.
           bandwidth: bandwidth === undefined ? undefined : Math.max(1, Math.floor(bandwidth / workers)),
           signal,
           onProgress: o.onProgress,

@@ -79,6 +79,7 @@ Napi::Value CopyStart(const Napi::CallbackInfo& info) {
           r.Set("extents", U(env, j->extentsDone));
           r.Set("bytesTotal", U(env, j->total));
           r.Set("doneOffset", U(env, j->doneOffset));
+          r.Set("peakInflightBytes", U(env, j->peakBytesInFlight));
           r.Set("aborted", Napi::Boolean::New(env, j->aborted));
           r.Set("mismatchOffset", Napi::Number::New(env, double(j->mismatch)));
           r.Set("enumerateMs", Napi::Number::New(env, j->enumerateMs));

@@ -409,6 +409,7 @@ void Pipeline(Job* j) {
     order.push_back({s.off, false});
     inflight++;
     bytesInFlight += slotBytes(s);
+    j->peakBytesInFlight = std::max(j->peakBytesInFlight, bytesInFlight);
     if (o.verify) {
       throttle.sent += s.len;  // target reads
       ensure(s.buf2, s.len);

@@ -75,6 +75,7 @@ struct Job {
   std::vector<Ext> exts;
   uint64_t total = 0, doneBytes = 0, bytesRead = 0, bytesWritten = 0, bytesZeroed = 0, extentsDone = 0;
   uint64_t doneOffset = 0;
+  uint64_t peakBytesInFlight = 0;  // the most buffer bytes held by chunks in flight at once
   double enumerateMs = 0, copyMs = 0;
   bool usedObjectMap = false;
   bool targetTouched = false;  // a write or zeroing was submitted to the target

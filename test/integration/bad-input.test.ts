@@ -346,6 +346,8 @@ add('syncImage: keep unknown key', sy((x) => sOpts(x, { keep: { both: 1 } })), T
 add('syncImage: concurrency 0', sy((x) => sOpts(x, { concurrency: 0 })), R);
 add('syncImage: concurrency huge', sy((x) => sOpts(x, { concurrency: 1e6 })), R);
 add('syncImage: bandwidth 0', sy((x) => sOpts(x, { bandwidth: 0 })), R);
+add('syncImage: inflightBytes below one chunk', sy((x) => sOpts(x, { inflightBytes: 4096 })), R);
+add('syncImage: inflightBytes string', sy((x) => sOpts(x, { inflightBytes: '48M' })), T);
 add('syncImage: bandwidth string', sy((x) => sOpts(x, { bandwidth: '1G' })), T);
 add('syncImage: writeGap NaN', sy((x) => sOpts(x, { writeGap: NaN })), R);
 add('syncImage: verify number', sy((x) => sOpts(x, { verify: 1 })), T);
@@ -361,6 +363,7 @@ add('syncPool: images number', sp((x) => ({ source: x.p, target: x.p, images: 5 
 add("syncPool: image name with '/'", sp((x) => ({ source: x.p, target: x.p, images: ['a/b'] })), T);
 add('syncPool: concurrency -1', sp((x) => ({ source: x.p, target: x.p, images: [], concurrency: -1 })), R);
 add('syncPool: bandwidth NaN', sp((x) => ({ source: x.p, target: x.p, images: [], bandwidth: NaN })), T);
+add('syncPool: inflightBytes over 1 GiB', sp((x) => ({ source: x.p, target: x.p, images: [], inflightBytes: 2 ** 31 })), R);
 add('syncPool: onImage string', sp((x) => ({ source: x.p, target: x.p, onImage: 'x' })), T);
 
 async function drain(it: AsyncIterable<unknown>): Promise<void> {

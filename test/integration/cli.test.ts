@@ -80,6 +80,9 @@ describe('rbd-stream CLI', () => {
     const rate = await cli(['--json', 'sync', ...src(a), '--bwlimit', 'fast', `${a.pool}/${SRC}`]);
     expect(rate.code).toBe(2);
     expect(JSON.parse(rate.stderr).error.message).toMatch(/bytes per second/);
+    const size = await cli(['--json', 'sync', ...src(a), '--inflight', '48MB/s', `${a.pool}/${SRC}`]);
+    expect(size.code).toBe(2);
+    expect(JSON.parse(size.stderr).error.message).toMatch(/size in bytes/);
   });
 
   it('export-diff - | rbd import-diff - and rbd export-diff - | import-diff - (real pipes)', async () => {
@@ -149,10 +152,12 @@ describe('rbd-stream CLI', () => {
       resumed: false, bytesWritten: expect.any(Number), seconds: expect.any(Number), pruned: { source: [], target: [] },
     });
     await rbdCli(a, ['bench', '--io-type', 'write', '--io-size', '4096', '--io-total', '65536', '--io-pattern', 'rand', `${a.pool}/${SRC}`]);
-    const r2 = await cli([...args.slice(0, -1), '--verify', '--bwlimit', '64M', `${a.pool}/${SRC}`]);
+    const r2 = await cli([...args.slice(0, -1), '--verify', '--bwlimit', '64M', '--inflight', '2M', `${a.pool}/${SRC}`]);
     expect(r2.code, r2.stderr).toBe(0);
     const j2 = JSON.parse(r2.stdout);
     expect(j2).toMatchObject({ mode: 'incremental', base: j1.snapshot, verified: true });
+    expect(j2.peakInflightBytes).toBeGreaterThan(0);
+    expect(j2.peakInflightBytes).toBeLessThanOrEqual(2 << 20);
     expect(await rbdExportMd5(b, `${b.pool}/${SRC}@${j2.snapshot}`)).toBe(await rbdExportMd5(a, `${a.pool}/${SRC}@${j2.snapshot}`));
     // A different prefix shares nothing with the target: refused.
     const r3 = await cli([...args.slice(0, -1), '--prefix', 'other-', `${a.pool}/${SRC}`]);

@@ -2,7 +2,7 @@
 // keeps on the target (written in one op each, without librbd's notify): real clusters a → b, the
 // rbd CLI as oracle.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { replicate, syncImage, type Image, type Pool, type Rados } from '../../lib/index.js';
+import { replicate, syncImage, syncPool, type Image, type Pool, type Rados } from '../../lib/index.js';
 import { A, B as maybeB, KiB, MiB, connectTo, purgeImages, uniq } from '../support/helpers.js';
 import { rbdCli, rbdExportMd5 } from '../support/clusters.js';
 
@@ -65,8 +65,13 @@ describe('replicate: in-flight bounds', () => {
       const dst = uniq('inflight-dst');
       onB.push(dst);
       const { name: _, ...tuning } = c;
-      await replicate({ source: src, toSnapshot: 's0', target: { pool: pb, name: dst, create: {} }, ...tuning });
+      const full = await replicate({ source: src, toSnapshot: 's0', target: { pool: pb, name: dst, create: {} }, ...tuning });
+      // 16 MiB of data: the pipeline fills to the tighter of its two bounds, never past the bytes one.
+      expect(full.peakInflightBytes).toBe(Math.min(c.inflightBytes, c.concurrency * c.chunkSize));
       const r = await replicate({ source: src, fromSnapshot: 's0', toSnapshot: 's1', target: { pool: pb, name: dst }, ...tuning, verify: true });
+      // verify reads both sides: a chunk holds two buffers, and one chunk always goes.
+      expect(r.peakInflightBytes).toBeGreaterThan(0);
+      expect(r.peakInflightBytes).toBeLessThanOrEqual(Math.max(c.inflightBytes, 2 * c.chunkSize));
       expect(r.bytesWritten).toBeGreaterThan(0);
       expect(r.dataSeconds).toBeGreaterThan(0);
       expect(r.dataSeconds).toBeLessThanOrEqual(r.seconds);
@@ -102,6 +107,40 @@ describe('replicate: bandwidth', () => {
     // one 1 MiB chunk of burst, then 3 MiB at 4 MiB/s
     expect(second.copySeconds).toBeGreaterThanOrEqual(0.75 - 0.05);
     expect(await md5(B, `${name}@${second.snapshot}`)).toBe(await md5(A, `${srcName}@${second.snapshot}`));
+  }, 120_000);
+});
+
+describe('inflightBytes in sync rounds', () => {
+  it('syncImage passes it on; syncPool shares it between the images copied at once (each its share, none more)', async () => {
+    const names = [uniq('inflight-pa'), uniq('inflight-pb')];
+    onA.push(...names);
+    for (const [i, n] of names.entries()) {
+      await pa.createImage(n, 8 * MiB);
+      const h = await pa.openImage(n);
+      await h.write(pattern(8 * MiB, 40 + i), 0);
+      await h.close();
+    }
+    onB.push(...names);
+    // Two at once sharing 4 MiB: 2 MiB each (two 1 MiB chunks). Unshared, each copy would fill to 4 MiB.
+    const r = await syncPool({ source: pa, target: pb, images: names, parallel: 2, inflightBytes: 4 * MiB, prefix: 'infl-' });
+    expect(r.summary).toMatchObject({ total: 2, ok: 2 });
+    for (const x of r.images) {
+      if (!x.ok) throw new Error(`${x.name}: ${x.error.code} ${x.error.message}`);
+      expect(x.mode).toBe('full');
+      expect(x.peakInflightBytes).toBe(2 * MiB);
+      expect(await md5(B, `${x.name}@${x.snapshot}`)).toBe(await md5(A, `${x.name}@${x.snapshot}`));
+    }
+    // One image alone gets the whole of it.
+    const h = await pa.openImage(names[0]);
+    try {
+      await h.write(pattern(8 * MiB, 77), 0);
+      const one = await syncImage({ source: h, target: { pool: pb }, inflightBytes: 3 * MiB, prefix: 'infl-' });
+      expect(one.mode).toBe('incremental');
+      expect(one.peakInflightBytes).toBe(3 * MiB);
+      expect(await md5(B, `${names[0]}@${one.snapshot}`)).toBe(await md5(A, `${names[0]}@${one.snapshot}`));
+    } finally {
+      await h.close();
+    }
   }, 120_000);
 });
 

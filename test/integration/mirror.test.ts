@@ -720,6 +720,9 @@ describe('rbd-stream failback --mirror', () => {
     const verify = await cli(failbackArgs('--verify', '--writers-stopped', `${POOL}/x`));
     expect(verify.code).toBe(2);
     expect(JSON.parse(verify.stdout).error.message).toMatch(/--verify is for snapshot-sync failback/);
+    const inflight = await cli(failbackArgs('--inflight', '8M', '--writers-stopped', `${POOL}/x`));
+    expect(inflight.code).toBe(2);
+    expect(JSON.parse(inflight.stdout).error.message).toMatch(/--inflight is for snapshot-sync failback/);
   });
 
   it('split-brain: refused without --force (ERR_SPLIT_BRAIN, exit 4, nothing changed); with --force A is resynced from B', async () => {

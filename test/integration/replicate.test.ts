@@ -609,6 +609,46 @@ describe('replicate: interruption and resume', () => {
   }, 120_000);
 });
 
+describe('replicate: the source snapshot removed under the copy', () => {
+  it('ENOENT (its reads returned zeros), no target snapshot; the next copy from the same base redoes what that one wrote, without force', async () => {
+    const srcName = uniq('rrm-src', A);
+    const dst = uniq('rrm-dst', B);
+    await pa.createImage(srcName, 16 * MiB);
+    const src = await pa.openImage(srcName);
+    const other = await pa.openImage(srcName); // another client's handle
+    try {
+      const rnd = prng(7);
+      await src.write(randomData(rnd, 16 * MiB), 0);
+      await src.createSnapshot('base');
+      await replicate({ source: src, toSnapshot: 'base', target: { pool: pb, name: dst, create: {} } });
+      await src.write(randomData(rnd, 8 * MiB), 4 * MiB);
+      await src.createSnapshot('gone');
+      // 8 MiB at 4 MiB/s: the snapshot is removed while most of it is still to be read.
+      let removing: Promise<void> | undefined;
+      const err = await replicate({
+        source: src, fromSnapshot: 'base', toSnapshot: 'gone', target: { pool: pb, name: dst }, bandwidth: 4 * MiB,
+        onProgress: () => { removing ??= other.removeSnapshot('gone'); },
+      }).then(() => undefined, (e: unknown) => e as Error & { code?: string });
+      await removing;
+      expect(err?.code).toBe('ENOENT');
+      expect(err?.message).toMatch(/source snapshot 'gone' .* was removed during the copy/);
+      const snaps = JSON.parse(await rbdCli(B, ['snap', 'ls', '--format', 'json', `${B.pool}/${dst}`])) as { name: string }[];
+      expect(snaps.map((x) => x.name)).toEqual(['base']);
+
+      // The head holds part of that copy: ours (the checkpoint names this base), so it is redone.
+      await src.write(randomData(rnd, MiB), 14 * MiB);
+      await src.createSnapshot('next');
+      const r = await replicate({ source: src, fromSnapshot: 'base', toSnapshot: 'next', target: { pool: pb, name: dst } });
+      expect(r.base).toBe('base');
+      expect(r.discarded).toBeUndefined();
+      expect(await md5(B, `${dst}@next`)).toBe(await md5(A, `${srcName}@next`));
+    } finally {
+      await other.close();
+      await src.close();
+    }
+  }, 120_000);
+});
+
 describe('replicate: sparse', () => {
   it('1 GiB image with 10 MiB written copies ≤ 12 MiB of data', async () => {
     const srcName = uniq('rs-src', A);

@@ -223,8 +223,11 @@ describe('syncGroup', () => {
       await h2.write(rnd(1 * MiB), 3 * MiB);
       await h1.flush();
       await h2.flush();
-      const r1 = await syncGroup({ source: group, target: { pool: pb }, verify: true });
+      // Two members at once share 4 MiB of buffers: 2 MiB each (unshared, i1's copy would fill to 4).
+      const r1 = await syncGroup({ source: group, target: { pool: pb }, verify: true, inflightBytes: 4 * MiB });
       expect(r1.base).toBeUndefined();
+      expect(r1.members.find((m) => m.image.endsWith(`/${i1}`))!.peakInflightBytes).toBe(2 * MiB);
+      for (const m of r1.members) expect(m.peakInflightBytes).toBeLessThanOrEqual(2 * MiB);
       expect(r1.added.sort()).toEqual([i1, i2].sort());
       expect(r1.verified).toBe(true);
       await expectHeadsCopied(r1, [i1, i2]);
@@ -391,6 +394,53 @@ describe('syncGroup', () => {
     expect(await groupSnaps(B, `${B.pool}/${g}`)).toEqual([snap]);
   }, 120_000);
 
+  it('round leases: a round holds its base and new point on every member while it runs; pruning skips points of unexpired leases and removes expired ones', async () => {
+    const { group, names: [i1, i2] } = await makeGroup('sgl', [4 * MiB, 4 * MiB]);
+    const LEASE = 'rbd-stream.round.';
+    const leases = async (name: string) => {
+      const out = await rbdCli(A, ['image-meta', 'list', '--format', 'json', `${A.pool}/${name}`]);
+      const all = (out.trim() ? JSON.parse(out) : {}) as Record<string, string>; // none: no output at all
+      return Object.fromEntries(Object.entries(all).filter(([k]) => k.startsWith(LEASE)));
+    };
+    const write = async (name: string) => {
+      const h = await pa.openImage(name);
+      await h.write(rnd(MiB), MiB);
+      await h.close();
+    };
+    const rounds: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      await write(i1);
+      rounds.push((await syncGroup({ source: group, target: { pool: pb } })).snapshot);
+    }
+    const [g1, g2, g3] = rounds;
+    const rec = (snaps: string[], expires: number) => JSON.stringify({ snapshots: snaps, expires, host: 'elsewhere', pid: 1 });
+    await rbdCli(A, ['image-meta', 'set', `${A.pool}/${i2}`, `${LEASE}live`, rec([g1], Date.now() + 3600_000)]);
+    await rbdCli(A, ['image-meta', 'set', `${A.pool}/${i1}`, `${LEASE}dead`, rec([g2], Date.now() - 1000)]);
+    await write(i1);
+    await write(i2);
+    // 1 MiB per member at 1 MiB/s each: the lease is read while the round copies.
+    let seen: Promise<Record<string, string>[]> | undefined;
+    const r = await syncGroup({
+      source: group, target: { pool: pb }, keep: { source: 1, target: 1 }, bandwidth: 2 * MiB,
+      onProgress: () => { seen ??= Promise.all([leases(i1), leases(i2)]); },
+    });
+    const during = await seen!;
+    const own = (m: Record<string, string>) => Object.entries(m).filter(([k]) => !k.endsWith('.live') && !k.endsWith('.dead'));
+    const [o1, o2] = during.map(own);
+    expect(o1).toHaveLength(1);
+    expect(o2).toEqual(o1); // the same lease on every member
+    const held = (JSON.parse(o1[0][1]) as { snapshots: string[] }).snapshots;
+    expect(held).toEqual(expect.arrayContaining([g3, r.snapshot]));
+    expect(r.base).toBe(g3);
+    // g1 is held by the live lease; g2's lease expired.
+    expect(r.pruned.source).toEqual([g2, g3]);
+    expect(r.pruned.target).toEqual([g1, g2, g3]);
+    expect((await groupSnaps(A, `${A.pool}/${group.name}`)).sort()).toEqual([g1, r.snapshot]);
+    expect(Object.keys(await leases(i1))).toEqual([]);
+    expect(Object.keys(await leases(i2))).toEqual([`${LEASE}live`]);
+    await expectHeadsCopied(r, [i1, i2]);
+  }, 120_000);
+
   it('verify: every member is checksummed on both sides', async () => {
     const { group, names } = await makeGroup('sgv', [4 * MiB, 4 * MiB]);
     const h = await pa.openImage(names[1]);
@@ -410,6 +460,7 @@ describe('syncGroup', () => {
     await expect(syncGroup({ source: group, target: { pool: 'x' as unknown as Pool } })).rejects.toThrow(TypeError);
     await expect(syncGroup({ source: group, target: { pool: pb, group: 'a/b' } })).rejects.toThrow(TypeError);
     await expect(syncGroup({ source: group, target: { pool: pb }, parallel: 0 })).rejects.toThrow(RangeError);
+    await expect(syncGroup({ source: group, target: { pool: pb }, inflightBytes: 1000 })).rejects.toThrow(RangeError);
     await expect(syncGroup({ source: group, target: { pool: pb }, keep: { source: 'weekly' } })).rejects.toThrow(RangeError);
     await expect(syncGroup({ source: group, target: { pool: pb }, bogus: 1 } as never)).rejects.toThrow(TypeError);
     expect(await groupSnaps(A, `${A.pool}/${group.name}`)).toEqual([]);

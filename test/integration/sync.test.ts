@@ -140,3 +140,84 @@ describe('syncPool', () => {
     expect(r2.images.every((x) => x.ok && x.mode === 'incremental')).toBe(true);
   });
 });
+
+describe('round leases: a running round keeps its snapshots from other rounds\' pruning', () => {
+  const LEASE = 'rbd-stream.round.';
+  const fill = (len: number, seed: number) => {
+    const buf = Buffer.alloc(len);
+    for (let i = 0; i < len; i += 4) buf.writeUInt32LE(((Math.imul(i + 1, 2654435761) + seed) | 1) >>> 0, i);
+    return buf;
+  };
+  const leases = async (c: TestCluster, name: string) => {
+    const out = await rbdCli(c, ['image-meta', 'list', '--format', 'json', `${c.pool}/${name}`]);
+    const list = (out.trim() ? JSON.parse(out) : {}) as Record<string, string>; // no metadata: no output at all
+    return Object.fromEntries(Object.entries(list).filter(([k]) => k.startsWith(LEASE)));
+  };
+
+  it('a round to a second target (keep 1) leaves a running round\'s base and new snapshot; the running round completes and drops its lease', async () => {
+    const name = `${tag}-lease`;
+    const [t1, t2] = [`${name}-t1`, `${name}-t2`];
+    made.push([a, name], [b, t1], [b, t2]);
+    await pa.createImage(name, 16 * MiB);
+    const src = await pa.openImage(name);
+    const other = await pa.openImage(name); // the second round's own handle, as another process would have
+    try {
+      await src.write(fill(8 * MiB, 1), 0);
+      const f1 = await syncImage({ source: src, target: { pool: pb, name: t1 }, prefix: 'ls-' });
+      const f2 = await syncImage({ source: src, target: { pool: pb, name: t2 }, prefix: 'ls-' });
+      await src.write(fill(8 * MiB, 2), 4 * MiB);
+      // Round X to t1: 8 MiB at 4 MiB/s, so it is still copying while round Y runs.
+      let copying!: () => void;
+      const started = new Promise<void>((r) => { copying = r; });
+      const x = syncImage({ source: src, target: { pool: pb, name: t1 }, prefix: 'ls-', bandwidth: 4 * MiB, onProgress: () => copying() });
+      x.catch(() => {});
+      await started;
+      const held = Object.values(await leases(a, name)).map((v) => JSON.parse(v) as { snapshots: string[]; expires: number });
+      expect(held).toHaveLength(1);
+      expect(held[0].snapshots[0]).toBe(f1.snapshot);
+      expect(held[0].expires).toBeGreaterThan(Date.now());
+      const xSnap = held[0].snapshots[1];
+
+      const y = await syncImage({ source: other, target: { pool: pb, name: t2 }, prefix: 'ls-', keep: { source: 1, target: 1 } });
+      expect(y.base).toBe(f2.snapshot);
+      // Without the lease, keep 1 would prune X's base and the snapshot X is reading, too.
+      expect(y.pruned.source).toEqual([f2.snapshot]);
+      expect(await snapNames(a, name)).toEqual([f1.snapshot, xSnap, y.snapshot].sort());
+
+      const rx = await x;
+      expect(rx).toMatchObject({ mode: 'incremental', base: f1.snapshot, snapshot: xSnap });
+      expect(await rbdExportMd5(b, `${b.pool}/${t1}@${xSnap}`)).toBe(await rbdExportMd5(a, `${a.pool}/${name}@${xSnap}`));
+      expect(await leases(a, name)).toEqual({});
+    } finally {
+      await src.close();
+      await other.close();
+    }
+  }, 120_000);
+
+  it('pruning skips snapshots of an unexpired lease, ignores and removes expired ones, leaves records it cannot read', async () => {
+    const name = `${tag}-lease2`;
+    made.push([a, name], [b, name]);
+    await pa.createImage(name, 4 * MiB);
+    const src = await pa.openImage(name);
+    try {
+      const rounds: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        await src.write(fill(256 * 1024, 10 + i), i * MiB);
+        rounds.push((await syncImage({ source: src, target: { pool: pb }, prefix: 'lx-' })).snapshot);
+      }
+      const [s1, s2, s3] = rounds;
+      const spec = `${a.pool}/${name}`;
+      const rec = (snaps: string[], expires: number) => JSON.stringify({ snapshots: snaps, expires, host: 'elsewhere', pid: 1 });
+      await rbdCli(a, ['image-meta', 'set', spec, `${LEASE}live`, rec([s1], Date.now() + 3600_000)]);
+      await rbdCli(a, ['image-meta', 'set', spec, `${LEASE}dead`, rec([s2], Date.now() - 1000)]);
+      await rbdCli(a, ['image-meta', 'set', spec, `${LEASE}junk`, 'not json']);
+      const r = await syncImage({ source: src, target: { pool: pb }, prefix: 'lx-', keep: { source: 1, target: 1 } });
+      expect(r.pruned.source).toEqual([s2, s3]);
+      expect(r.pruned.target).toEqual([s1, s2, s3]); // the lease is the source's: a round reads its source
+      expect(await snapNames(a, name)).toEqual([s1, r.snapshot].sort());
+      expect(Object.keys(await leases(a, name)).sort()).toEqual([`${LEASE}junk`, `${LEASE}live`]);
+    } finally {
+      await src.close();
+    }
+  }, 120_000);
+});

@@ -143,7 +143,7 @@ function runCli(cmd: string, args: string[], opts: CliOptions = {}): Promise<Buf
       clearTimeout(timer);
       if (code === 0) return resolve(Buffer.concat(out));
       const why = timedOut ? `timed out after ${timeoutMs} ms` : `exit ${code ?? signal}`;
-      reject(new Error(`${cmd} ${args.join(' ')}: ${why}\n${Buffer.concat(err).toString('utf8').trim()}`));
+      reject(Object.assign(new Error(`${cmd} ${args.join(' ')}: ${why}\n${Buffer.concat(err).toString('utf8').trim()}`), { crashed: !timedOut && signal !== null }));
     });
     child.stdin.on('error', () => { /* EPIPE if the CLI exits early; reported via exit code */ });
     child.stdin.end(opts.input ?? undefined);
@@ -155,8 +155,27 @@ export function rbdCli(c: TestCluster, args: string[], opts: CliOptions & { buff
 export function rbdCli(c: TestCluster, args: string[], opts?: CliOptions & { buffer?: false }): Promise<string>;
 export async function rbdCli(c: TestCluster, args: string[], opts: CliOptions = {}): Promise<string | Buffer> {
   const t = Math.max(1, Math.floor((opts.timeoutMs ?? 60_000) / 1000));
-  const out = await runCli('rbd', [...clusterArgs(c), `--client_mount_timeout=${t}`, ...args], opts);
+  const out = await oracleRetry(args, () => runCli('rbd', [...clusterArgs(c), `--client_mount_timeout=${t}`, ...args], opts));
   return opts.buffer ? out : out.toString('utf8');
+}
+
+const READ_VERBS = new Set(['diff', 'export', 'info', 'ls', 'list', 'du', 'status', 'get', '--version']);
+/**
+ * Runs a read-only `rbd` command again, once, when the CLI died of a signal: Tentacle's rbd (20.2.4)
+ * was seen to abort inside librbd (std::system_error "Invalid argument" on an io_context thread)
+ * during `rbd diff` with six suites on the machine. The oracle crashing says nothing about the
+ * image; a command that changes something is never repeated.
+ */
+async function oracleRetry<T>(args: string[], run: () => Promise<T>): Promise<T> {
+  const verbs = args.filter((a) => !a.startsWith('-') || a === '--version').slice(0, 2);
+  const readOnly = verbs.length > 0 && (READ_VERBS.has(verbs[0]) || (verbs.length > 1 && READ_VERBS.has(verbs[1])));
+  try {
+    return await run();
+  } catch (e) {
+    if (!readOnly || !(e as { crashed?: boolean }).crashed) throw e;
+    console.warn(`[oracle] rbd ${verbs.join(' ')} died of a signal; running it again once:\n${String((e as Error).message).split('\n').slice(0, 3).join('\n')}`);
+    return run();
+  }
 }
 
 /** Runs the `ceph` CLI against `c` (with --connect-timeout); returns stdout. */
@@ -174,6 +193,10 @@ export async function cephCli(c: TestCluster, args: string[], opts: CliOptions =
  * pool) as produced by `rbd export <spec> -`, hashed while streaming.
  */
 export function rbdExportMd5(c: TestCluster, spec: string, opts: { timeoutMs?: number } = {}): Promise<string> {
+  return oracleRetry(['export'], () => exportMd5Once(c, spec, opts));
+}
+
+function exportMd5Once(c: TestCluster, spec: string, opts: { timeoutMs?: number }): Promise<string> {
   const fullSpec = spec.includes('/') ? spec : `${c.pool}/${spec}`;
   const timeoutMs = opts.timeoutMs ?? 300_000;
   return new Promise((resolve, reject) => {
@@ -193,7 +216,7 @@ export function rbdExportMd5(c: TestCluster, spec: string, opts: { timeoutMs?: n
       clearTimeout(timer);
       if (code === 0) return resolve(hash.digest('hex'));
       const why = timedOut ? `timed out after ${timeoutMs} ms` : `exit ${code ?? signal}`;
-      reject(new Error(`rbd ${args.join(' ')}: ${why}\n${Buffer.concat(err).toString('utf8').trim()}`));
+      reject(Object.assign(new Error(`rbd ${args.join(' ')}: ${why}\n${Buffer.concat(err).toString('utf8').trim()}`), { crashed: !timedOut && signal !== null }));
     });
   });
 }

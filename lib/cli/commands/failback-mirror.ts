@@ -59,7 +59,8 @@ export interface MirrorFailbackImage {
 
 /** Flags that only mean something to a snapshot sync (their defaults are allowed). */
 const SYNC_ONLY: [string, string, unknown][] = [
-  ['verify', '--verify', undefined], ['concurrency', '--concurrency', undefined], ['writeGap', '--write-gap', undefined],
+  ['verify', '--verify', undefined], ['concurrency', '--concurrency', undefined], ['inflight', '--inflight', undefined],
+  ['writeGap', '--write-gap', undefined],
   ['bwlimit', '--bwlimit', undefined], ['prefix', '--prefix', 'rbd-sync-'], ['keepSource', '--keep-source', 3], ['keepTarget', '--keep-target', 3],
 ];
 

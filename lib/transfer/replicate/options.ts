@@ -130,6 +130,11 @@ export interface ReplicateResult {
   seconds: number;
   /** The native copy phase alone (diff enumeration and data), without the control steps. */
   dataSeconds: number;
+  /**
+   * The most data-buffer bytes the copy (or verify) held in flight at once: at most inflightBytes,
+   * except that one chunk in flight is always admitted (with verify it holds two buffers).
+   */
+  peakInflightBytes: number;
   /** True when a checkpoint from an interrupted run let this run skip work. */
   resumed: boolean;
   /** The identity recorded for the new target snapshot. */
@@ -190,6 +195,21 @@ export const isImage = (v: unknown): v is Image => v instanceof Image;
 export const DEFAULT_CONCURRENCY = 256;
 export const MAX_CONCURRENCY = 4096;
 export const DEFAULT_INFLIGHT_BYTES = 48 << 20;
+export const DEFAULT_CHUNK_SIZE = 1 << 20;
+
+/** `inflightBytes` option: at least one chunk, at most 1 GiB. */
+export function checkInflightBytes(v: unknown, chunkSize = DEFAULT_CHUNK_SIZE, what = 'inflightBytes'): number {
+  return checkUint(v, what, { min: chunkSize, max: 1 << 30 });
+}
+
+/**
+ * Each of `copies` copies running at once gets this share of a total `inflightBytes` (default
+ * DEFAULT_INFLIGHT_BYTES), at least one chunk: the process's buffers stay bounded by the total
+ * however many copies run (syncPool, syncGroup), as `bandwidth` is shared.
+ */
+export function inflightShare(total: number | undefined, copies: number): number {
+  return Math.max(DEFAULT_CHUNK_SIZE, Math.floor((total ?? DEFAULT_INFLIGHT_BYTES) / Math.max(1, copies)));
+}
 
 /** `bandwidth` option: a positive number of bytes per second, or undefined (0 when none). */
 export function checkBandwidth(v: unknown, what = 'bandwidth'): number {
@@ -218,9 +238,9 @@ export function checkReplicateOptions(options: ReplicateOptions): CheckedReplica
     throw new TypeError('diffFromSnapshot needs a base (fromSnapshot or fromSnapId)');
   }
   const concurrency = o.concurrency === undefined ? DEFAULT_CONCURRENCY : checkUint(o.concurrency, 'concurrency', { min: 1, max: MAX_CONCURRENCY });
-  const chunkSize = o.chunkSize === undefined ? 1 << 20 : checkUint(o.chunkSize, 'chunkSize', { min: 4096, max: 64 << 20 });
+  const chunkSize = o.chunkSize === undefined ? DEFAULT_CHUNK_SIZE : checkUint(o.chunkSize, 'chunkSize', { min: 4096, max: 64 << 20 });
   if (chunkSize % 4096 !== 0) throw new RangeError('chunkSize must be a multiple of 4096');
-  const inflightBytes = o.inflightBytes === undefined ? Math.max(DEFAULT_INFLIGHT_BYTES, chunkSize) : checkUint(o.inflightBytes, 'inflightBytes', { min: chunkSize, max: 1 << 30 });
+  const inflightBytes = o.inflightBytes === undefined ? Math.max(DEFAULT_INFLIGHT_BYTES, chunkSize) : checkInflightBytes(o.inflightBytes, chunkSize);
   const bandwidth = checkBandwidth(o.bandwidth);
   const verify = checkBool(o.verify, 'verify') ?? false;
   const force = checkBool(o.force, 'force') ?? false;

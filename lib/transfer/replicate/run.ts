@@ -118,7 +118,8 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     const tsnaps = allSnaps.filter((s) => s.namespace === 'user');
     // A checkpoint from an interrupted run of this same copy?
     const cp = parseCheckpoint(cpRaw);
-    const matching = cp !== undefined && sameSource(cp.to, toId) && (cp.from === null ? fromId === null : sameSource(cp.from, fromId ?? undefined));
+    const sameFrom = cp !== undefined && (cp.from === null ? fromId === null : sameSource(cp.from, fromId ?? undefined));
+    const matching = sameFrom && sameSource(cp!.to, toId);
     const existing = tsnaps.find((s) => s.name === toSnap);
     if (existing) {
       // Our own finished copy whose last step was lost (e.g. the snapshot create timed out while an
@@ -134,7 +135,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
       trace('finish an interrupted last step');
       return {
         bytesRead: 0, bytesWritten: 0, bytesZeroed: 0, extents: 0,
-        seconds: (performance.now() - started) / 1000, dataSeconds: 0,
+        seconds: (performance.now() - started) / 1000, dataSeconds: 0, peakInflightBytes: 0,
         resumed: true,
         snapshot: toId,
         ...(fromSnap !== undefined ? { base: fromSnap } : {}),
@@ -144,7 +145,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     if (fromSnap !== undefined) {
       const reverseOf = fromSnap;
       extra = await checkBase({
-        target, tst, tsnaps, fromSnap, fromId: fromId!, force, matching, record: baseRecord, changes: changes!,
+        target, tst, tsnaps, fromSnap, fromId: fromId!, force, matching, ownFromBase: sameFrom && !matching, record: baseRecord, changes: changes!,
         sourceRecord: fromSnapId === undefined ? () => readIdentity(source, reverseOf) : undefined,
       });
     }
@@ -169,7 +170,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     srcSnapImage = await srcSnapOpening;
     trace('open source snap');
 
-    const total = { r: 0, w: 0, z: 0, x: 0, ms: 0 };
+    const total = { r: 0, w: 0, z: 0, x: 0, ms: 0, peak: 0 };
     const runJob = async (mode: 'copy' | 'verify', start: number): Promise<NativeCopyResult> => {
       let lastEmit = 0;
       const t0 = performance.now();
@@ -226,16 +227,31 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     const r = await runJob('copy', startOffset);
     if (TRACE) trace(`job: ${JSON.stringify(r)}`);
     total.r += r.bytesRead; total.w += r.bytesWritten; total.z += r.bytesZeroed; total.x += r.extents; total.ms += r.enumerateMs + r.copyMs;
+    total.peak = Math.max(total.peak, r.peakInflightBytes);
     if (r.aborted) throw stopError(signal, target, srcSnapImage);
 
     if (verify) {
       if (o.beforeVerify) await o.beforeVerify(target);
       const v = await runJob('verify', 0);
+      total.peak = Math.max(total.peak, v.peakInflightBytes);
       if (v.aborted) throw stopError(signal, target, srcSnapImage);
       if (v.mismatchOffset >= 0) {
         throw codedError('ERR_VERIFY_MISMATCH', `data differs between source '${source.pool.spec}/${source.name}@${toSnap}' and target '${target.pool.spec}/${target.name}' at offset ${v.mismatchOffset}`, { offset: v.mismatchOffset });
       }
     }
+
+    // A snapshot removed under the copy is no error to its readers: its reads return zeros and a
+    // diff from it is empty. What was read is that snapshot's data only if it still exists now,
+    // with every read done (snapshot ids are never reused). One round trip to the source.
+    const live = await source[kTrack](() => native.snapshotIds(source[kHandle]));
+    for (const s of [toId, fromId, anchorId]) {
+      if (s && !live.includes(s.snapId)) {
+        throw codedError('ENOENT', `source snapshot '${s.snapName}' (id ${s.snapId}) of '${source.pool.spec}/${source.name}' was removed during the copy (what was read from it is not its data); the target '${target.pool.spec}/${target.name}' was not snapshotted`, {
+          errno: -2, snapshot: s.snapName, pool: source.pool.name, image: source.name,
+        });
+      }
+    }
+    trace('source snapshots still there');
 
     // Every write was FUA; the flush is for anything librbd still holds (nothing written: no round trip).
     if (total.w + total.z > 0) await target.flush();
@@ -261,6 +277,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
       extents: total.x,
       seconds: (performance.now() - started) / 1000,
       dataSeconds: total.ms / 1000,
+      peakInflightBytes: total.peak,
       resumed,
       snapshot: toId,
       ...(fromSnap !== undefined ? { base: fromSnap } : {}),

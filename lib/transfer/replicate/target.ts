@@ -160,6 +160,11 @@ export interface BaseCheck {
   force: boolean;
   /** Resuming our own interrupted run of this copy. */
   matching: boolean;
+  /**
+   * The checkpoint is our own interrupted copy from this same base to another snapshot (one since
+   * removed, say): the head's changes since the base are ours, and are copied again.
+   */
+  ownFromBase: boolean;
   /** The recorded identity of the target's fromSnap (readIdentity). */
   record: SnapshotIdentity | undefined;
   /** targetChanges(target, fromSnap, force), read ahead. */
@@ -179,7 +184,7 @@ export interface BaseCheck {
  * extents to overwrite as well (force).
  */
 export async function checkBase(c: BaseCheck): Promise<Float64Array | undefined> {
-  const { target, tst, tsnaps, fromSnap, fromId, force, matching, record: rec } = c;
+  const { target, tst, tsnaps, fromSnap, fromId, force, matching, ownFromBase, record: rec } = c;
   let extra: Float64Array | undefined;
   const base = tsnaps.find((s) => s.name === fromSnap);
   if (!base) {
@@ -213,7 +218,10 @@ export async function checkBase(c: BaseCheck): Promise<Float64Array | undefined>
       changed ||= r.value.dataChanged;
       if (force && r.value.extents.length > 0) extra = Float64Array.from(r.value.extents);
     }
-    if (changed && !force && !matching) {
+    if (changed && !force && !matching && ownFromBase) {
+      // Every range the interrupted copy may have written is written again from this copy's source.
+      extra = Float64Array.from((await targetChanges(target, fromSnap, true)).extents);
+    } else if (changed && !force && !matching) {
       throw codedError('ERR_TARGET_CHANGED', `target '${target.pool.spec}/${target.name}' head changed since snapshot '${fromSnap}' (pass force to overwrite)`, { snapshot: fromSnap, image: target.name, pool: target.pool.name });
     }
   }
