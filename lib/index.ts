@@ -1,14 +1,14 @@
 // The package's public API: re-exports only.
 export { Rados, DEFAULT_TIMEOUT_MS, type ConnectOptions } from './core/rados.js';
 export { Pool, type CreateImageOptions, type OpenImageOptions } from './core/pool.js';
-export { Image, type ImageStat } from './core/image.js';
+export { Image, type ImageStat, type LockOwners } from './core/image.js';
 export {
   Group, type GroupImageInfo, type GroupSnapshotInfo, type ImageGroupInfo, type GroupImageRef,
   type GroupSnapshotCreateOptions, type GroupRollbackOptions, type GroupRollbackProgress,
 } from './core/group.js';
 export type { Extent, DiffOptions } from './core/diff.js';
 export type { SnapshotInfo, SnapshotNamespace, SnapshotRef, MirrorSnapshotInfo } from './core/snapshot.js';
-export { FEATURE_BITS, featureBits, featureNames, type FeatureName } from './core/features.js';
+export { FEATURE_BITS, featureBits, featureNames, type FeatureName, type LockMode } from './core/features.js';
 export { RbdError, isRbdError, type RbdErrorCode } from './core/errors.js';
 export { librbdVersion, capabilities, type Capabilities } from './core/librbd.js';
 export { RadosMirror } from './mirror/rados.js';

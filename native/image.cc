@@ -339,6 +339,53 @@ Napi::Value MetadataList(const Napi::CallbackInfo& info) {
       });
 }
 
+// (image): { mode, owners } of the image's exclusive lock, or null when nobody holds it. The mode
+// is librbd's number: later releases added values (EXCLUSIVE_TRANSIENT, 2) that the TS side names.
+Napi::Value LockOwners(const Napi::CallbackInfo& info) {
+  auto img = Unwrap<Image>(info[0], "image");
+  struct R {
+    int mode = -1;
+    std::vector<std::string> owners;
+  };
+  return RunBlocking<R>(
+      info.Env(), OpContext::For("get lock owners", img.get()),
+      [img](R& r) {
+        for (size_t max = 8;; max *= 2) {
+          std::vector<char*> owners(max, nullptr);
+          size_t n = max;
+          rbd_lock_mode_t mode = RBD_LOCK_MODE_EXCLUSIVE;
+          int rc = rbd_lock_get_owners(img->image, &mode, owners.data(), &n);
+          if (rc == -ERANGE && n > max) continue;
+          if (rc == -ENOENT) return 0;  // no owner
+          if (rc < 0) return rc;
+          r.mode = int(mode);
+          for (size_t i = 0; i < n; i++) r.owners.emplace_back(owners[i] ? owners[i] : "");
+          rbd_lock_get_owners_cleanup(owners.data(), n);
+          return 0;
+        }
+      },
+      [](Napi::Env env, R& r) -> Napi::Value {
+        if (r.mode < 0) return env.Null();
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("mode", Napi::Number::New(env, r.mode));
+        auto a = Napi::Array::New(env, r.owners.size());
+        for (uint32_t i = 0; i < r.owners.size(); i++) a.Set(i, r.owners[i]);
+        o.Set("owners", a);
+        return o;
+      });
+}
+
+// (image, mode, owner): breaks that owner's lock; librbd blocklists the owner first (by default),
+// so a client that is only slow, not dead, cannot write on.
+Napi::Value BreakLock(const Napi::CallbackInfo& info) {
+  auto img = Unwrap<Image>(info[0], "image");
+  int mode = info[1].ToNumber().Int32Value();
+  std::string owner = ArgString(info, 2, "owner");
+  return RunBlocking<Empty>(info.Env(), OpContext::For("break lock", img.get()), [img, mode, owner](Empty&) {
+    return rbd_lock_break(img->image, rbd_lock_mode_t(mode), owner.c_str());
+  });
+}
+
 Napi::Value CloseImage(const Napi::CallbackInfo& info) {
   Box<Image>* box = UnwrapBox<Image>(info[0], "image");
   std::shared_ptr<Image> img = std::move(box->ptr);
@@ -372,6 +419,8 @@ void InitImage(Napi::Env env, Napi::Object exports) {
   exports.Set("listMetadata", Napi::Function::New(env, MetadataList));
   exports.Set("updateMetadata", Napi::Function::New(env, UpdateMetadata));
   exports.Set("closeImage", Napi::Function::New(env, CloseImage));
+  exports.Set("getLockOwners", Napi::Function::New(env, LockOwners));
+  exports.Set("breakLock", Napi::Function::New(env, BreakLock));
 }
 
 }  // namespace rbdstream

@@ -33,9 +33,14 @@ export interface ImageBinding {
   updateMetadata(i: ImageHandle, set: string[], remove: string[]): Promise<void>;
   listMetadata(i: ImageHandle): Promise<Record<string, string>>;
   closeImage(i: ImageHandle): Promise<void>;
+  /** The exclusive lock's mode (librbd's number) and owners; null when nobody holds it. */
+  getLockOwners(i: ImageHandle): Promise<{ mode: number; owners: string[] } | null>;
+  /** Breaks `owner`'s lock held in `mode` (librbd blocklists the owner first). */
+  breakLock(i: ImageHandle, mode: number, owner: string): Promise<void>;
 }
 
 export const imageFunctions: Record<keyof ImageBinding, true> = {
   read: true, write: true, discard: true, writeZeroes: true, flush: true, statImage: true, resizeImage: true,
   updateFeatures: true, getMetadata: true, setMetadata: true, removeMetadata: true, listMetadata: true, updateMetadata: true, closeImage: true,
+  getLockOwners: true, breakLock: true,
 };

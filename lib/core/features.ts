@@ -35,3 +35,11 @@ export function featureBits(names: readonly string[], what = 'features'): number
 export function featureNames(bits: number): FeatureName[] {
   return (Object.keys(FEATURE_BITS) as FeatureName[]).filter((n) => (bits & FEATURE_BITS[n]) !== 0);
 }
+
+/**
+ * librbd's lock modes (rbd_lock_mode_t) by number. EXCLUSIVE_TRANSIENT (2) came after Pacific; a
+ * value this list does not know is 'unknown', never another mode.
+ */
+export const LOCK_MODES = ['exclusive', 'shared', 'exclusive-transient'] as const;
+export type LockMode = (typeof LOCK_MODES)[number] | 'unknown';
+export const lockModeName = (n: number): LockMode => (Number.isInteger(n) && n >= 0 && n < LOCK_MODES.length ? LOCK_MODES[n] : 'unknown');

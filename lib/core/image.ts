@@ -2,7 +2,7 @@
 import { native, type ImageHandle } from '../binding/index.js';
 import { NativeHandle } from './handle.js';
 import { MAX_IO_BYTES, checkBool, checkFromSnapId, checkName, checkOptions, checkSignal, checkSnapName, checkUint, describe } from './validate.js';
-import { FLAG_FAST_DIFF_INVALID, FLAG_OBJECT_MAP_INVALID, featureBits, featureNames, type FeatureName } from './features.js';
+import { FLAG_FAST_DIFF_INVALID, FLAG_OBJECT_MAP_INVALID, LOCK_MODES, featureBits, featureNames, lockModeName, type FeatureName, type LockMode } from './features.js';
 import { toSnapshotInfo, type SnapshotInfo, type SnapshotRef } from './snapshot.js';
 import { requireDiffIterate3 } from './librbd.js';
 import { iterateDiff, type DiffOptions, type Extent } from './diff.js';
@@ -12,6 +12,13 @@ import { kHandle, kTrack, kOnClose, kForget } from './internal.js';
 import type { Readable } from 'node:stream';
 import { exportDiff, type ExportDiffOptions } from '../transfer/diff-export.js';
 import { ImageMirror } from '../mirror/image.js';
+
+export interface LockOwners {
+  /** 'exclusive' for librbd's exclusive lock; 'unknown' for a mode this library does not know. */
+  mode: LockMode;
+  /** The owners' client addresses (what breakLock takes). */
+  owners: string[];
+}
 
 export interface ImageStat {
   size: number;
@@ -265,6 +272,30 @@ export class Image extends NativeHandle<ImageHandle> {
   /** The consistency group the image belongs to, or undefined. */
   async getGroup(): Promise<ImageGroupInfo | undefined> {
     return (await this[kTrack](() => native.getImageGroup(this[kHandle]))) ?? undefined;
+  }
+
+  /**
+   * Who holds the image's exclusive lock: the mode and the owners' client addresses (as `rbd lock ls`
+   * shows them), or undefined when nobody holds it. EINVAL when the image lacks the exclusive-lock
+   * feature.
+   */
+  async getLockOwners(): Promise<LockOwners | undefined> {
+    const r = await this[kTrack](() => native.getLockOwners(this[kHandle]));
+    return r ? { mode: lockModeName(r.mode), owners: r.owners } : undefined;
+  }
+
+  /**
+   * Breaks the lock `owner` (an address from getLockOwners) holds, e.g. of a client that died: the next
+   * client need not wait for the OSD to expire its watch. librbd blocklists the owner first
+   * (`rbd_blocklist_on_break_lock`), so a client that was only slow cannot write on (its writes fail
+   * with ESHUTDOWN). EBUSY when `owner` does not hold it (any more).
+   */
+  async breakLock(owner: string, options: { mode?: 'exclusive' | 'shared' } = {}): Promise<void> {
+    if (typeof owner !== 'string' || owner === '') throw new TypeError(`owner must be a client address from getLockOwners(), got ${describe(owner)}`);
+    const o = checkOptions<{ mode?: string }>(options, 'breakLock options', ['mode']);
+    const mode = o.mode ?? 'exclusive';
+    if (mode !== 'exclusive' && mode !== 'shared') throw new RangeError(`mode must be 'exclusive' or 'shared', got ${describe(mode)}`);
+    await this[kTrack](() => native.breakLock(this[kHandle], LOCK_MODES.indexOf(mode), owner));
   }
 
   // --- diff -------------------------------------------------------------

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { rbdCli, rbdExportMd5 } from '../support/clusters.js';
-import { A, KiB, MiB, md5, rnd, usePool } from '../support/helpers.js';
+import { A, KiB, MiB, connectTo, md5, rnd, usePool } from '../support/helpers.js';
 
 describe('Image', () => {
   const fx = usePool(A);
@@ -138,6 +138,49 @@ describe('Image', () => {
     expect(Object.keys(all)).toHaveLength(302);
     expect(all.m299).toBe('v299');
     await img.close();
+  });
+
+  it('exclusive lock owners agree with `rbd lock ls`; breakLock blocklists the owner, and the lock can be taken at once', async () => {
+    const name = await fx.images.create(fx.pool, 'img-lock', 1 * MiB);
+    const mine = await fx.pool.openImage(name);
+    const other = await connectTo(A);
+    try {
+      expect(await mine.getLockOwners()).toBeUndefined();
+      const pool2 = await other.openPool(A.pool);
+      const held = await pool2.openImage(name);
+      await held.write(Buffer.alloc(4096, 1), 0); // takes the exclusive lock
+      const owners = await mine.getLockOwners();
+      const cli = JSON.parse(await rbdCli(A, ['lock', 'ls', '--format', 'json', `${A.pool}/${name}`])) as { address: string }[];
+      expect(cli).toHaveLength(1);
+      expect(owners).toEqual({ mode: 'exclusive', owners: [cli[0].address] });
+
+      // Not the owner: librbd refuses (the lock may have changed hands since it was read).
+      await expect(mine.breakLock('127.0.0.1:0/1')).rejects.toMatchObject({ code: 'EBUSY' });
+      await mine.breakLock(owners!.owners[0]);
+      expect(await mine.getLockOwners()).toBeUndefined();
+      // The broken owner was blocklisted: it cannot write on (EBLOCKLISTED is ESHUTDOWN).
+      await expect(held.write(Buffer.alloc(4096, 2), 4096)).rejects.toMatchObject({ code: 'ESHUTDOWN' });
+      await mine.write(Buffer.alloc(4096, 3), 0);
+      expect((await mine.getLockOwners())?.mode).toBe('exclusive');
+      expect((await mine.read(0, 4096)).every((b) => b === 3)).toBe(true);
+      await held.close().catch(() => {});
+    } finally {
+      await other.close().catch(() => {});
+      await mine.close();
+    }
+  }, 60_000);
+
+  it('lock owners need the exclusive-lock feature (EINVAL); bad breakLock arguments are TypeError/RangeError', async () => {
+    const name = await fx.images.create(fx.pool, 'img-nolock', 1 * MiB, { features: ['layering'] });
+    const img = await fx.pool.openImage(name);
+    try {
+      await expect(img.getLockOwners()).rejects.toMatchObject({ code: 'EINVAL' });
+      await expect(img.breakLock('')).rejects.toThrow(TypeError);
+      await expect(img.breakLock(5 as unknown as string)).rejects.toThrow(TypeError);
+      await expect(img.breakLock('a', { mode: 'transient' as 'shared' })).rejects.toThrow(RangeError);
+    } finally {
+      await img.close();
+    }
   });
 
   it('updateFeatures: disable fast-diff/object-map; enabling them on a written image flags the map invalid', async () => {

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import {
   MAX_IO_BYTES, checkBool, checkFromSnapId, checkImageName, checkName, checkOptions, checkSignal, checkSnapName, checkUint, describe as describeValue,
 } from '../../lib/core/validate.js';
-import { FEATURE_BITS, featureBits, featureNames } from '../../lib/core/features.js';
+import { FEATURE_BITS, featureBits, featureNames, lockModeName } from '../../lib/core/features.js';
 
 type Ctor = typeof TypeError | typeof RangeError;
 const thrown = (f: () => unknown): unknown => { try { f(); } catch (e) { return e; } return undefined; };
@@ -99,5 +99,12 @@ describe('features', () => {
   it('unknown names are RangeErrors, non-arrays TypeErrors', () => {
     expect(thrown(() => featureBits(['layering', 'nope']))).toBeInstanceOf(RangeError);
     expect(thrown(() => featureBits('layering' as never))).toBeInstanceOf(TypeError);
+  });
+});
+
+describe('lock mode names', () => {
+  it('names librbd 0–2 and calls anything else unknown (never another mode)', () => {
+    expect([0, 1, 2].map(lockModeName)).toEqual(['exclusive', 'shared', 'exclusive-transient']);
+    for (const n of [3, 99, -1, 1.5, NaN]) expect(lockModeName(n)).toBe('unknown');
   });
 });
