@@ -649,6 +649,40 @@ describe('replicate: the source snapshot removed under the copy', () => {
   }, 120_000);
 });
 
+describe('replicate: an interrupted copy whose snapshot still exists', () => {
+  it('a copy from the same base to another snapshot is refused (ERR_TARGET_CHANGED): the head may hold more than that copy wrote', async () => {
+    const srcName = uniq('rint-src', A);
+    const dst = uniq('rint-dst', B);
+    await pa.createImage(srcName, 16 * MiB);
+    const src = await pa.openImage(srcName);
+    try {
+      const rnd = prng(11);
+      await src.write(randomData(rnd, 16 * MiB), 0);
+      await src.createSnapshot('base');
+      await replicate({ source: src, toSnapshot: 'base', target: { pool: pb, name: dst, create: {} } });
+      await src.write(randomData(rnd, 8 * MiB), 4 * MiB);
+      await src.createSnapshot('first');
+      const ac = new AbortController();
+      const err = await replicate({
+        source: src, fromSnapshot: 'base', toSnapshot: 'first', target: { pool: pb, name: dst }, bandwidth: 4 * MiB, signal: ac.signal,
+        onProgress: () => ac.abort(),
+      }).then(() => undefined, (e: unknown) => e as Error & { code?: string });
+      expect(err?.code).toBe('ABORT_ERR');
+      // Someone writes on the target (say, B was used after a failover).
+      const t = await pb.openImage(dst);
+      await t.write(Buffer.alloc(4096, 9), 15 * MiB);
+      await t.close();
+      await src.createSnapshot('second');
+      await expectCode(replicate({ source: src, fromSnapshot: 'base', toSnapshot: 'second', target: { pool: pb, name: dst } }), 'ERR_TARGET_CHANGED');
+      // The interrupted copy itself still resumes (its own checkpoint), as before.
+      const r = await replicate({ source: src, fromSnapshot: 'base', toSnapshot: 'first', target: { pool: pb, name: dst } });
+      expect(r.resumed).toBe(true);
+    } finally {
+      await src.close();
+    }
+  }, 120_000);
+});
+
 describe('replicate: sparse', () => {
   it('1 GiB image with 10 MiB written copies ≤ 12 MiB of data', async () => {
     const srcName = uniq('rs-src', A);

@@ -120,6 +120,10 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     const cp = parseCheckpoint(cpRaw);
     const sameFrom = cp !== undefined && (cp.from === null ? fromId === null : sameSource(cp.from, fromId ?? undefined));
     const matching = sameFrom && sameSource(cp!.to, toId);
+    // Our own interrupted copy from this base to a snapshot of this source that is gone since (removed
+    // under it): its writes are the head's changes, and are redone. While that snapshot still exists the
+    // head may have been written since (B used after a failover, then a sync resumed by mistake): refused.
+    const toGone = cp !== undefined && !matching && sameSource(cp.to, { ...toId, snapId: cp.to.snapId }) && !srcSnaps.some((s) => s.id === cp.to.snapId);
     const existing = tsnaps.find((s) => s.name === toSnap);
     if (existing) {
       // Our own finished copy whose last step was lost (e.g. the snapshot create timed out while an
@@ -145,7 +149,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     if (fromSnap !== undefined) {
       const reverseOf = fromSnap;
       extra = await checkBase({
-        target, tst, tsnaps, fromSnap, fromId: fromId!, force, matching, ownFromBase: sameFrom && !matching, record: baseRecord, changes: changes!,
+        target, tst, tsnaps, fromSnap, fromId: fromId!, force, matching, ownFromBase: sameFrom && toGone, record: baseRecord, changes: changes!,
         sourceRecord: fromSnapId === undefined ? () => readIdentity(source, reverseOf) : undefined,
       });
     }
