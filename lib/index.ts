@@ -32,3 +32,4 @@ export { importDiff, type ImportDiffOptions, type ImportDiffResult, type ImportP
 export { inspectDiff, parseDiff, type DiffSummary, type DiffEvent, type DiffVersion } from './transfer/diff-format.js';
 export { syncImage, syncPool, syncSnapshotName, type SyncImageOptions, type SyncResult, type SyncPoolOptions, type SyncPoolResult, type SyncPoolImageResult, type SyncProgress, type SyncKeep } from './transfer/sync.js';
 export { syncGroup, type SyncGroupOptions, type SyncGroupResult, type SyncGroupMemberResult } from './transfer/sync-group.js';
+export { syncFailover, type SyncFailoverOptions, type SyncFailoverResult, type SyncFailoverImageResult } from './transfer/sync-failover.js';

@@ -27,6 +27,7 @@ import { registerDiff } from './commands/diff.js';
 import { registerInspect } from './commands/inspect.js';
 import { registerMirror } from './commands/mirror.js';
 import { registerFailback } from './commands/failback.js';
+import { registerFailover } from './commands/failover.js';
 
 export { EXIT } from './action.js';
 export { parseImageSpec, type ImageSpec } from './options.js';
@@ -52,6 +53,7 @@ ERR_WRITERS_NOT_STOPPED, ERR_MEMBER_COLLISION),
   registerSync(program);
   registerSyncPool(program);
   registerSyncGroup(program);
+  registerFailover(program);
   registerFailback(program);
   registerExportDiff(program);
   registerImportDiff(program);

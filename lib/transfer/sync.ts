@@ -89,7 +89,7 @@ export interface SyncResult {
   discarded?: DiscardedChanges;
 }
 
-const DEFAULT_PREFIX = 'rbd-sync-';
+export const DEFAULT_PREFIX = 'rbd-sync-';
 const DEFAULT_KEEP = 3;
 
 /** prefix + UTC timestamp with ms, e.g. rbd-sync-20240131T235959.123Z: names sort by time. */

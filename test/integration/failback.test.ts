@@ -356,3 +356,74 @@ describe('rbd-stream failback', () => {
     expect(j.images[0].snapshot).toBe(j.rounds.last.images[0].snapshot);
   });
 });
+
+describe('rbd-stream failover (snapshot sync, A lost)', () => {
+  it('rolls back what an interrupted round left on B and drops its checkpoint, so a later A → B round refuses B\'s own writes instead of resuming over them', async () => {
+    const name = `${tag}-fo`;
+    const { imgA, results } = await syncedPair(name, 2);
+    try {
+      // A third round dies mid-copy: B's head holds part of it, and its checkpoint.
+      await scribble(imgA, [0], 4 * MiB, 0x77);
+      const ac = new AbortController();
+      await expect(syncImage({ source: imgA, target: { pool: pb }, bandwidth: 2 * MiB, signal: ac.signal, onProgress: () => ac.abort() }))
+        .rejects.toMatchObject({ code: 'ABORT_ERR' });
+      expect(await rbdCli(b, ['image-meta', 'get', `${b.pool}/${name}`, 'rbd-stream.checkpoint'])).toMatch(/doneOffset/);
+      expect(await md5(b, name)).not.toBe(await md5(b, `${name}@${results[1].snapshot}`));
+
+      const r = await cli(['--json', 'failover', ...clusterArgs(b), `${b.pool}/${name}`]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout)).toEqual({ ok: true, name, snapshot: results[1].snapshot, rolledBack: true, checkpointRemoved: true });
+      expect(await md5(b, name)).toBe(await md5(b, `${name}@${results[1].snapshot}`));
+      await expect(rbdCli(b, ['image-meta', 'get', `${b.pool}/${name}`, 'rbd-stream.checkpoint'])).rejects.toThrow();
+      // Again: nothing to do.
+      const again = await cli(['--json', 'failover', ...clusterArgs(b), `${b.pool}/${name}`]);
+      expect(JSON.parse(again.stdout)).toMatchObject({ rolledBack: false, checkpointRemoved: false, failedOverAt: expect.any(String) });
+
+      // B is used; then somebody starts the A → B schedule again by mistake: refused, B's write kept.
+      const imgB = await pb.openImage(name);
+      await scribble(imgB, [6 * MiB], 64 * KiB, 0x42);
+      await imgB.close();
+      const before = await md5(b, name);
+      await expect(syncImage({ source: imgA, target: { pool: pb } })).rejects.toMatchObject({ code: 'ERR_TARGET_CHANGED' });
+      expect(await md5(b, name)).toBe(before);
+      // The way back: failback B → A, incremental from the round B stands at.
+      const back = await pb.openImage(name);
+      try {
+        const fb = await syncImage({ source: back, target: { pool: pa }, force: true });
+        expect(fb).toMatchObject({ mode: 'incremental', base: results[1].snapshot });
+        expect(await md5(a, `${name}@${fb.snapshot}`)).toBe(await md5(b, `${name}@${fb.snapshot}`));
+      } finally {
+        await back.close();
+      }
+    } finally {
+      await imgA.close();
+    }
+  }, 120_000);
+
+  it('refusals: a live client holds the lock (EBUSY), B written without an interrupted round (ERR_TARGET_CHANGED); --force; a pool with --images', async () => {
+    const names = [`${tag}-fo1`, `${tag}-fo2`];
+    const pairs = [await syncedPair(names[0], 1), await syncedPair(names[1], 1)];
+    try {
+      const imgB = await pb.openImage(names[0]);
+      await scribble(imgB, [MiB], 64 * KiB, 0x55); // holds the exclusive lock while open
+      const busy = await cli(['--json', 'failover', ...clusterArgs(b), `${b.pool}/${names[0]}`]);
+      expect(busy.code).toBe(4);
+      expect(JSON.parse(busy.stdout).error).toMatchObject({ code: 'EBUSY', message: expect.stringMatching(/holds its exclusive lock/) });
+      await imgB.close();
+      const changed = await cli(['--json', 'failover', ...clusterArgs(b), `${b.pool}/${names[0]}`]);
+      expect(changed.code).toBe(4);
+      expect(JSON.parse(changed.stdout).error.code).toBe('ERR_TARGET_CHANGED');
+
+      const pool = await cli(['--json', 'failover', ...clusterArgs(b), '--pool', b.pool, '--images', names.join(','), '--force']);
+      expect(pool.code, pool.stderr).toBe(0);
+      const j = JSON.parse(pool.stdout);
+      expect(j.summary).toEqual({ total: 2, ok: 2, failed: 0, rolledBack: 1 });
+      expect(j.images.map((x: { name: string; rolledBack: boolean }) => [x.name, x.rolledBack])).toEqual([[names[0], true], [names[1], false]]);
+      for (const [i, n] of names.entries()) expect(await md5(b, n)).toBe(await md5(b, `${n}@${pairs[i].results[0].snapshot}`));
+      const usage = await cli(['--json', 'failover', ...clusterArgs(b), '--images', 'x', `${b.pool}/${names[0]}`]);
+      expect(usage.code).toBe(2);
+    } finally {
+      for (const p of pairs) await p.imgA.close();
+    }
+  }, 120_000);
+});

@@ -1,0 +1,46 @@
+// failover: site A is lost; B's snapshot-sync copies rolled back to their newest completed round
+// (an interrupted round's partial writes undone, its checkpoint removed), so B can be used.
+import type { Command } from 'commander';
+import { syncFailover, type SyncFailoverImageResult } from '../../transfer/sync-failover.js';
+import { controller, EXIT, run } from '../action.js';
+import { clusterOptions, openPool, parseImageSpec, parsePoolSpec, sourceFlags } from '../options.js';
+import { emitJson } from '../output.js';
+
+const line = (x: SyncFailoverImageResult) =>
+  x.ok
+    ? `ok     ${x.name}: at ${x.snapshot}${x.rolledBack ? ' (head rolled back)' : ''}${x.checkpointRemoved ? ' (interrupted round dropped)' : ''}` +
+      `${x.failedOverAt ? ` (failed over already, ${x.failedOverAt}: left as it is)` : ''}\n`
+    : `FAILED ${x.name}: ${x.error.code}: ${x.error.message}\n`;
+
+export function registerFailover(program: Command): void {
+  clusterOptions(program.command('failover'), false)
+    .description("snapshot-sync failover (site A lost): each copy on B rolled back to its newest completed sync round, an interrupted round's checkpoint removed; refused while a client holds an image's lock")
+    .argument('<spec>', 'pool[/namespace]/image on B (with --pool: pool[/namespace])')
+    .option('--pool', 'every image of the pool (or those matching --images)')
+    .option('--images <glob|list>', "with --pool: a glob ('db-*') or a comma-separated list of image names")
+    .option('--prefix <prefix>', 'snapshot prefix owned by sync', 'rbd-sync-')
+    .option('--force', 'roll back a head written since its newest sync snapshot, and ignore lock owners (discards those writes)')
+    .action(run(async (session, g, spec: string, o: Record<string, unknown>) => {
+      const isPool = Boolean(o.pool);
+      if (!isPool && o.images !== undefined) throw new TypeError('--images needs --pool');
+      const s = isPool ? { ...parsePoolSpec(spec), image: '' } : parseImageSpec(spec, 'forbidden');
+      const pool = await openPool(await session.connect(sourceFlags(o)), s.pool, s.namespace);
+      const images = isPool
+        ? (typeof o.images === 'string' ? (o.images.includes(',') ? o.images.split(',').filter(Boolean) : o.images) : undefined)
+        : [s.image];
+      const r = await syncFailover({ pool, images, prefix: o.prefix as string, force: Boolean(o.force), signal: controller.signal });
+      if (!isPool) {
+        const x = r.images[0];
+        if (!x.ok) throw Object.assign(new Error(`${x.error.message}`), { code: x.error.code });
+        if (g.json) emitJson(x);
+        else process.stdout.write(line(x));
+        return EXIT.OK;
+      }
+      if (g.json) emitJson(r);
+      else {
+        for (const x of r.images) process.stdout.write(line(x));
+        process.stdout.write(`${r.summary.ok}/${r.summary.total} images ready, ${r.summary.rolledBack} rolled back, ${r.summary.failed} failed\n`);
+      }
+      return r.summary.failed > 0 ? EXIT.PARTIAL : EXIT.OK;
+    }));
+}
