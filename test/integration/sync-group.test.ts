@@ -4,7 +4,7 @@
 // dependent writes across two members while rounds run (test/support/consistency.ts).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { capabilities, syncGroup, syncImage, type Group, type Pool, type Rados, type SyncGroupResult } from '../../lib/index.js';
-import { cephCli, clusterArgs, rbdCli, rbdExportMd5, type TestCluster } from '../support/clusters.js';
+import { cephCli, clusterArgs, rbdCli, rbdCliSync, rbdExportMd5, type TestCluster } from '../support/clusters.js';
 import { A, B as maybeB, Images, KiB, MiB, connectTo, expectCode, md5, rnd } from '../support/helpers.js';
 import { kSyncGroupTestHooks, type SyncGroupOptions, type SyncGroupTestHooks } from '../../lib/transfer/sync-group.js';
 import { destArgs, runRbdStream as cli } from '../support/cli-process.js';
@@ -397,8 +397,10 @@ describe('syncGroup', () => {
   it('round leases: a round holds its base and new point on every member while it runs; pruning skips points of unexpired leases and removes expired ones', async () => {
     const { group, names: [i1, i2] } = await makeGroup('sgl', [4 * MiB, 4 * MiB]);
     const LEASE = 'rbd-stream.round.';
-    const leases = async (name: string) => {
-      const out = await rbdCli(A, ['image-meta', 'list', '--format', 'json', `${A.pool}/${name}`]);
+    // Synchronous: read inside the round's progress callback, the round cannot go on and drop its
+    // lease before the CLI has answered (read asynchronously, a loaded CI machine saw it gone).
+    const leases = (name: string) => {
+      const out = rbdCliSync(A, ['image-meta', 'list', '--format', 'json', `${A.pool}/${name}`]);
       const all = (out.trim() ? JSON.parse(out) : {}) as Record<string, string>; // none: no output at all
       return Object.fromEntries(Object.entries(all).filter(([k]) => k.startsWith(LEASE)));
     };
@@ -418,15 +420,14 @@ describe('syncGroup', () => {
     await rbdCli(A, ['image-meta', 'set', `${A.pool}/${i1}`, `${LEASE}dead`, rec([g2], Date.now() - 1000)]);
     await write(i1);
     await write(i2);
-    // 1 MiB per member at 1 MiB/s each: the lease is read while the round copies.
-    let seen: Promise<Record<string, string>[]> | undefined;
+    let during: Record<string, string>[] | undefined;
     const r = await syncGroup({
-      source: group, target: { pool: pb }, keep: { source: 1, target: 1 }, bandwidth: 2 * MiB,
-      onProgress: () => { seen ??= Promise.all([leases(i1), leases(i2)]); },
+      source: group, target: { pool: pb }, keep: { source: 1, target: 1 },
+      onProgress: () => { during ??= [leases(i1), leases(i2)]; },
     });
-    const during = await seen!;
+    expect(during).toBeDefined();
     const own = (m: Record<string, string>) => Object.entries(m).filter(([k]) => !k.endsWith('.live') && !k.endsWith('.dead'));
-    const [o1, o2] = during.map(own);
+    const [o1, o2] = during!.map(own);
     expect(o1).toHaveLength(1);
     expect(o2).toEqual(o1); // the same lease on every member
     const held = (JSON.parse(o1[0][1]) as { snapshots: string[] }).snapshots;
@@ -436,8 +437,8 @@ describe('syncGroup', () => {
     expect(r.pruned.source).toEqual([g2, g3]);
     expect(r.pruned.target).toEqual([g1, g2, g3]);
     expect((await groupSnaps(A, `${A.pool}/${group.name}`)).sort()).toEqual([g1, r.snapshot]);
-    expect(Object.keys(await leases(i1))).toEqual([]);
-    expect(Object.keys(await leases(i2))).toEqual([`${LEASE}live`]);
+    expect(Object.keys(leases(i1))).toEqual([]);
+    expect(Object.keys(leases(i2))).toEqual([`${LEASE}live`]);
     await expectHeadsCopied(r, [i1, i2]);
   }, 120_000);
 

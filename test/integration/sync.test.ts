@@ -166,10 +166,11 @@ describe('round leases: a running round keeps its snapshots from other rounds\' 
       const f1 = await syncImage({ source: src, target: { pool: pb, name: t1 }, prefix: 'ls-' });
       const f2 = await syncImage({ source: src, target: { pool: pb, name: t2 }, prefix: 'ls-' });
       await src.write(fill(8 * MiB, 2), 4 * MiB);
-      // Round X to t1: 8 MiB at 4 MiB/s, so it is still copying while round Y runs.
+      // Round X to t1: 8 MiB at 1 MiB/s, so it is still copying while round Y runs, also when CI's
+      // eight suites at once slow Y's round down.
       let copying!: () => void;
       const started = new Promise<void>((r) => { copying = r; });
-      const x = syncImage({ source: src, target: { pool: pb, name: t1 }, prefix: 'ls-', bandwidth: 4 * MiB, onProgress: () => copying() });
+      const x = syncImage({ source: src, target: { pool: pb, name: t1 }, prefix: 'ls-', bandwidth: MiB, onProgress: () => copying() });
       x.catch(() => {});
       await started;
       const held = Object.values(await leases(a, name)).map((v) => JSON.parse(v) as { snapshots: string[]; expires: number });

@@ -7,7 +7,7 @@
  *   (outside vitest: rebuilt from the RBD_STREAM_* environment).
  * - rbdCli / cephCli / rbdExportMd5: run the real CLIs against a cluster, with timeouts.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -157,6 +157,18 @@ export async function rbdCli(c: TestCluster, args: string[], opts: CliOptions = 
   const t = Math.max(1, Math.floor((opts.timeoutMs ?? 60_000) / 1000));
   const out = await oracleRetry(args, () => runCli('rbd', [...clusterArgs(c), `--client_mount_timeout=${t}`, ...args], opts));
   return opts.buffer ? out : out.toString('utf8');
+}
+
+/**
+ * `rbd` run synchronously: the JS thread, and with it every rbd-stream operation's next step, waits
+ * until the CLI has answered. A test reads state that a running operation holds (a round's lease)
+ * from inside that operation's progress callback, so the operation cannot move on and drop it first.
+ */
+export function rbdCliSync(c: TestCluster, args: string[]): string {
+  const env = { ...process.env };
+  delete env.CEPH_ARGS;
+  delete env.LD_PRELOAD;
+  return execFileSync('rbd', [...clusterArgs(c), '--client_mount_timeout=60', ...args], { env, timeout: 60_000, encoding: 'utf8' });
 }
 
 const READ_VERBS = new Set(['diff', 'export', 'info', 'ls', 'list', 'du', 'status', 'get', '--version']);
