@@ -86,9 +86,18 @@ async function resumeOsd(): Promise<void> {
   // flight directly: any older than 2 s → mark the OSD down once (it rejoins at once and re-peers,
   // which releases them), then wait until none is left and every PG is active again.
   let repeered = false;
+  let lastError: Error | undefined;
   for (let i = 0; i < 120; i++) {
-    const ops = JSON.parse(await cephCli(fx, ['tell', 'osd.0', 'dump_ops_in_flight', '--format', 'json'], { timeoutMs: 30_000 })) as
-      { ops?: { age: number; description: string }[] };
+    let ops: { ops?: { age: number; description: string }[] };
+    try {
+      ops = JSON.parse(await cephCli(fx, ['tell', 'osd.0', 'dump_ops_in_flight', '--format', 'json'], { timeoutMs: 30_000 })) as typeof ops;
+    } catch (e) {
+      // After `osd down` (here or by an earlier scenario) the OSD is down in the map until it
+      // rejoins, and `tell` fails with ENXIO meanwhile: wait for it, and report the error if it lasts.
+      lastError = e as Error;
+      await sleep(500);
+      continue;
+    }
     const inflight = ops.ops ?? [];
     if (inflight.length === 0 && (await pgsActive())) return;
     if (!repeered && inflight.some((o) => o.age > 2)) {
@@ -98,7 +107,7 @@ async function resumeOsd(): Promise<void> {
     }
     await sleep(500);
   }
-  throw new Error('osd.0 still holds ops or inactive PGs after re-peering');
+  throw new Error(`osd.0 still holds ops or inactive PGs after re-peering${lastError ? ` (last: ${lastError.message})` : ''}`);
 }
 
 async function pgsActive(): Promise<boolean> {
