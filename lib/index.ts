@@ -1,7 +1,7 @@
 // The package's public API: re-exports only.
 export { Rados, DEFAULT_TIMEOUT_MS, type ConnectOptions } from './core/rados.js';
 export { Pool, type CreateImageOptions, type OpenImageOptions } from './core/pool.js';
-export { Image, type ImageStat, type LockOwners } from './core/image.js';
+export { Image, type ImageStat, type LockOwners, type Watcher } from './core/image.js';
 export {
   Group, type GroupImageInfo, type GroupSnapshotInfo, type ImageGroupInfo, type GroupImageRef,
   type GroupSnapshotCreateOptions, type GroupRollbackOptions, type GroupRollbackProgress,

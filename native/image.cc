@@ -375,6 +375,44 @@ Napi::Value LockOwners(const Napi::CallbackInfo& info) {
       });
 }
 
+// (image): [{ address, id, cookie }] of the image header's watchers (every client with the image
+// open, as `rbd status` lists them). A lock owner that is not among them is dead: its lock record
+// outlives it until somebody breaks it.
+Napi::Value Watchers(const Napi::CallbackInfo& info) {
+  auto img = Unwrap<Image>(info[0], "image");
+  struct W {
+    std::string address;
+    int64_t id;
+    uint64_t cookie;
+  };
+  return RunBlocking<std::vector<W>>(
+      info.Env(), OpContext::For("list watchers", img.get()),
+      [img](std::vector<W>& r) {
+        for (size_t max = 8;; max *= 2) {
+          std::vector<rbd_image_watcher_t> ws(max);
+          size_t n = max;
+          int rc = rbd_watchers_list(img->image, ws.data(), &n);
+          if (rc == -ERANGE && n > max) continue;
+          if (rc < 0) return rc;
+          for (size_t i = 0; i < n; i++) r.push_back({ws[i].addr ? ws[i].addr : "", ws[i].id, ws[i].cookie});
+          rbd_watchers_list_cleanup(ws.data(), n);
+          return 0;
+        }
+      },
+      [](Napi::Env env, std::vector<W>& r) -> Napi::Value {
+        auto a = Napi::Array::New(env, r.size());
+        for (uint32_t i = 0; i < r.size(); i++) {
+          Napi::Object o = Napi::Object::New(env);
+          o.Set("address", r[i].address);
+          o.Set("id", Napi::Number::New(env, double(r[i].id)));
+          // A cookie is an opaque 64-bit handle: a string keeps every bit.
+          o.Set("cookie", std::to_string(r[i].cookie));
+          a.Set(i, o);
+        }
+        return a;
+      });
+}
+
 // (image, mode, owner): breaks that owner's lock; librbd blocklists the owner first (by default),
 // so a client that is only slow, not dead, cannot write on.
 Napi::Value BreakLock(const Napi::CallbackInfo& info) {
@@ -421,6 +459,7 @@ void InitImage(Napi::Env env, Napi::Object exports) {
   exports.Set("closeImage", Napi::Function::New(env, CloseImage));
   exports.Set("getLockOwners", Napi::Function::New(env, LockOwners));
   exports.Set("breakLock", Napi::Function::New(env, BreakLock));
+  exports.Set("listWatchers", Napi::Function::New(env, Watchers));
 }
 
 }  // namespace rbdstream

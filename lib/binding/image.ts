@@ -37,10 +37,12 @@ export interface ImageBinding {
   getLockOwners(i: ImageHandle): Promise<{ mode: number; owners: string[] } | null>;
   /** Breaks `owner`'s lock held in `mode` (librbd blocklists the owner first). */
   breakLock(i: ImageHandle, mode: number, owner: string): Promise<void>;
+  /** The header's watchers: every client with the image open. */
+  listWatchers(i: ImageHandle): Promise<{ address: string; id: number; cookie: string }[]>;
 }
 
 export const imageFunctions: Record<keyof ImageBinding, true> = {
   read: true, write: true, discard: true, writeZeroes: true, flush: true, statImage: true, resizeImage: true,
   updateFeatures: true, getMetadata: true, setMetadata: true, removeMetadata: true, listMetadata: true, updateMetadata: true, closeImage: true,
-  getLockOwners: true, breakLock: true,
+  getLockOwners: true, breakLock: true, listWatchers: true,
 };

@@ -20,6 +20,15 @@ export interface LockOwners {
   owners: string[];
 }
 
+export interface Watcher {
+  /** The client's address (the form getLockOwners reports). */
+  address: string;
+  /** The client's global id (client.<id>). */
+  id: number;
+  /** The watch's cookie (a 64-bit number, as a decimal string). */
+  cookie: string;
+}
+
 export interface ImageStat {
   size: number;
   objectSize: number;
@@ -288,14 +297,22 @@ export class Image extends NativeHandle<ImageHandle> {
    * Breaks the lock `owner` (an address from getLockOwners) holds, e.g. of a client that died: the next
    * client need not wait for the OSD to expire its watch. librbd blocklists the owner first
    * (`rbd_blocklist_on_break_lock`), so a client that was only slow cannot write on (its writes fail
-   * with ESHUTDOWN). EBUSY when `owner` does not hold it (any more).
+   * with ESHUTDOWN). EBUSY when `owner` does not hold it (any more). (librbd breaks exclusive locks
+   * only, so there is no mode to choose.)
    */
-  async breakLock(owner: string, options: { mode?: 'exclusive' | 'shared' } = {}): Promise<void> {
+  async breakLock(owner: string): Promise<void> {
     if (typeof owner !== 'string' || owner === '') throw new TypeError(`owner must be a client address from getLockOwners(), got ${describe(owner)}`);
-    const o = checkOptions<{ mode?: string }>(options, 'breakLock options', ['mode']);
-    const mode = o.mode ?? 'exclusive';
-    if (mode !== 'exclusive' && mode !== 'shared') throw new RangeError(`mode must be 'exclusive' or 'shared', got ${describe(mode)}`);
-    await this[kTrack](() => native.breakLock(this[kHandle], LOCK_MODES.indexOf(mode), owner));
+    await this[kTrack](() => native.breakLock(this[kHandle], LOCK_MODES.indexOf('exclusive'), owner));
+  }
+
+  /**
+   * The clients watching the image's header, as `rbd status` lists them: every client that has the
+   * image open, including this one. A lock owner (getLockOwners) whose address is not among them is
+   * dead: its lock record stays until somebody breaks it (librbd does when it next takes the lock).
+   * A client killed moments ago still watches until the OSD expires its watch (30 s by default).
+   */
+  async listWatchers(): Promise<Watcher[]> {
+    return this[kTrack](() => native.listWatchers(this[kHandle]));
   }
 
   // --- diff -------------------------------------------------------------
