@@ -8,19 +8,28 @@
 // rollback itself: librbd's rollback rewrites the objects, which a diff shows as changed. After a
 // failover the way back is a failback, B → A.) A re-run leaves an image it already failed over alone.
 //
-// Refusals (per image): EBUSY while a client holds the image's exclusive lock (workloads already
-// started: a rollback would discard their writes); ERR_TARGET_CHANGED when the head was written since
-// that snapshot and no interrupted round explains it (force rolls back anyway); ERR_NO_COMMON_SNAPSHOT
-// when the image has no completed sync snapshot.
+// A group (syncGroup's copy): every member goes to the group's newest group snapshot, not to its own
+// newest copy: a round that died after copying some members left those a round ahead, and only the
+// group snapshot is a crash-consistent set. All members are checked first; one refusal refuses all.
+//
+// Refusals (per image): EBUSY while a live client holds the image's exclusive lock (workloads already
+// started: a rollback would discard their writes). Live: still watching the image; a killed sync round's
+// lock record outlives it. Then the lock is taken (librbd breaks a dead owner's) and held until the
+// image is done, so no workload starts in between. ERR_TARGET_CHANGED
+// when the head was written since that snapshot and no interrupted round explains it (force rolls back
+// anyway); ERR_NO_COMMON_SNAPSHOT when the image has no completed sync snapshot (a group member: no copy
+// of the group's newest group snapshot).
 import picomatch from 'picomatch';
-import { codedError } from '../core/errors.js';
+import { native } from '../binding/index.js';
+import { codedError, type RbdErrorCode } from '../core/errors.js';
+import { kHandle, kTrack } from '../core/internal.js';
 import { Pool } from '../core/pool.js';
 import type { Image } from '../core/image.js';
-import { checkBool, checkImageName, checkName, checkOptions, checkSignal, describe } from '../core/validate.js';
+import { checkBool, checkGroupName, checkImageName, checkName, checkOptions, checkSignal, describe } from '../core/validate.js';
 import { readIdentity } from './identity.js';
 import { CHECKPOINT_KEY } from './replicate/checkpoint.js';
 import { updateRecords } from './replicate/target.js';
-import { DEFAULT_PREFIX, prefixed } from './sync.js';
+import { byName, DEFAULT_PREFIX, prefixed } from './sync.js';
 
 /** Image metadata: the snapshot a failover put the image at, and when. */
 export const FAILOVER_KEY = 'rbd-stream.failover';
@@ -30,6 +39,11 @@ export interface SyncFailoverOptions {
   pool: Pool;
   /** A glob ('db-*') or a list of image names; default: every image in the pool. */
   images?: string | string[];
+  /**
+   * A consistency group of the pool that syncGroup fills (instead of images): its members go to the
+   * group's newest group snapshot, all of them or none.
+   */
+  group?: string;
   /** The sync prefix (default 'rbd-sync-'). */
   prefix?: string;
   /** Roll back a head written since its newest sync snapshot, and ignore lock owners. */
@@ -58,15 +72,34 @@ export type SyncFailoverImageResult =
 export interface SyncFailoverResult {
   images: SyncFailoverImageResult[];
   summary: { total: number; ok: number; failed: number; rolledBack: number };
+  /** With `group`: the group and the group snapshot its members now stand at. */
+  group?: { name: string; snapshot: string };
 }
 
-/** For each image of B's pool (or those named): rolled back to its newest completed sync round, checkpoint removed. */
+/** What failing an image over takes, decided before anything is changed. */
+interface Plan {
+  image: Image;
+  snapshot: string;
+  checkpoint: string | undefined;
+  changed: boolean;
+  failedOverAt?: string;
+}
+
+/**
+ * For each image of B's pool (or those named, or a group's members): rolled back to its newest
+ * completed sync round (a group's: its newest group snapshot), checkpoint removed.
+ */
 export async function syncFailover(options: SyncFailoverOptions): Promise<SyncFailoverResult> {
-  const o = checkOptions<SyncFailoverOptions>(options, 'syncFailover options', ['pool', 'images', 'prefix', 'force', 'signal']);
+  const o = checkOptions<SyncFailoverOptions>(options, 'syncFailover options', ['pool', 'images', 'group', 'prefix', 'force', 'signal']);
   if (!(o.pool instanceof Pool)) throw new TypeError(`pool must be a Pool, got ${describe(o.pool)}`);
   const prefix = o.prefix === undefined ? DEFAULT_PREFIX : checkName(o.prefix, 'prefix', { forbid: '/@' });
   const force = checkBool(o.force, 'force') ?? false;
   const signal = checkSignal(o.signal);
+  if (o.group !== undefined) {
+    checkGroupName(o.group, 'group');
+    if (o.images !== undefined) throw new TypeError('images and group exclude each other (a group fails over all its members)');
+    return failoverGroup(o.pool, o.group, prefix, force, signal);
+  }
   let names: string[];
   if (Array.isArray(o.images)) names = o.images.map((n, i) => checkImageName(n, `images[${i}]`));
   else if (o.images === undefined || typeof o.images === 'string') {
@@ -80,7 +113,7 @@ export async function syncFailover(options: SyncFailoverOptions): Promise<SyncFa
     try {
       const image = await o.pool.openImage(name);
       try {
-        images.push({ ok: true, name, ...(await failoverImage(image, prefix, force)) });
+        images.push({ ok: true, name, ...(await apply(await plan(image, prefix, force))) });
       } finally {
         await image.close();
       }
@@ -89,60 +122,142 @@ export async function syncFailover(options: SyncFailoverOptions): Promise<SyncFa
       images.push({ ok: false, name, error: { code: err.code ?? 'ERR_UNKNOWN', message: err.message ?? String(e) } });
     }
   }
+  return result(images);
+}
+
+function result(images: SyncFailoverImageResult[], group?: SyncFailoverResult['group']): SyncFailoverResult {
   const ok = images.filter((x) => x.ok);
   return {
     images,
     summary: { total: images.length, ok: ok.length, failed: images.length - ok.length, rolledBack: ok.filter((x) => x.ok && x.rolledBack).length },
+    ...(group ? { group } : {}),
   };
 }
 
-async function failoverImage(image: Image, prefix: string, force: boolean) {
-  const where = `${image.pool.spec}/${image.name}`;
-  if (!force) {
-    const owners = await image.getLockOwners().catch((e: { code?: string }) => {
-      if (e.code === 'EINVAL') return undefined; // no exclusive-lock feature: nobody can hold it
-      throw e;
-    });
-    if (owners) {
-      throw codedError('EBUSY', `'${where}' is in use: client ${owners.owners.join(', ')} holds its exclusive lock (a rollback would discard its writes; stop it, or pass force)`, {
-        errno: -16, image: image.name, pool: image.pool.name,
+async function failoverGroup(pool: Pool, name: string, prefix: string, force: boolean, signal: AbortSignal | undefined): Promise<SyncFailoverResult> {
+  const group = await pool.openGroup(name);
+  const [snaps, members] = await Promise.all([group.listSnapshots(), group.listImages()]);
+  const newest = snaps.filter((s) => s.state === 'complete' && s.name.startsWith(prefix)).sort(byName).pop()?.name;
+  if (newest === undefined) {
+    throw codedError('ERR_NO_COMMON_SNAPSHOT', `group '${group.spec}' has no complete '${prefix}*' group snapshot to stand at`, { pool: pool.name, group: name });
+  }
+  const foreign = members.find((m) => m.poolId !== pool.id);
+  if (foreign) {
+    throw codedError('EINVAL', `member '${foreign.pool}/${foreign.name}' of group '${group.spec}' is in another pool: not a syncGroup copy`, { errno: -22, pool: pool.name, group: name });
+  }
+  // Every member planned (and locked) before any is changed: one refusal leaves the whole set as it is.
+  const plans: Plan[] = [];
+  const refusals: { name: string; code: string; message: string }[] = [];
+  try {
+    for (const m of [...members].sort(byName)) {
+      signal?.throwIfAborted();
+      let image: Image | undefined;
+      try {
+        image = await pool.openImage(m.name);
+        plans.push(await plan(image, prefix, force, newest));
+      } catch (e) {
+        await image?.close().catch(() => {});
+        const err = e as { code?: string; message?: string };
+        refusals.push({ name: m.name, code: err.code ?? 'ERR_UNKNOWN', message: err.message ?? String(e) });
+      }
+    }
+    if (refusals.length > 0) {
+      const [first] = refusals;
+      throw codedError(first.code as RbdErrorCode, `group '${group.spec}' not failed over (no member was changed): ${refusals.map((r) => `${r.name}: ${r.message}`).join('; ')}`, {
+        pool: pool.name, group: name, image: first.name, snapshot: newest,
       });
     }
+    const images: SyncFailoverImageResult[] = [];
+    for (const p of plans) images.push({ ok: true, name: p.image.name, ...(await apply(p)) });
+    return result(images, { name, snapshot: newest });
+  } finally {
+    await Promise.allSettled(plans.map((p) => p.image.close()));
   }
-  // The newest sync snapshot holding a completed copy (its identity record is bound then).
-  let snapshot: string | undefined;
-  for (const s of (await prefixed(image, prefix)).reverse()) {
-    if (await readIdentity(image, s.name)) {
-      snapshot = s.name;
-      break;
-    }
-  }
-  if (snapshot === undefined) {
-    throw codedError('ERR_NO_COMMON_SNAPSHOT', `'${where}' has no completed '${prefix}*' sync snapshot to stand at`, { image: image.name, pool: image.pool.name });
+}
+
+/**
+ * Decides what the image needs, changing nothing but the lock (taken unless force). `at`: the
+ * snapshot to stand at (a group's); default the newest sync snapshot holding a completed copy.
+ */
+async function plan(image: Image, prefix: string, force: boolean, at?: string): Promise<Plan> {
+  const where = `${image.pool.spec}/${image.name}`;
+  const ours = await prefixed(image, prefix);
+  // The completed copies (their identity record is bound then), oldest first.
+  const completed: string[] = [];
+  for (const s of ours) if (await readIdentity(image, s.name)) completed.push(s.name);
+  const snapshot = at ?? completed[completed.length - 1];
+  if (snapshot === undefined || !completed.includes(snapshot)) {
+    throw codedError('ERR_NO_COMMON_SNAPSHOT', at === undefined
+      ? `'${where}' has no completed '${prefix}*' sync snapshot to stand at`
+      : `'${where}' holds no completed copy '${at}' of the group's newest group snapshot`, { image: image.name, pool: image.pool.name, ...(at ? { snapshot: at } : {}) });
   }
   const [checkpoint, markRaw] = await Promise.all([image.getMetadata(CHECKPOINT_KEY), image.getMetadata(FAILOVER_KEY)]);
   let mark: { snapshot?: unknown; at?: unknown } | undefined;
   try {
     mark = markRaw === undefined ? undefined : (JSON.parse(markRaw) as typeof mark);
   } catch { /* not ours: ignored */ }
+  // Before the lock: an image failed over already may be in use by now, and is left alone.
   if (checkpoint === undefined && mark?.snapshot === snapshot && typeof mark.at === 'string') {
-    return { snapshot, rolledBack: false, checkpointRemoved: false, failedOverAt: mark.at };
+    return { image, snapshot, checkpoint, changed: false, failedOverAt: mark.at };
   }
-  const snap = (await image.listSnapshots()).find((s) => s.name === snapshot)!;
-  let changed = (await image.stat()).size !== snap.size;
-  if (!changed) {
-    for await (const batch of image.diff({ fromSnapshot: snapshot, wholeObject: true, batchSize: 1 })) {
-      if (batch.length > 0) changed = true;
-      break;
-    }
-  }
-  if (changed && checkpoint === undefined && !force) {
-    throw codedError('ERR_TARGET_CHANGED', `'${where}' was written since its newest sync snapshot '${snapshot}', not by an interrupted sync round (a rollback would discard those writes; pass force)`, {
+  if (!force) await takeLock(image, where);
+  const changed = await differs(image, snapshot);
+  // A change is explained by an interrupted round: its checkpoint, or (a group member a round ahead)
+  // a newer completed copy the head still equals.
+  const newer = completed.slice(completed.indexOf(snapshot) + 1);
+  const explained = checkpoint !== undefined || (newer.length > 0 && !(await differs(image, newer[newer.length - 1])));
+  if (changed && !explained && !force) {
+    throw codedError('ERR_TARGET_CHANGED', `'${where}' was written since its ${at ? 'copy of the group snapshot' : 'newest sync snapshot'} '${snapshot}', not by an interrupted sync round (a rollback would discard those writes; pass force)`, {
       snapshot, image: image.name, pool: image.pool.name,
     });
   }
+  return { image, snapshot, checkpoint, changed };
+}
+
+async function apply(p: Plan) {
+  const { image, snapshot, checkpoint, changed } = p;
+  if (p.failedOverAt !== undefined) return { snapshot, rolledBack: false, checkpointRemoved: false, failedOverAt: p.failedOverAt };
   if (changed) await image.rollbackToSnapshot(snapshot);
   // One op: the checkpoint gone, and the mark that makes a re-run leave the image alone.
   await updateRecords(image, { [FAILOVER_KEY]: JSON.stringify({ snapshot, at: new Date().toISOString() }) }, checkpoint === undefined ? [] : [CHECKPOINT_KEY]);
   return { snapshot, rolledBack: changed, checkpointRemoved: checkpoint !== undefined };
+}
+
+/** The head differs from `snapshot` (size or data). */
+async function differs(image: Image, snapshot: string): Promise<boolean> {
+  const snap = (await image.listSnapshots()).find((s) => s.name === snapshot)!;
+  if ((await image.stat()).size !== snap.size) return true;
+  for await (const batch of image.diff({ fromSnapshot: snapshot, wholeObject: true, batchSize: 1 })) return batch.length > 0;
+  return false;
+}
+
+/**
+ * Refuses (EBUSY) while a live client holds the image's exclusive lock: one still watching the image.
+ * A dead one's lock record stays until broken; librbd breaks it when the lock is taken next, here:
+ * the lock is taken in librbd's manual mode and held until the handle closes, so no workload can take
+ * it while the image is rolled back. No exclusive-lock feature: nobody can hold it.
+ */
+async function takeLock(image: Image, where: string): Promise<void> {
+  const owners = await image.getLockOwners().catch((e: { code?: string }) => {
+    if (e.code === 'EINVAL') return null;
+    throw e;
+  });
+  if (owners === null) return;
+  const busy = (live: string[], cause?: unknown) =>
+    codedError('EBUSY', `'${where}' is in use: client ${live.join(', ') || '(unknown)'} holds its exclusive lock (a rollback would discard its writes; stop it, or pass force). ` +
+      'A client that died moments ago holds it until the OSD expires its watch (30 s by default): then retry.', {
+      errno: -16, image: image.name, pool: image.pool.name, ...(cause ? { cause } : {}),
+    });
+  if (owners) {
+    const watching = new Set((await image.listWatchers()).map((w) => w.address));
+    const live = owners.owners.filter((o) => watching.has(o));
+    if (live.length > 0) throw busy(live);
+  }
+  try {
+    await image[kTrack](() => native.acquireLock(image[kHandle]));
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code !== 'EROFS' && code !== 'EBUSY') throw e;
+    throw busy((await image.getLockOwners().catch(() => undefined))?.owners ?? [], e);
+  }
 }

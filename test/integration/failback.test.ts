@@ -1,9 +1,14 @@
+// Over 450 lines: failback and failover (image, pool, CLI) share one synced-pair fixture and its clusters.
 // Failback for snapshot sync: syncing back from the copy in use (B) to the returning original (A),
 // with the common snapshot proven by the identity the SOURCE recorded; the rbd CLI is the oracle.
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rados, type Image, type Pool } from '../../lib/index.js';
 import { syncImage, syncPool, type SyncResult } from '../../lib/transfer/sync.js';
 import { replicate } from '../../lib/transfer/replicate/run.js';
+import { syncFailover } from '../../lib/transfer/sync-failover.js';
 import { IDENTITY_KEY_PREFIX, identityKey } from '../../lib/transfer/identity.js';
 import { discardedChanges, MAX_DISCARDED_RANGES } from '../../lib/transfer/replicate/target.js';
 import { clusterArgs, getClusters, rbdCli, rbdExportMd5, type TestCluster } from '../support/clusters.js';
@@ -375,14 +380,16 @@ describe('rbd-stream failover (snapshot sync, A lost)', () => {
       expect(JSON.parse(r.stdout)).toEqual({ ok: true, name, snapshot: results[1].snapshot, rolledBack: true, checkpointRemoved: true });
       expect(await md5(b, name)).toBe(await md5(b, `${name}@${results[1].snapshot}`));
       await expect(rbdCli(b, ['image-meta', 'get', `${b.pool}/${name}`, 'rbd-stream.checkpoint'])).rejects.toThrow();
-      // Again: nothing to do.
-      const again = await cli(['--json', 'failover', ...clusterArgs(b), `${b.pool}/${name}`]);
-      expect(JSON.parse(again.stdout)).toMatchObject({ rolledBack: false, checkpointRemoved: false, failedOverAt: expect.any(String) });
-
-      // B is used; then somebody starts the A → B schedule again by mistake: refused, B's write kept.
+      // B is used: a workload holds the lock. Failover again: nothing to do, the workload is left alone
+      // (the mark is read before any lock is taken).
       const imgB = await pb.openImage(name);
       await scribble(imgB, [6 * MiB], 64 * KiB, 0x42);
+      const again = await cli(['--json', 'failover', ...clusterArgs(b), `${b.pool}/${name}`]);
+      expect(again.code, again.stderr).toBe(0);
+      expect(JSON.parse(again.stdout)).toMatchObject({ rolledBack: false, checkpointRemoved: false, failedOverAt: expect.any(String) });
       await imgB.close();
+
+      // Somebody starts the A → B schedule again by mistake: refused, B's write kept.
       const before = await md5(b, name);
       await expect(syncImage({ source: imgA, target: { pool: pb } })).rejects.toMatchObject({ code: 'ERR_TARGET_CHANGED' });
       expect(await md5(b, name)).toBe(before);
@@ -399,6 +406,56 @@ describe('rbd-stream failover (snapshot sync, A lost)', () => {
       await imgA.close();
     }
   }, 120_000);
+
+  it('a round killed mid-copy (SIGKILL) leaves its lock record: refused while the dead client still watches, then its lock is taken and the copy rolled back', async () => {
+    const name = `${tag}-fok`;
+    const { imgA, results } = await syncedPair(name, 1);
+    await scribble(imgA, [0], 4 * MiB, 0x66);
+    const here = path.dirname(fileURLToPath(import.meta.url));
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, '..', 'support', 'fixtures', 'replicate-child.ts')], {
+      env: { ...process.env, CHILD_SYNC: '1', CHILD_A: JSON.stringify(a), CHILD_B: JSON.stringify(b), CHILD_SRC: name, CHILD_DST: name },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise<void>((r) => child.on('exit', () => r()));
+    const imgB = await pb.openImage(name);
+    try {
+      // Killed once the round has written part of its copy on B (and holds B's lock).
+      const deadline = Date.now() + 60_000;
+      for (;;) {
+        const meta = await imgB.getMetadata('rbd-stream.checkpoint');
+        if (meta !== undefined && JSON.parse(meta).doneOffset >= MiB) break;
+        expect(child.exitCode, `the round ended before it was killed: ${stderr}`).toBeNull();
+        expect(Date.now()).toBeLessThan(deadline);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      child.kill('SIGKILL');
+      await exited;
+      const owner = (await imgB.getLockOwners())!.owners[0];
+      console.log(`[failover] after SIGKILL: owner ${owner}, watchers ${JSON.stringify(await imgB.listWatchers())}`);
+      expect(owner).toBeDefined();
+      // The OSD has not expired the dead client's watch yet: it looks alive, and is refused.
+      const early = await syncFailover({ pool: pb, images: [name] });
+      expect(early.images[0]).toMatchObject({ ok: false, error: { code: 'EBUSY', message: expect.stringMatching(/died moments ago/) } });
+      // Once its watch is gone its lock record is still there (a check of lock owners alone refuses
+      // for good), but nobody holds it: failover takes it and rolls back.
+      const t0 = Date.now();
+      while ((await imgB.listWatchers()).some((w) => w.address === owner)) {
+        expect(Date.now() - t0, 'the dead client still watches').toBeLessThan(90_000);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+      expect((await imgB.getLockOwners())?.owners).toEqual([owner]);
+      const r = await syncFailover({ pool: pb, images: [name] });
+      expect(r.images[0]).toEqual({ ok: true, name, snapshot: results[0].snapshot, rolledBack: true, checkpointRemoved: true });
+      expect(await md5(b, name)).toBe(await md5(b, `${name}@${results[0].snapshot}`));
+      expect((await imgB.getLockOwners())?.owners ?? []).not.toContain(owner);
+    } finally {
+      child.kill('SIGKILL');
+      await imgB.close();
+      await imgA.close();
+    }
+  }, 150_000);
 
   it('refusals: a live client holds the lock (EBUSY), B written without an interrupted round (ERR_TARGET_CHANGED); --force; a pool with --images', async () => {
     const names = [`${tag}-fo1`, `${tag}-fo2`];

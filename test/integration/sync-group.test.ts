@@ -8,6 +8,7 @@ import { cephCli, clusterArgs, rbdCli, rbdCliSync, rbdExportMd5, type TestCluste
 import { A, B as maybeB, Images, KiB, MiB, connectTo, expectCode, md5, rnd } from '../support/helpers.js';
 import { kSyncGroupTestHooks, type SyncGroupOptions, type SyncGroupTestHooks } from '../../lib/transfer/sync-group.js';
 import { destArgs, runRbdStream as cli } from '../support/cli-process.js';
+import { syncFailover } from '../../lib/transfer/sync-failover.js';
 import { RING_BYTES, checkWritePair, readRing, startWriter, type Writer } from '../support/consistency.js';
 
 const B = maybeB ?? A;
@@ -466,6 +467,93 @@ describe('syncGroup', () => {
     await expect(syncGroup({ source: group, target: { pool: pb }, bogus: 1 } as never)).rejects.toThrow(TypeError);
     expect(await groupSnaps(A, `${A.pool}/${group.name}`)).toEqual([]);
   });
+});
+
+describe('group failover (A lost)', () => {
+  const meta = async (name: string, key: string) => {
+    const img = await pb.openImage(name);
+    try {
+      return await img.getMetadata(key);
+    } finally {
+      await img.close();
+    }
+  };
+
+  it('a round that died after copying one member: failover --group puts every member at the newest group snapshot, not the one a round ahead at its own newest copy', async () => {
+    const { group, names: [i1, i2] } = await makeGroup('sgf', [16 * MiB, 4 * MiB]);
+    const g = group.name;
+    for (const [n, size] of [[i1, 16 * MiB], [i2, 4 * MiB]] as const) {
+      const h = await pa.openImage(n);
+      await h.write(rnd(size), 0);
+      await h.close();
+    }
+    const r1 = await syncGroup({ source: group, target: { pool: pb } });
+    for (const [n, len] of [[i1, 4 * MiB], [i2, MiB]] as const) {
+      const h = await pa.openImage(n);
+      await h.write(rnd(len), 0);
+      await h.close();
+    }
+    // Round 2 dies once i2 is copied and part of i1 is on B.
+    const ac = new AbortController();
+    let i2Done = false;
+    await expectCode(syncGroup({
+      source: group, target: { pool: pb }, parallel: 2, concurrency: 1, bandwidth: 4 * MiB, signal: ac.signal,
+      onProgress: (p) => {
+        if (p.image.endsWith(`/${i2}`) && p.bytesDone === p.bytesTotal) i2Done = true;
+        if (p.image.endsWith(`/${i1}`) && p.bytesDone >= MiB && i2Done) ac.abort();
+      },
+    }), 'ABORT_ERR');
+    const g2 = (await groupSnaps(A, `${A.pool}/${g}`)).find((x) => x !== r1.snapshot)!;
+    expect(await groupSnaps(B, `${B.pool}/${g}`)).toEqual([r1.snapshot]);
+    // Without the group rule: i2's newest completed copy is G2 (a per-image failover stands there,
+    // a round ahead of i1), and i1 holds a checkpoint.
+    expect(await meta(i2, `rbd-stream.snap.${g2}`)).toBeDefined();
+    expect(await rbdExportMd5(B, `${B.pool}/${i2}`)).toBe(await rbdExportMd5(B, `${B.pool}/${i2}@${g2}`));
+    expect(await rbdExportMd5(B, `${B.pool}/${i2}`)).not.toBe(await rbdExportMd5(B, `${B.pool}/${i2}@${r1.snapshot}`));
+    expect(await meta(i1, 'rbd-stream.checkpoint')).toBeDefined();
+
+    const fo = await cli(['--json', 'failover', ...clusterArgs(B), '--group', `${B.pool}/${g}`]);
+    expect(fo.code, fo.stderr).toBe(0);
+    const j = JSON.parse(fo.stdout);
+    expect(j.group).toEqual({ name: g, snapshot: r1.snapshot });
+    expect(j.images).toEqual([
+      { ok: true, name: i1, snapshot: r1.snapshot, rolledBack: true, checkpointRemoved: true },
+      { ok: true, name: i2, snapshot: r1.snapshot, rolledBack: true, checkpointRemoved: false },
+    ]);
+    for (const n of [i1, i2]) {
+      expect(await rbdExportMd5(B, `${B.pool}/${n}`), n).toBe(await rbdExportMd5(B, `${B.pool}/${n}@${r1.snapshot}`));
+    }
+    expect(await meta(i1, 'rbd-stream.checkpoint')).toBeUndefined();
+    const again = await cli(['--json', 'failover', ...clusterArgs(B), '--group', `${B.pool}/${g}`]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout).images.map((x: { failedOverAt?: string }) => typeof x.failedOverAt)).toEqual(['string', 'string']);
+  }, 180_000);
+
+  it('all members or none: a live client on one member (EBUSY), a member written since (ERR_TARGET_CHANGED) refuse the group and change nothing; force', async () => {
+    const { group, names: [i1, i2] } = await makeGroup('sgfr', [4 * MiB, 4 * MiB]);
+    const g = group.name;
+    const r1 = await syncGroup({ source: group, target: { pool: pb } });
+    const h = await pb.openImage(i2);
+    await h.write(rnd(64 * KiB), MiB); // takes i2's lock, and changes it
+    await expectCode(syncFailover({ pool: pb, group: g }), 'EBUSY');
+    await h.close();
+    const e = await expectCode(syncFailover({ pool: pb, group: g }), 'ERR_TARGET_CHANGED');
+    expect(e.message).toMatch(new RegExp(`no member was changed.*${i2}`));
+    for (const n of [i1, i2]) expect(await meta(n, 'rbd-stream.failover'), n).toBeUndefined();
+    const written = await rbdExportMd5(B, `${B.pool}/${i2}`);
+    expect(written).not.toBe(await rbdExportMd5(B, `${B.pool}/${i2}@${r1.snapshot}`));
+
+    const r = await syncFailover({ pool: pb, group: g, force: true });
+    expect(r.group).toEqual({ name: g, snapshot: r1.snapshot });
+    expect(r.images.map((x) => x.ok && [x.name, x.rolledBack])).toEqual([[i1, false], [i2, true]]);
+    expect(await rbdExportMd5(B, `${B.pool}/${i2}`)).toBe(await rbdExportMd5(B, `${B.pool}/${i2}@${r1.snapshot}`));
+
+    await expect(syncFailover({ pool: pb, group: g, images: [i1] })).rejects.toThrow(TypeError);
+    const empty = groupName('sgfe');
+    await pb.createGroup(empty);
+    await expectCode(syncFailover({ pool: pb, group: empty }), 'ERR_NO_COMMON_SNAPSHOT');
+    await expectCode(syncFailover({ pool: pb, group: `${empty}-none` }), 'ENOENT');
+  }, 120_000);
 });
 
 describe('CLI sync-group', () => {
