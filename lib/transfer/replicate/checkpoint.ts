@@ -10,6 +10,11 @@ export interface Checkpoint {
   /** Target was created by the copy (untouched areas are known zero). */
   fresh: boolean;
   doneOffset: number;
+  /**
+   * The copy found a source snapshot removed under it (its reads returned zeros): the next copy from
+   * the same base redoes its writes instead of refusing them as the target's own changes.
+   */
+  toRemoved?: true;
 }
 
 export function parseCheckpoint(raw: string | undefined): Checkpoint | undefined {

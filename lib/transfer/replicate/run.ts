@@ -120,10 +120,11 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     const cp = parseCheckpoint(cpRaw);
     const sameFrom = cp !== undefined && (cp.from === null ? fromId === null : sameSource(cp.from, fromId ?? undefined));
     const matching = sameFrom && sameSource(cp!.to, toId);
-    // Our own interrupted copy from this base to a snapshot of this source that is gone since (removed
-    // under it): its writes are the head's changes, and are redone. While that snapshot still exists the
-    // head may have been written since (B used after a failover, then a sync resumed by mistake): refused.
-    const toGone = cp !== undefined && !matching && sameSource(cp.to, { ...toId, snapId: cp.to.snapId }) && !srcSnaps.some((s) => s.id === cp.to.snapId);
+    // Our own interrupted copy from this base that found its snapshot removed under it (its checkpoint
+    // says so): its writes are the head's changes, and are redone. Otherwise the head may have been
+    // written since (B used after a failover, then a sync resumed by mistake; the snapshot may be gone
+    // by then for other reasons): refused.
+    const toGone = cp !== undefined && !matching && cp.toRemoved === true && sameSource(cp.to, { ...toId, snapId: cp.to.snapId }) && !srcSnaps.some((s) => s.id === cp.to.snapId);
     const existing = tsnaps.find((s) => s.name === toSnap);
     if (existing) {
       // Our own finished copy whose last step was lost (e.g. the snapshot create timed out while an
@@ -234,28 +235,35 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     total.peak = Math.max(total.peak, r.peakInflightBytes);
     if (r.aborted) throw stopError(signal, target, srcSnapImage);
 
+    let mismatchOffset = -1;
     if (verify) {
       if (o.beforeVerify) await o.beforeVerify(target);
       const v = await runJob('verify', 0);
       total.peak = Math.max(total.peak, v.peakInflightBytes);
       if (v.aborted) throw stopError(signal, target, srcSnapImage);
-      if (v.mismatchOffset >= 0) {
-        throw codedError('ERR_VERIFY_MISMATCH', `data differs between source '${source.pool.spec}/${source.name}@${toSnap}' and target '${target.pool.spec}/${target.name}' at offset ${v.mismatchOffset}`, { offset: v.mismatchOffset });
-      }
+      mismatchOffset = v.mismatchOffset;
     }
 
     // A snapshot removed under the copy is no error to its readers: its reads return zeros and a
     // diff from it is empty. What was read is that snapshot's data only if it still exists now,
-    // with every read done (snapshot ids are never reused). One round trip to the source.
+    // with every read done (snapshot ids are never reused). One round trip to the source. Checked
+    // before a verify mismatch, which such zeros cause too.
     const live = await source[kTrack](() => native.snapshotIds(source[kHandle]));
     for (const s of [toId, fromId, anchorId]) {
       if (s && !live.includes(s.snapId)) {
+        // The checkpoint says so: only then may the next copy from this base redo these writes
+        // (toGone), not when its snapshot goes later, after the head may have been written.
+        const cur = await target.getMetadata(CHECKPOINT_KEY);
+        if (cur?.endsWith('}')) await updateRecords(target, { [CHECKPOINT_KEY]: `${cur.slice(0, -1)},"toRemoved":true}` });
         throw codedError('ENOENT', `source snapshot '${s.snapName}' (id ${s.snapId}) of '${source.pool.spec}/${source.name}' was removed during the copy (what was read from it is not its data); the target '${target.pool.spec}/${target.name}' was not snapshotted`, {
           errno: -2, snapshot: s.snapName, pool: source.pool.name, image: source.name,
         });
       }
     }
     trace('source snapshots still there');
+    if (mismatchOffset >= 0) {
+      throw codedError('ERR_VERIFY_MISMATCH', `data differs between source '${source.pool.spec}/${source.name}@${toSnap}' and target '${target.pool.spec}/${target.name}' at offset ${mismatchOffset}`, { offset: mismatchOffset });
+    }
 
     // Every write was FUA; the flush is for anything librbd still holds (nothing written: no round trip).
     if (total.w + total.z > 0) await target.flush();
