@@ -44,7 +44,13 @@ export async function takeLease(images: Image[], snapshots: string[]): Promise<R
     const value = record();
     return Promise.all(images.map((i) => updateRecords(i, { [key]: value })));
   };
-  await write();
+  // All or none: a lease left on some images by a failed take would hold their snapshots for LEASE_MS.
+  const first = await Promise.allSettled(images.map((i) => updateRecords(i, { [key]: record() })));
+  const failed = first.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    await Promise.allSettled(images.map((i, n) => (first[n].status === 'fulfilled' ? updateRecords(i, {}, [key]) : undefined)));
+    throw failed.reason;
+  }
   let renewing: Promise<unknown> = Promise.resolve();
   const timer = setInterval(() => { renewing = write().catch(() => { /* retried next time; it expires otherwise */ }); }, RENEW_MS);
   timer.unref();

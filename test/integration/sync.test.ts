@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rados, type Pool } from '../../lib/index.js';
 import { syncImage, syncPool, syncSnapshotName } from '../../lib/transfer/sync.js';
 import { identityKey, readIdentity } from '../../lib/transfer/identity.js';
+import { takeLease } from '../../lib/transfer/lease.js';
 import { getClusters, rbdCli, rbdExportMd5, type TestCluster } from '../support/clusters.js';
 
 const { a, b } = getClusters() as { a: TestCluster; b: TestCluster };
@@ -221,4 +222,21 @@ describe('round leases: a running round keeps its snapshots from other rounds\' 
       await src.close();
     }
   }, 120_000);
+
+  it('a lease that cannot be written on every image is written on none (a group round failing to take it leaves nothing held)', async () => {
+    const names = [`${tag}-lease3a`, `${tag}-lease3b`];
+    for (const n of names) {
+      made.push([a, n]);
+      await pa.createImage(n, MiB);
+    }
+    const ok = await pa.openImage(names[0]);
+    const closed = await pa.openImage(names[1]);
+    await closed.close();
+    try {
+      await expect(takeLease([ok, closed], ['s1'])).rejects.toMatchObject({ code: 'ERR_CLOSED' });
+      expect(await leases(a, names[0])).toEqual({});
+    } finally {
+      await ok.close();
+    }
+  });
 });
