@@ -45,10 +45,12 @@ export async function takeLease(images: Image[], snapshots: string[]): Promise<R
     return Promise.all(images.map((i) => updateRecords(i, { [key]: value })));
   };
   // All or none: a lease left on some images by a failed take would hold their snapshots for LEASE_MS.
-  const first = await Promise.allSettled(images.map((i) => updateRecords(i, { [key]: record() })));
+  const value = record(); // one record, the same on every image
+  const first = await Promise.allSettled(images.map((i) => updateRecords(i, { [key]: value })));
   const failed = first.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) {
-    await Promise.allSettled(images.map((i, n) => (first[n].status === 'fulfilled' ? updateRecords(i, {}, [key]) : undefined)));
+    // Every image: a write that failed (timed out) may still have been applied.
+    await Promise.allSettled(images.map((i) => updateRecords(i, {}, [key])));
     throw failed.reason;
   }
   let renewing: Promise<unknown> = Promise.resolve();
