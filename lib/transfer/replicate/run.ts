@@ -251,10 +251,12 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     const live = await source[kTrack](() => native.snapshotIds(source[kHandle]));
     for (const s of [toId, fromId, anchorId]) {
       if (s && !live.includes(s.snapId)) {
-        // The checkpoint says so: only then may the next copy from this base redo these writes
-        // (toGone), not when its snapshot goes later, after the head may have been written.
-        const cur = await target.getMetadata(CHECKPOINT_KEY);
-        if (cur?.endsWith('}')) await updateRecords(target, { [CHECKPOINT_KEY]: `${cur.slice(0, -1)},"toRemoved":true}` });
+        // This copy's checkpoint says its snapshot went under it: only then may the next copy from
+        // this base redo these writes (toGone), not when it goes later, after the head may have been
+        // written. (A copy that wrote nothing has no checkpoint of its own: nothing to redo.)
+        const cur = s === toId ? await target.getMetadata(CHECKPOINT_KEY) : undefined;
+        const parsed = cur?.startsWith(cpPrefix) ? parseCheckpoint(cur) : undefined;
+        if (parsed) await updateRecords(target, { [CHECKPOINT_KEY]: JSON.stringify({ ...parsed, toRemoved: true }) });
         throw codedError('ENOENT', `source snapshot '${s.snapName}' (id ${s.snapId}) of '${source.pool.spec}/${source.name}' was removed during the copy (what was read from it is not its data); the target '${target.pool.spec}/${target.name}' was not snapshotted`, {
           errno: -2, snapshot: s.snapName, pool: source.pool.name, image: source.name,
         });
