@@ -73,6 +73,12 @@ Napi::Value Fsid(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), buf);
 }
 
+// This client's global id (client.<id>): a local read, like the fsid. What watchers lists report as id.
+Napi::Value InstanceId(const Napi::CallbackInfo& info) {
+  auto c = Unwrap<Cluster>(info[0], "connection");
+  return Napi::Number::New(info.Env(), double(rados_get_instance_id(c->rados)));
+}
+
 Napi::Value ListPools(const Napi::CallbackInfo& info) {
   auto c = Unwrap<Cluster>(info[0], "connection");
   struct R {
@@ -149,6 +155,7 @@ Napi::Value Close(const Napi::CallbackInfo& info) {
 void InitConnection(Napi::Env env, Napi::Object exports) {
   exports.Set("connect", Napi::Function::New(env, Connect));
   exports.Set("getFsid", Napi::Function::New(env, Fsid));
+  exports.Set("getInstanceId", Napi::Function::New(env, InstanceId));
   exports.Set("listPools", Napi::Function::New(env, ListPools));
   exports.Set("sendCommand", Napi::Function::New(env, Command));
   exports.Set("closeConnection", Napi::Function::New(env, Close));

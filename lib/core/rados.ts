@@ -101,6 +101,11 @@ export class Rados extends NativeHandle<ClusterHandle> {
     return this.cachedFsid;
   }
 
+  /** This connection's client id (`client.<id>`), as watchers (image.listWatchers()) report it. */
+  instanceId(): number {
+    return native.getInstanceId(this[kHandle]);
+  }
+
   listPools(): Promise<string[]> {
     return this.life.run(() => native.listPools(this[kHandle]));
   }
