@@ -12,13 +12,14 @@
 // newest copy: a round that died after copying some members left those a round ahead, and only the
 // group snapshot is a crash-consistent set. All members are checked first; one refusal refuses all.
 //
-// Refusals (per image): EBUSY while a live client holds the image's exclusive lock (workloads already
-// started: a rollback would discard their writes). Live: still watching the image; a killed sync round's
-// lock record outlives it. Then the lock is taken (librbd breaks a dead owner's) and held until the
-// image is done, so no workload starts in between. ERR_TARGET_CHANGED
-// when the head was written since that snapshot and no interrupted round explains it (force rolls back
-// anyway); ERR_NO_COMMON_SNAPSHOT when the image has no completed sync snapshot (a group member: no copy
-// of the group's newest group snapshot).
+// Refusals (per image): EBUSY while another client uses the image (workloads already started: a
+// rollback would discard their writes): a live lock owner, i.e. one still watching the image (a killed
+// sync round's lock record outlives it), or any other client with it open. Then the lock is taken
+// (librbd breaks a dead owner's) and held until the image is done, so no workload starts in between;
+// what to do is decided on what holds under the lock. ERR_TARGET_CHANGED when the head was written since
+// that snapshot and no interrupted round (or an interrupted failover, its pending mark) explains it
+// (force rolls back anyway); ERR_NO_COMMON_SNAPSHOT when the image has no completed sync snapshot (a
+// group member: no copy of the group's newest group snapshot).
 import picomatch from 'picomatch';
 import { native } from '../binding/index.js';
 import { codedError, type RbdErrorCode } from '../core/errors.js';
@@ -30,6 +31,7 @@ import { readIdentity } from './identity.js';
 import { CHECKPOINT_KEY } from './replicate/checkpoint.js';
 import { updateRecords } from './replicate/target.js';
 import { byName, DEFAULT_PREFIX, prefixed } from './sync.js';
+import { isRound } from './sync-group.js';
 
 /** Image metadata: the snapshot a failover put the image at, and when. */
 export const FAILOVER_KEY = 'rbd-stream.failover';
@@ -75,6 +77,8 @@ export interface SyncFailoverResult {
   /** With `group`: the group and the group snapshot its members now stand at. */
   group?: { name: string; snapshot: string };
 }
+
+const REFUSALS = new Set(['EBUSY', 'ERR_TARGET_CHANGED', 'ERR_NO_COMMON_SNAPSHOT']);
 
 /** What failing an image over takes, decided before anything is changed. */
 interface Plan {
@@ -137,7 +141,7 @@ function result(images: SyncFailoverImageResult[], group?: SyncFailoverResult['g
 async function failoverGroup(pool: Pool, name: string, prefix: string, force: boolean, signal: AbortSignal | undefined): Promise<SyncFailoverResult> {
   const group = await pool.openGroup(name);
   const [snaps, members] = await Promise.all([group.listSnapshots(), group.listImages()]);
-  const newest = snaps.filter((s) => s.state === 'complete' && s.name.startsWith(prefix)).sort(byName).pop()?.name;
+  const newest = snaps.filter((s) => s.state === 'complete' && isRound(s.name, prefix)).sort(byName).pop()?.name;
   if (newest === undefined) {
     throw codedError('ERR_NO_COMMON_SNAPSHOT', `group '${group.spec}' has no complete '${prefix}*' group snapshot to stand at`, { pool: pool.name, group: name });
   }
@@ -162,10 +166,11 @@ async function failoverGroup(pool: Pool, name: string, prefix: string, force: bo
       }
     }
     if (refusals.length > 0) {
-      const [first] = refusals;
-      throw codedError(first.code as RbdErrorCode, `group '${group.spec}' not failed over (no member was changed): ${refusals.map((r) => `${r.name}: ${r.message}`).join('; ')}`, {
-        pool: pool.name, group: name, image: first.name, snapshot: newest,
-      });
+      // A refusal (what the operator must act on) before an operational failure.
+      const first = refusals.find((r) => REFUSALS.has(r.code)) ?? refusals[0];
+      throw Object.assign(codedError(first.code as RbdErrorCode, `group '${group.spec}' not failed over (no member was changed): ${refusals.map((r) => `${r.name}: ${r.message}`).join('; ')}`, {
+        pool: pool.name, group: name, image: first.name, snapshot: newest, ...(first.code === 'EBUSY' ? { errno: -16 } : {}),
+      }), { members: refusals });
     }
     const images: SyncFailoverImageResult[] = [];
     for (const p of plans) images.push({ ok: true, name: p.image.name, ...(await apply(p)) });
@@ -175,49 +180,77 @@ async function failoverGroup(pool: Pool, name: string, prefix: string, force: bo
   }
 }
 
+interface State {
+  /** Sync snapshots holding a completed copy (their identity record is bound then), oldest first. */
+  completed: string[];
+  checkpoint: string | undefined;
+  mark: { snapshot?: unknown; at?: unknown; pending?: unknown } | undefined;
+}
+
+async function readState(image: Image, prefix: string): Promise<State> {
+  const completed: string[] = [];
+  for (const s of await prefixed(image, prefix)) if (await readIdentity(image, s.name)) completed.push(s.name);
+  const [checkpoint, markRaw] = await Promise.all([image.getMetadata(CHECKPOINT_KEY), image.getMetadata(FAILOVER_KEY)]);
+  let mark: State['mark'];
+  try {
+    mark = markRaw === undefined ? undefined : (JSON.parse(markRaw) as State['mark']);
+  } catch { /* not ours: ignored */ }
+  return { completed, checkpoint, mark };
+}
+
 /**
  * Decides what the image needs, changing nothing but the lock (taken unless force). `at`: the
  * snapshot to stand at (a group's); default the newest sync snapshot holding a completed copy.
  */
 async function plan(image: Image, prefix: string, force: boolean, at?: string): Promise<Plan> {
   const where = `${image.pool.spec}/${image.name}`;
-  const ours = await prefixed(image, prefix);
-  // The completed copies (their identity record is bound then), oldest first.
-  const completed: string[] = [];
-  for (const s of ours) if (await readIdentity(image, s.name)) completed.push(s.name);
-  const snapshot = at ?? completed[completed.length - 1];
-  if (snapshot === undefined || !completed.includes(snapshot)) {
-    throw codedError('ERR_NO_COMMON_SNAPSHOT', at === undefined
-      ? `'${where}' has no completed '${prefix}*' sync snapshot to stand at`
-      : `'${where}' holds no completed copy '${at}' of the group's newest group snapshot`, { image: image.name, pool: image.pool.name, ...(at ? { snapshot: at } : {}) });
-  }
-  const [checkpoint, markRaw] = await Promise.all([image.getMetadata(CHECKPOINT_KEY), image.getMetadata(FAILOVER_KEY)]);
-  let mark: { snapshot?: unknown; at?: unknown } | undefined;
-  try {
-    mark = markRaw === undefined ? undefined : (JSON.parse(markRaw) as typeof mark);
-  } catch { /* not ours: ignored */ }
+  const standAt = (st: State): string => {
+    const snapshot = at ?? st.completed[st.completed.length - 1];
+    if (snapshot === undefined || !st.completed.includes(snapshot)) {
+      throw codedError('ERR_NO_COMMON_SNAPSHOT', at === undefined
+        ? `'${where}' has no completed '${prefix}*' sync snapshot to stand at`
+        : `'${where}' holds no completed copy '${at}' of the group's newest group snapshot`, { image: image.name, pool: image.pool.name, ...(at ? { snapshot: at } : {}) });
+    }
+    return snapshot;
+  };
+  const done = (st: State, snapshot: string) =>
+    st.checkpoint === undefined && st.mark?.snapshot === snapshot && typeof st.mark.at === 'string' ? st.mark.at : undefined;
+  let st = await readState(image, prefix);
+  let snapshot = standAt(st);
   // Before the lock: an image failed over already may be in use by now, and is left alone.
-  if (checkpoint === undefined && mark?.snapshot === snapshot && typeof mark.at === 'string') {
-    return { image, snapshot, checkpoint, changed: false, failedOverAt: mark.at };
+  let failedOverAt = done(st, snapshot);
+  if (failedOverAt !== undefined) return { image, snapshot, checkpoint: undefined, changed: false, failedOverAt };
+  if (!force) {
+    await takeLock(image, where);
+    // Decided on what holds under the lock (a round or another failover may have ended meanwhile).
+    st = await readState(image, prefix);
+    snapshot = standAt(st);
+    failedOverAt = done(st, snapshot);
+    if (failedOverAt !== undefined) return { image, snapshot, checkpoint: undefined, changed: false, failedOverAt };
   }
-  if (!force) await takeLock(image, where);
   const changed = await differs(image, snapshot);
-  // A change is explained by an interrupted round: its checkpoint, or (a group member a round ahead)
-  // a newer completed copy the head still equals.
-  const newer = completed.slice(completed.indexOf(snapshot) + 1);
-  const explained = checkpoint !== undefined || (newer.length > 0 && !(await differs(image, newer[newer.length - 1])));
+  // A change is explained by an interrupted round (its checkpoint, or, for a group member a round
+  // ahead, a newer completed copy the head still equals) or by a failover of this image to this
+  // snapshot that stopped after its pending mark (its rollback shows as a change).
+  const newer = st.completed.slice(st.completed.indexOf(snapshot) + 1);
+  const explained = st.checkpoint !== undefined || (st.mark?.snapshot === snapshot && st.mark.pending === true) ||
+    (newer.length > 0 && !(await differs(image, newer[newer.length - 1])));
   if (changed && !explained && !force) {
     throw codedError('ERR_TARGET_CHANGED', `'${where}' was written since its ${at ? 'copy of the group snapshot' : 'newest sync snapshot'} '${snapshot}', not by an interrupted sync round (a rollback would discard those writes; pass force)`, {
       snapshot, image: image.name, pool: image.pool.name,
     });
   }
-  return { image, snapshot, checkpoint, changed };
+  return { image, snapshot, checkpoint: st.checkpoint, changed };
 }
 
 async function apply(p: Plan) {
   const { image, snapshot, checkpoint, changed } = p;
   if (p.failedOverAt !== undefined) return { snapshot, rolledBack: false, checkpointRemoved: false, failedOverAt: p.failedOverAt };
-  if (changed) await image.rollbackToSnapshot(snapshot);
+  if (changed) {
+    // First a pending mark: a re-run after a failure past this point knows the change is the rollback's.
+    await updateRecords(image, { [FAILOVER_KEY]: JSON.stringify({ snapshot, pending: true }) });
+    await image.rollbackToSnapshot(snapshot);
+  }
   // One op: the checkpoint gone, and the mark that makes a re-run leave the image alone.
   await updateRecords(image, { [FAILOVER_KEY]: JSON.stringify({ snapshot, at: new Date().toISOString() }) }, checkpoint === undefined ? [] : [CHECKPOINT_KEY]);
   return { snapshot, rolledBack: changed, checkpointRemoved: checkpoint !== undefined };
@@ -225,39 +258,47 @@ async function apply(p: Plan) {
 
 /** The head differs from `snapshot` (size or data). */
 async function differs(image: Image, snapshot: string): Promise<boolean> {
-  const snap = (await image.listSnapshots()).find((s) => s.name === snapshot)!;
+  const snap = (await image.listSnapshots()).find((s) => s.name === snapshot);
+  if (!snap) throw codedError('ENOENT', `snapshot '${snapshot}' of '${image.pool.spec}/${image.name}' was removed during the failover`, { errno: -2, snapshot, image: image.name, pool: image.pool.name });
   if ((await image.stat()).size !== snap.size) return true;
   for await (const batch of image.diff({ fromSnapshot: snapshot, wholeObject: true, batchSize: 1 })) return batch.length > 0;
   return false;
 }
 
 /**
- * Refuses (EBUSY) while a live client holds the image's exclusive lock: one still watching the image.
- * A dead one's lock record stays until broken; librbd breaks it when the lock is taken next, here:
- * the lock is taken in librbd's manual mode and held until the handle closes, so no workload can take
- * it while the image is rolled back. No exclusive-lock feature: nobody can hold it.
+ * Refuses (EBUSY) while another client uses the image: a live lock owner (one still watching the
+ * image; a dead one's lock record stays until broken, and librbd breaks it when the lock is taken
+ * next, here), or any other client with the image open. The lock is taken in librbd's manual mode and
+ * held until the handle closes, so no workload takes it while the image is rolled back. Taking the
+ * lock of a dead owner needs the 'osd blocklist' mon capability (profile rbd has it).
  */
 async function takeLock(image: Image, where: string): Promise<void> {
-  const owners = await image.getLockOwners().catch((e: { code?: string }) => {
-    if (e.code === 'EINVAL') return null;
-    throw e;
-  });
-  if (owners === null) return;
-  const busy = (live: string[], cause?: unknown) =>
-    codedError('EBUSY', `'${where}' is in use: client ${live.join(', ') || '(unknown)'} holds its exclusive lock (a rollback would discard its writes; stop it, or pass force). ` +
-      'A client that died moments ago holds it until the OSD expires its watch (30 s by default): then retry.', {
+  const busy = (what: string, cause?: unknown) =>
+    codedError('EBUSY', `'${where}' is in use: ${what} (a rollback would discard its writes; stop it, or pass force). ` +
+      'A client that died moments ago stays until the OSD expires its watch (30 s by default): then retry.', {
       errno: -16, image: image.name, pool: image.pool.name, ...(cause ? { cause } : {}),
     });
+  const owners = await image.getLockOwners().catch((e: { code?: string }) => {
+    if (e.code === 'EINVAL') return null; // no exclusive-lock feature: nobody can hold it
+    throw e;
+  });
   if (owners) {
     const watching = new Set((await image.listWatchers()).map((w) => w.address));
     const live = owners.owners.filter((o) => watching.has(o));
-    if (live.length > 0) throw busy(live);
+    if (live.length > 0) throw busy(`client ${live.join(', ')} holds its exclusive lock and still watches the image`);
   }
-  try {
-    await image[kTrack](() => native.acquireLock(image[kHandle]));
-  } catch (e) {
-    const code = (e as { code?: string }).code;
-    if (code !== 'EROFS' && code !== 'EBUSY') throw e;
-    throw busy((await image.getLockOwners().catch(() => undefined))?.owners ?? [], e);
+  if (owners !== null) {
+    try {
+      await image[kTrack](() => native.acquireLock(image[kHandle]));
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code !== 'EROFS' && code !== 'EBUSY') throw e;
+      throw busy(`client ${(await image.getLockOwners().catch(() => undefined))?.owners.join(', ') || '(unknown)'} holds its exclusive lock (librbd refused to take it)`, e);
+    }
   }
+  // Open elsewhere without the lock (nothing written yet, read-only, or no exclusive-lock feature):
+  // a rollback would change the data under it too. This connection's other handles are ours.
+  const me = image.pool.rados.instanceId();
+  const others = (await image.listWatchers()).filter((w) => w.id !== me);
+  if (others.length > 0) throw busy(`open by ${others.map((w) => `client.${w.id} (${w.address})`).join(', ')}`);
 }

@@ -128,7 +128,8 @@ const DEFAULT_PARALLEL = 4;
 export const ANCHOR_SUFFIX = '-anchor';
 
 /** A sync round's name: prefix + UTC timestamp (syncSnapshotName), nothing else. */
-const isRound = (name: string, prefix: string) => name.startsWith(prefix) && /^\d{8}T\d{6}\.\d{3}Z$/.test(name.slice(prefix.length));
+/** A round's group snapshot name: the prefix, then a syncSnapshotName timestamp. */
+export const isRound = (name: string, prefix: string) => name.startsWith(prefix) && /^\d{8}T\d{6}\.\d{3}Z$/.test(name.slice(prefix.length));
 
 interface Member {
   pool: Pool;

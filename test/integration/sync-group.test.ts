@@ -479,8 +479,9 @@ describe('group failover (A lost)', () => {
     }
   };
 
-  it('a round that died after copying one member: failover --group puts every member at the newest group snapshot, not the one a round ahead at its own newest copy', async () => {
-    const { group, names: [i1, i2] } = await makeGroup('sgf', [16 * MiB, 4 * MiB]);
+  /** A group synced once (G1), then a round (G2) that died once i2 was copied and part of i1 was on B. */
+  async function interruptedRound(p: string) {
+    const { group, names: [i1, i2] } = await makeGroup(p, [16 * MiB, 4 * MiB]);
     const g = group.name;
     for (const [n, size] of [[i1, 16 * MiB], [i2, 4 * MiB]] as const) {
       const h = await pa.openImage(n);
@@ -493,18 +494,23 @@ describe('group failover (A lost)', () => {
       await h.write(rnd(len), 0);
       await h.close();
     }
-    // Round 2 dies once i2 is copied and part of i1 is on B.
     const ac = new AbortController();
     let i2Done = false;
     await expectCode(syncGroup({
       source: group, target: { pool: pb }, parallel: 2, concurrency: 1, bandwidth: 4 * MiB, signal: ac.signal,
-      onProgress: (p) => {
-        if (p.image.endsWith(`/${i2}`) && p.bytesDone === p.bytesTotal) i2Done = true;
-        if (p.image.endsWith(`/${i1}`) && p.bytesDone >= MiB && i2Done) ac.abort();
+      onProgress: (x) => {
+        if (x.image.endsWith(`/${i2}`) && x.bytesDone === x.bytesTotal) i2Done = true;
+        if (x.image.endsWith(`/${i1}`) && x.bytesDone >= MiB && i2Done) ac.abort();
       },
     }), 'ABORT_ERR');
     const g2 = (await groupSnaps(A, `${A.pool}/${g}`)).find((x) => x !== r1.snapshot)!;
     expect(await groupSnaps(B, `${B.pool}/${g}`)).toEqual([r1.snapshot]);
+    return { g, i1, i2, g1: r1.snapshot, g2 };
+  }
+
+  it('a round that died after copying one member: failover --group puts every member at the newest group snapshot, not the one a round ahead at its own newest copy', async () => {
+    const { g, i1, i2, g1, g2 } = await interruptedRound('sgf');
+    const r1 = { snapshot: g1 };
     // Without the group rule: i2's newest completed copy is G2 (a per-image failover stands there,
     // a round ahead of i1), and i1 holds a checkpoint.
     expect(await meta(i2, `rbd-stream.snap.${g2}`)).toBeDefined();
@@ -529,6 +535,21 @@ describe('group failover (A lost)', () => {
     expect(JSON.parse(again.stdout).images.map((x: { failedOverAt?: string }) => typeof x.failedOverAt)).toEqual(['string', 'string']);
   }, 180_000);
 
+  it('a failover that died between a member\'s rollback and its mark: the re-run finishes it (the pending mark explains the change)', async () => {
+    const { g, i1, i2, g1 } = await interruptedRound('sgfp');
+    // What the dying failover did to i2: its rollback, which a diff shows as a change.
+    await rbdCli(B, ['snap', 'rollback', '--no-progress', `${B.pool}/${i2}@${g1}`]);
+    // Without a pending mark that change is a write nobody explains: refused, nothing changed.
+    await expectCode(syncFailover({ pool: pb, group: g }), 'ERR_TARGET_CHANGED');
+    expect(await meta(i1, 'rbd-stream.checkpoint')).toBeDefined();
+    // The mark apply() writes before each rollback.
+    await rbdCli(B, ['image-meta', 'set', `${B.pool}/${i2}`, 'rbd-stream.failover', JSON.stringify({ snapshot: g1, pending: true })]);
+    const r = await syncFailover({ pool: pb, group: g });
+    expect(r.images.map((x) => x.ok && [x.name, x.checkpointRemoved])).toEqual([[i1, true], [i2, false]]);
+    for (const n of [i1, i2]) expect(await rbdExportMd5(B, `${B.pool}/${n}`), n).toBe(await rbdExportMd5(B, `${B.pool}/${n}@${g1}`));
+    expect(JSON.parse((await meta(i2, 'rbd-stream.failover'))!)).toMatchObject({ snapshot: g1, at: expect.any(String) });
+  }, 180_000);
+
   it('all members or none: a live client on one member (EBUSY), a member written since (ERR_TARGET_CHANGED) refuse the group and change nothing; force', async () => {
     const { group, names: [i1, i2] } = await makeGroup('sgfr', [4 * MiB, 4 * MiB]);
     const g = group.name;
@@ -539,6 +560,7 @@ describe('group failover (A lost)', () => {
     await h.close();
     const e = await expectCode(syncFailover({ pool: pb, group: g }), 'ERR_TARGET_CHANGED');
     expect(e.message).toMatch(new RegExp(`no member was changed.*${i2}`));
+    expect(e.members).toEqual([{ name: i2, code: 'ERR_TARGET_CHANGED', message: expect.any(String) }]);
     for (const n of [i1, i2]) expect(await meta(n, 'rbd-stream.failover'), n).toBeUndefined();
     const written = await rbdExportMd5(B, `${B.pool}/${i2}`);
     expect(written).not.toBe(await rbdExportMd5(B, `${B.pool}/${i2}@${r1.snapshot}`));

@@ -14,7 +14,7 @@ const line = (x: SyncFailoverImageResult) =>
 
 export function registerFailover(program: Command): void {
   clusterOptions(program.command('failover'), false)
-    .description("snapshot-sync failover (site A lost): each copy on B rolled back to its newest completed sync round, an interrupted round's checkpoint removed; refused while a client holds an image's lock")
+    .description("snapshot-sync failover (site A lost): each copy on B rolled back to its newest completed sync round (--group: every member to the group's newest group snapshot), an interrupted round's checkpoint removed; refused while another live client has an image open")
     .argument('<spec>', 'pool[/namespace]/image on B (with --pool: pool[/namespace]; with --group: pool[/namespace]/group)')
     .option('--pool', 'every image of the pool (or those matching --images)')
     .option('--group', "a sync-group copy: every member to the group's newest group snapshot, all members or none")
