@@ -172,17 +172,22 @@ describe('lifetime', () => {
     let freed = false;
     const res = await runChild(
       `${CONNECT}
+// Held until the parent has counted the watchers: a minor GC of its own (a loaded machine gives it
+// time) could otherwise free them before the count.
+let held: unknown[] = [];
 async function openAndDrop() {
   const r = await connect();
   const p = await r.openPool(poolName);
   for (let i = 0; i < 3; i++) {
     const img = await p.openImage(imageName);
     await img.write(Buffer.alloc(4096, i), i * 4096);
+    held.push(img);
   }
 }
 await openAndDrop();
 console.log('opened');
 await new Promise((res) => process.stdin.once('data', res));
+held = [];
 for (let i = 0; i < 10; i++) { globalThis.gc!(); await new Promise((res) => setTimeout(res, 50)); }
 console.log('collected');
 await new Promise((res) => process.stdin.once('data', res));
