@@ -27,7 +27,7 @@ import { kHandle, kTrack } from '../core/internal.js';
 import { Pool } from '../core/pool.js';
 import type { Image } from '../core/image.js';
 import { checkBool, checkGroupName, checkImageName, checkName, checkOptions, checkSignal, describe } from '../core/validate.js';
-import { readIdentity } from './identity.js';
+import { identityKey, parseIdentity } from './identity.js';
 import { CHECKPOINT_KEY } from './replicate/checkpoint.js';
 import { updateRecords } from './replicate/target.js';
 import { byName, DEFAULT_PREFIX, prefixed } from './sync.js';
@@ -188,9 +188,14 @@ interface State {
 }
 
 async function readState(image: Image, prefix: string): Promise<State> {
-  const completed: string[] = [];
-  for (const s of await prefixed(image, prefix)) if (await readIdentity(image, s.name)) completed.push(s.name);
-  const [checkpoint, markRaw] = await Promise.all([image.getMetadata(CHECKPOINT_KEY), image.getMetadata(FAILOVER_KEY)]);
+  // One listing of the metadata for every record, not a round trip per snapshot.
+  const [snaps, meta] = await Promise.all([prefixed(image, prefix), image.listMetadata()]);
+  const completed = snaps.filter((s) => {
+    const raw = meta[identityKey(s.name)];
+    return raw !== undefined && parseIdentity(raw) !== undefined;
+  }).map((s) => s.name);
+  const checkpoint = meta[CHECKPOINT_KEY];
+  const markRaw = meta[FAILOVER_KEY];
   let mark: State['mark'];
   try {
     mark = markRaw === undefined ? undefined : (JSON.parse(markRaw) as State['mark']);

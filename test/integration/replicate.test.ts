@@ -653,28 +653,35 @@ describe('replicate: the source snapshot removed under the copy', () => {
 });
 
 describe('replicate: an interrupted copy whose snapshot still exists', () => {
-  it('a copy from the same base to another snapshot is refused (ERR_TARGET_CHANGED): the head may hold more than that copy wrote', async () => {
-    const srcName = uniq('rint-src', A);
-    const dst = uniq('rint-dst', B);
+  /**
+   * base copied in full, then a copy base → first aborted mid-way, then a write at 15 MiB on the target
+   * (say, B used after a failover). The caller closes `src`.
+   */
+  async function interruptedThenWritten(name: string, seed: number) {
+    const srcName = uniq(`${name}-src`, A);
+    const dst = uniq(`${name}-dst`, B);
     await pa.createImage(srcName, 16 * MiB);
     const src = await pa.openImage(srcName);
+    const rnd = prng(seed);
+    await src.write(randomData(rnd, 16 * MiB), 0);
+    await src.createSnapshot('base');
+    await replicate({ source: src, toSnapshot: 'base', target: { pool: pb, name: dst, create: {} } });
+    await src.write(randomData(rnd, 8 * MiB), 4 * MiB);
+    await src.createSnapshot('first');
+    const ac = new AbortController();
+    await expectCode(replicate({
+      source: src, fromSnapshot: 'base', toSnapshot: 'first', target: { pool: pb, name: dst }, bandwidth: 4 * MiB, signal: ac.signal,
+      onProgress: () => ac.abort(),
+    }), 'ABORT_ERR');
+    const t = await pb.openImage(dst);
+    await t.write(Buffer.alloc(4096, 9), 15 * MiB);
+    await t.close();
+    return { srcName, dst, src };
+  }
+
+  it('a copy from the same base to another snapshot is refused (ERR_TARGET_CHANGED): the head may hold more than that copy wrote', async () => {
+    const { srcName, dst, src } = await interruptedThenWritten('rint', 11);
     try {
-      const rnd = prng(11);
-      await src.write(randomData(rnd, 16 * MiB), 0);
-      await src.createSnapshot('base');
-      await replicate({ source: src, toSnapshot: 'base', target: { pool: pb, name: dst, create: {} } });
-      await src.write(randomData(rnd, 8 * MiB), 4 * MiB);
-      await src.createSnapshot('first');
-      const ac = new AbortController();
-      const err = await replicate({
-        source: src, fromSnapshot: 'base', toSnapshot: 'first', target: { pool: pb, name: dst }, bandwidth: 4 * MiB, signal: ac.signal,
-        onProgress: () => ac.abort(),
-      }).then(() => undefined, (e: unknown) => e as Error & { code?: string });
-      expect(err?.code).toBe('ABORT_ERR');
-      // Someone writes on the target (say, B was used after a failover).
-      const t = await pb.openImage(dst);
-      await t.write(Buffer.alloc(4096, 9), 15 * MiB);
-      await t.close();
       await src.createSnapshot('second');
       await expectCode(replicate({ source: src, fromSnapshot: 'base', toSnapshot: 'second', target: { pool: pb, name: dst } }), 'ERR_TARGET_CHANGED');
       // The interrupted copy itself still resumes (its own checkpoint), as before. A known limit: the
@@ -689,25 +696,8 @@ describe('replicate: an interrupted copy whose snapshot still exists', () => {
   }, 120_000);
 
   it('its snapshot removed later, not under it: still refused (ERR_TARGET_CHANGED), the target\'s write kept', async () => {
-    const srcName = uniq('rint2-src', A);
-    const dst = uniq('rint2-dst', B);
-    await pa.createImage(srcName, 16 * MiB);
-    const src = await pa.openImage(srcName);
+    const { dst, src } = await interruptedThenWritten('rint2', 13);
     try {
-      const rnd = prng(13);
-      await src.write(randomData(rnd, 16 * MiB), 0);
-      await src.createSnapshot('base');
-      await replicate({ source: src, toSnapshot: 'base', target: { pool: pb, name: dst, create: {} } });
-      await src.write(randomData(rnd, 8 * MiB), 4 * MiB);
-      await src.createSnapshot('first');
-      const ac = new AbortController();
-      await expectCode(replicate({
-        source: src, fromSnapshot: 'base', toSnapshot: 'first', target: { pool: pb, name: dst }, bandwidth: 4 * MiB, signal: ac.signal,
-        onProgress: () => ac.abort(),
-      }), 'ABORT_ERR');
-      const t = await pb.openImage(dst);
-      await t.write(Buffer.alloc(4096, 9), 15 * MiB);
-      await t.close();
       // Pruned on the source afterwards (retention, by hand): without the checkpoint's mark that the copy
       // saw it go, the next copy from 'base' would redo the head's changes over the write above.
       await src.removeSnapshot('first');
