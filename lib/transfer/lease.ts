@@ -40,13 +40,10 @@ export interface RoundLease {
 export async function takeLease(images: Image[], snapshots: string[]): Promise<RoundLease> {
   const key = LEASE_KEY_PREFIX + randomUUID();
   const record = (): string => JSON.stringify({ snapshots, expires: Date.now() + LEASE_MS, host: hostname(), pid: process.pid } satisfies LeaseRecord);
-  const write = () => {
-    const value = record();
-    return Promise.all(images.map((i) => updateRecords(i, { [key]: value })));
-  };
+  // Every image is tried (allSettled): a failed renewal is retried next time, and it expires otherwise.
+  const write = (value: string) => Promise.allSettled(images.map((i) => updateRecords(i, { [key]: value })));
   // All or none: a lease left on some images by a failed take would hold their snapshots for LEASE_MS.
-  const value = record(); // one record, the same on every image
-  const first = await Promise.allSettled(images.map((i) => updateRecords(i, { [key]: value })));
+  const first = await write(record());
   const failed = first.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) {
     // Every image: a write that failed (timed out) may still have been applied.
@@ -54,7 +51,7 @@ export async function takeLease(images: Image[], snapshots: string[]): Promise<R
     throw failed.reason;
   }
   let renewing: Promise<unknown> = Promise.resolve();
-  const timer = setInterval(() => { renewing = write().catch(() => { /* retried next time; it expires otherwise */ }); }, RENEW_MS);
+  const timer = setInterval(() => { renewing = write(record()); }, RENEW_MS);
   timer.unref();
   let released: Promise<void> | undefined;
   return {
