@@ -7,7 +7,7 @@ export {
   type GroupSnapshotCreateOptions, type GroupRollbackOptions, type GroupRollbackProgress,
 } from './core/group.js';
 export type { Extent, DiffOptions } from './core/diff.js';
-export type { SnapshotInfo, SnapshotNamespace, SnapshotRef, MirrorSnapshotInfo } from './core/snapshot.js';
+export type { SnapshotInfo, SnapshotNamespace, SnapshotRef, SnapshotCreateOptions, MirrorSnapshotInfo } from './core/snapshot.js';
 export { FEATURE_BITS, featureBits, featureNames, type FeatureName, type LockMode } from './core/features.js';
 export { RbdError, isRbdError, type RbdErrorCode } from './core/errors.js';
 export { librbdVersion, capabilities, type Capabilities } from './core/librbd.js';

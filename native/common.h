@@ -53,10 +53,20 @@ struct Image {
 // The image's header object name (rbd_header.<id>, format 2), in img->ioctx.
 int HeaderOid(Image* img, std::string* oid);
 
+// An UpdateHeaderMetadata sent without waiting; Wait() returns its result (the destructor waits).
+struct HeaderMetadataWrite {
+  rados_write_op_t op = nullptr;
+  rados_completion_t completion = nullptr;
+  int Wait();
+  ~HeaderMetadataWrite();
+};
+
 // Sets and removes image metadata keys in one atomic op on the header object, without librbd's
-// header-update notify (native/image.cc says why). The caller holds the exclusive lock.
+// header-update notify (native/image.cc says why). The caller holds the exclusive lock. With
+// `started`, the op is only sent: RADOS applies one client's ops on one object in the order sent,
+// so a later op on the header (a snapshot's) lands after it.
 int UpdateHeaderMetadata(Image* img, const std::vector<std::string>& keys, const std::vector<std::string>& vals,
-                         const std::vector<std::string>& removes);
+                         const std::vector<std::string>& removes, HeaderMetadataWrite* started = nullptr);
 
 // What an operation was doing, for error messages.
 struct OpContext {

@@ -252,7 +252,7 @@ int HeaderOid(Image* img, std::string* oid) {
 }
 
 int UpdateHeaderMetadata(Image* img, const std::vector<std::string>& keys, const std::vector<std::string>& vals,
-                         const std::vector<std::string>& removes) {
+                         const std::vector<std::string>& removes, HeaderMetadataWrite* started) {
   std::string oid;
   int rc = HeaderOid(img, &oid);
   if (rc < 0) return rc;
@@ -271,10 +271,36 @@ int UpdateHeaderMetadata(Image* img, const std::vector<std::string>& keys, const
   rados_write_op_assert_exists(op);
   if (!kp.empty()) rados_write_op_omap_set(op, kp.data(), vp.data(), vl.data(), kp.size());
   if (!rp.empty()) rados_write_op_omap_rm_keys(op, rp.data(), rp.size());
-  rc = rados_write_op_operate(op, img->ioctx->io, oid.c_str(), nullptr, 0);
+  if (started == nullptr) {
+    rc = rados_write_op_operate(op, img->ioctx->io, oid.c_str(), nullptr, 0);
+    rados_release_write_op(op);
+    return rc;
+  }
+  rados_completion_t c = nullptr;
+  rc = rados_aio_create_completion2(nullptr, nullptr, &c);
+  if (rc >= 0) rc = rados_aio_write_op_operate(op, img->ioctx->io, c, oid.c_str(), nullptr, 0);
+  if (rc < 0) {
+    if (c != nullptr) rados_aio_release(c);
+    rados_release_write_op(op);
+    return rc;
+  }
+  started->op = op;
+  started->completion = c;
+  return 0;
+}
+
+int HeaderMetadataWrite::Wait() {
+  if (completion == nullptr) return 0;
+  rados_aio_wait_for_complete(completion);
+  int rc = rados_aio_get_return_value(completion);
+  rados_aio_release(completion);
   rados_release_write_op(op);
+  completion = nullptr;
+  op = nullptr;
   return rc;
 }
+
+HeaderMetadataWrite::~HeaderMetadataWrite() { Wait(); }
 
 namespace {
 

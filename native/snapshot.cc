@@ -63,11 +63,15 @@ int HeaderSnapIds(Image* img, std::vector<uint64_t>* ids) {
   return rc;
 }
 
-// (image, name[, knownIds]): resolves to the new snapshot's id. librbd's own lookup
-// (rbd_snap_get_id) would first refresh the image (the create marked it stale): several round
-// trips on a far target. Instead the header's snapshot ids are read after the create, and before
-// it unless the caller knows every id (all namespaces) listed since: one new id is ours. When more
-// appeared (others created snapshots meanwhile) or a read fails, librbd's lookup decides.
+// (image, name[, knownIds[, flags[, [key, value, ...], [key, ...]]]]): resolves to the new
+// snapshot's id. librbd's own lookup (rbd_snap_get_id) would first refresh the image (the create
+// marked it stale): several round trips on a far target. Instead the header's snapshot ids are read
+// after the create, and before it unless the caller knows every id (all namespaces) listed since:
+// one new id is ours. When more appeared (others created snapshots meanwhile) or a read fails,
+// librbd's lookup decides. flags: RBD_SNAP_CREATE_*. The metadata keys to set and remove are sent
+// just before the create, without waiting for them: the header applies them before the snapshot
+// (one client, one object: in order), which saves a round trip. If they fail, the snapshot is
+// removed again and their error returned.
 Napi::Value Create(const Napi::CallbackInfo& info) {
   auto img = Unwrap<Image>(info[0], "image");
   SnapRef s = ArgSnap(info, 1);
@@ -77,12 +81,34 @@ Napi::Value Create(const Napi::CallbackInfo& info) {
     auto a = info[2].As<Napi::Array>();
     for (uint32_t i = 0; i < a.Length(); i++) knownIds.push_back(uint64_t(a.Get(i).ToNumber().DoubleValue()));
   }
+  uint32_t flags = info.Length() > 3 && info[3].IsNumber() ? info[3].As<Napi::Number>().Uint32Value() : 0;
+  std::vector<std::string> keys, vals, removes;
+  bool records = info.Length() > 5 && info[4].IsArray() && info[5].IsArray();
+  if (records) {
+    auto set = info[4].As<Napi::Array>();
+    for (uint32_t i = 0; i + 1 < set.Length(); i += 2) {
+      keys.push_back(set.Get(i).ToString().Utf8Value());
+      vals.push_back(set.Get(i + 1).ToString().Utf8Value());
+    }
+    auto rm = info[5].As<Napi::Array>();
+    for (uint32_t i = 0; i < rm.Length(); i++) removes.push_back(rm.Get(i).ToString().Utf8Value());
+  }
   return RunBlocking<uint64_t>(
       info.Env(), SnapCtx("create snapshot", img.get(), s),
-      [img, s, haveKnown, knownIds](uint64_t& newId) {
+      [img, s, haveKnown, knownIds, flags, records, keys, vals, removes](uint64_t& newId) {
         std::vector<uint64_t> before = knownIds, after;
         bool known = haveKnown || HeaderSnapIds(img.get(), &before) >= 0;
-        int rc = rbd_snap_create2(img->image, s.name.c_str(), 0, NoProgress, nullptr);
+        HeaderMetadataWrite recordWrite;
+        if (records) {
+          int rc = UpdateHeaderMetadata(img.get(), keys, vals, removes, &recordWrite);
+          if (rc < 0) return rc;
+        }
+        int rc = rbd_snap_create2(img->image, s.name.c_str(), int(flags), NoProgress, nullptr);
+        int recordRc = recordWrite.Wait();
+        if (recordRc < 0) {
+          if (rc >= 0) rbd_snap_remove(img->image, s.name.c_str());
+          return recordRc;
+        }
         if (rc < 0) return rc;
         if (known && HeaderSnapIds(img.get(), &after) >= 0) {
           std::vector<uint64_t> added;

@@ -3,7 +3,8 @@
 // own: its calls run on its pool's handle and reject with ERR_CLOSED once the pool is closed.
 import { native, type IoCtxHandle } from '../binding/index.js';
 import { codedError } from './errors.js';
-import { checkBool, checkGroupName, checkImageName, checkOptions, checkSignal, checkSnapName, describe } from './validate.js';
+import { checkGroupName, checkImageName, checkOptions, checkSignal, checkSnapName, describe } from './validate.js';
+import { SNAP_CREATE_IGNORE_QUIESCE_ERROR, SNAP_CREATE_SKIP_QUIESCE, snapshotCreateFlags, type SnapshotCreateOptions } from './snapshot.js';
 import { Image } from './image.js';
 import { Pool } from './pool.js';
 import { kHandle, kTrack } from './internal.js';
@@ -34,12 +35,8 @@ export interface ImageGroupInfo {
 /** An image for addImage/removeImage: a name in the group's pool, an open Image, or a pool and a name. */
 export type GroupImageRef = string | Image | { pool: Pool; name: string };
 
-export interface GroupSnapshotCreateOptions {
-  /** Do not ask the members' clients to quiesce first (RBD_SNAP_CREATE_SKIP_QUIESCE). */
-  skipQuiesce?: boolean;
-  /** Take the snapshot even if a client fails to quiesce (RBD_SNAP_CREATE_IGNORE_QUIESCE_ERROR). */
-  ignoreQuiesceError?: boolean;
-}
+/** As for one image's snapshot, applied to every member's clients. */
+export type GroupSnapshotCreateOptions = SnapshotCreateOptions;
 
 export interface GroupRollbackProgress {
   /** Objects rolled back, as librbd last reported them (see rollbackSnapshot). */
@@ -118,11 +115,8 @@ export class Group {
    */
   async createSnapshot(name: string, options: GroupSnapshotCreateOptions = {}): Promise<void> {
     checkSnapName(name);
-    const o = checkOptions<GroupSnapshotCreateOptions>(options, 'createSnapshot options', ['skipQuiesce', 'ignoreQuiesceError']);
-    const skip = checkBool(o.skipQuiesce, 'skipQuiesce') ?? false;
-    const ignore = checkBool(o.ignoreQuiesceError, 'ignoreQuiesceError') ?? false;
-    if (skip && ignore) throw new TypeError('skipQuiesce and ignoreQuiesceError exclude each other');
-    await this.run((h, group) => native.createGroupSnapshot(h, group, name, skip, ignore));
+    const flags = snapshotCreateFlags(options, 'createSnapshot options');
+    await this.run((h, group) => native.createGroupSnapshot(h, group, name, (flags & SNAP_CREATE_SKIP_QUIESCE) !== 0, (flags & SNAP_CREATE_IGNORE_QUIESCE_ERROR) !== 0));
   }
 
   /** Removes a group snapshot and its members' snapshots (ENOENT when missing). */

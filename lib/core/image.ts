@@ -3,7 +3,7 @@ import { native, type ImageHandle } from '../binding/index.js';
 import { NativeHandle } from './handle.js';
 import { MAX_IO_BYTES, checkBool, checkFromSnapId, checkName, checkOptions, checkSignal, checkSnapName, checkUint, describe } from './validate.js';
 import { FLAG_FAST_DIFF_INVALID, FLAG_OBJECT_MAP_INVALID, LOCK_MODES, featureBits, featureNames, lockModeName, type FeatureName, type LockMode } from './features.js';
-import { toSnapshotInfo, type SnapshotInfo, type SnapshotRef } from './snapshot.js';
+import { snapshotCreateFlags, toSnapshotInfo, type SnapshotCreateOptions, type SnapshotInfo, type SnapshotRef } from './snapshot.js';
 import { requireDiffIterate3 } from './librbd.js';
 import { iterateDiff, type DiffOptions, type Extent } from './diff.js';
 import type { Pool } from './pool.js';
@@ -228,10 +228,14 @@ export class Image extends NativeHandle<ImageHandle> {
 
   // --- snapshots --------------------------------------------------------
 
-  /** Creates a user snapshot of the head; resolves to its id. */
-  async createSnapshot(name: string): Promise<number> {
+  /**
+   * Creates a user snapshot of the head; resolves to its id. By default librbd first asks the
+   * image's clients to quiesce (e.g. rbd-nbd's fsfreeze hook); see SnapshotCreateOptions.
+   */
+  async createSnapshot(name: string, options: SnapshotCreateOptions = {}): Promise<number> {
     checkSnapName(name);
-    return this[kTrack](() => native.createSnapshot(this[kHandle], name));
+    const flags = snapshotCreateFlags(options, 'createSnapshot options');
+    return this[kTrack](() => native.createSnapshot(this[kHandle], name, null, flags));
   }
 
   /** Removes a snapshot by name or { id }; `force` unprotects it first. */

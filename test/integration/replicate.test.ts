@@ -9,6 +9,7 @@ import { Rados, replicate, readIdentity, type Pool, type Image, type ReplicatePr
 import { withReplicateTestHooks } from '../../lib/transfer/replicate/options.js';
 import { getClusters, rbdCli, rbdExportMd5, type TestCluster } from '../support/clusters.js';
 import { expectCode } from '../support/helpers.js';
+import { NOTIFY_OP, watchHeader } from '../support/notify-watch.js';
 
 const clusters = getClusters();
 const A = clusters.a;
@@ -211,6 +212,31 @@ describe('replicate: behaviour', () => {
       await img.close();
     }
   }, 60_000);
+
+  it('the target snapshot skips quiesce while the copy holds the target\'s lock (and not without one); identity bound to it', async () => {
+    for (const features of [undefined, ['layering'] as const]) {
+      const dst = uniq('rp-quiesce', B);
+      await replicate({ source: src, toSnapshot: 's1', target: { pool: pb, name: dst, create: features ? { features: [...features] } : {} } });
+      const img = await pb.openImage(dst);
+      const locked = (await img.stat()).features.includes('exclusive-lock');
+      expect(locked).toBe(features === undefined);
+      const watch = await watchHeader(B, B.pool, (await img.stat()).id);
+      try {
+        await replicate({ source: src, fromSnapshot: 's1', toSnapshot: 's2', target: { pool: pb, name: dst } });
+        // A snapshot of our own, with quiesce, marks the end (notifies arrive in order).
+        await img.createSnapshot('mark');
+        const ops = await watch.waitFor(NOTIFY_OP.unquiesce, locked ? 1 : 2);
+        expect(ops.filter((x) => x === NOTIFY_OP.quiesce), `exclusive-lock ${locked}: ${ops.join(',')}`).toHaveLength(locked ? 1 : 2);
+        const snaps = JSON.parse(await rbdCli(B, ['snap', 'ls', '--format', 'json', `${B.pool}/${dst}`])) as { id: number; name: string }[];
+        expect(await readIdentity(img, 's2')).toMatchObject({ snapName: 's2', image: srcName, targetSnapId: snaps.find((x) => x.name === 's2')!.id });
+        expect(await img.getMetadata('rbd-stream.checkpoint')).toBeUndefined();
+        expect(await md5(B, `${dst}@s2`)).toBe(await md5(A, `${srcName}@s2`));
+      } finally {
+        await watch.stop();
+        await img.close();
+      }
+    }
+  }, 120_000);
 
   it('refuses: missing base (ENOENT), existing toSnapshot (EEXIST), missing source snapshot (ENOENT), missing target (ENOENT)', async () => {
     const dst = uniq('rp-ref', B);

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { rbdCli, rbdExportMd5 } from '../support/clusters.js';
 import { A, MiB, md5, rnd, usePool } from '../support/helpers.js';
 import { native } from '../../lib/binding/index.js';
+import { NOTIFY_OP, watchHeader } from '../support/notify-watch.js';
 import { kHandle } from '../../lib/core/internal.js';
 
 interface CliSnap { id: number; name: string; size: number; protected: string; timestamp: string; namespace?: { type: string } }
@@ -37,6 +38,44 @@ describe('snapshots', () => {
     await img.removeSnapshot({ id: list[1].id });
     expect((await cliSnaps(name)).map((s) => s.name)).toEqual(['from-cli']);
     await img.close();
+  });
+
+  it('createSnapshot asks the image\'s clients to quiesce unless skipQuiesce (as seen by `rados watch` on the header)', async () => {
+    const name = await fx.images.create(fx.pool, 'snap-quiesce', 4 * MiB);
+    const img = await fx.pool.openImage(name);
+    const watch = await watchHeader(A, A.pool, (await img.stat()).id);
+    try {
+      await img.createSnapshot('q1');
+      expect(await watch.waitFor(NOTIFY_OP.unquiesce, 1)).toContain(NOTIFY_OP.quiesce);
+      await img.createSnapshot('q2', { skipQuiesce: true });
+      // librbd sends no notify that marks q2's end here: q3's quiesce does (notifies arrive in order).
+      await img.createSnapshot('q3');
+      const ops = await watch.waitFor(NOTIFY_OP.unquiesce, 2);
+      expect(ops.filter((x) => x === NOTIFY_OP.quiesce), ops.join(',')).toHaveLength(2);
+      await img.createSnapshot('q4', { ignoreQuiesceError: true });
+      expect((await cliSnaps(name)).map((s) => s.name)).toEqual(['q1', 'q2', 'q3', 'q4']);
+      await expect(img.createSnapshot('q5', { skipQuiesce: true, ignoreQuiesceError: true })).rejects.toThrow(TypeError);
+      await expect(img.createSnapshot('q5', { skipQuiesce: 1 as unknown as boolean })).rejects.toThrow(TypeError);
+      await expect(img.createSnapshot('q5', { quiesce: false } as never)).rejects.toThrow(TypeError);
+    } finally {
+      await watch.stop();
+      await img.close();
+    }
+  });
+
+  it('records sent with a create are set and removed with it', async () => {
+    const name = await fx.images.create(fx.pool, 'snap-records', 4 * MiB);
+    const img = await fx.pool.openImage(name);
+    try {
+      await native.acquireLock(img[kHandle]);
+      const id = await native.createSnapshot(img[kHandle], 'r1', null, 0, ['k1', 'v1', 'k2', 'v2'], []);
+      expect(id).toBe((await cliSnaps(name)).find((s) => s.name === 'r1')!.id);
+      expect(await rbdCli(A, ['image-meta', 'get', `${A.pool}/${name}`, 'k1'])).toBe('v1\n');
+      await native.createSnapshot(img[kHandle], 'r2', null, 0, ['k3', 'v3'], ['k1']);
+      expect(JSON.parse(await rbdCli(A, ['image-meta', 'list', '--format', 'json', `${A.pool}/${name}`]))).toEqual({ k2: 'v2', k3: 'v3' });
+    } finally {
+      await img.close();
+    }
   });
 
   it('createSnapshot resolves to the new id without a refresh; with other new snapshots about, librbd decides', async () => {
