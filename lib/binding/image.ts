@@ -32,7 +32,12 @@ export interface ImageBinding {
   /** Sets [key, value, …] and removes keys in one atomic op on the header, without librbd's notify (hold the exclusive lock). */
   updateMetadata(i: ImageHandle, set: string[], remove: string[]): Promise<void>;
   listMetadata(i: ImageHandle): Promise<Record<string, string>>;
-  closeImage(i: ImageHandle): Promise<void>;
+  /**
+   * `set` ([key, value, ...]) and `remove`: metadata records written in one op sent just before
+   * the close (the caller holds the exclusive lock, released by the close after them); their
+   * error, if any, is the close's.
+   */
+  closeImage(i: ImageHandle, set?: string[], remove?: string[]): Promise<void>;
   /** The exclusive lock's mode (librbd's number) and owners; null when nobody holds it. */
   getLockOwners(i: ImageHandle): Promise<{ mode: number; owners: string[] } | null>;
   /** Breaks `owner`'s lock held in `mode` (librbd blocklists the owner first). */

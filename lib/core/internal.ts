@@ -9,3 +9,8 @@ export const kTrack: unique symbol = Symbol('rbd-stream.track');
 export const kOnClose: unique symbol = Symbol('rbd-stream.onClose');
 /** Method: a child handle tells its parent it has closed. */
 export const kForget: unique symbol = Symbol('rbd-stream.forget');
+/**
+ * Method (Image): close(), with metadata records set and removed in one op sent just before the
+ * close, applied before its lock release (in order on the header); rejects if they fail.
+ */
+export const kCloseWithRecords: unique symbol = Symbol('rbd-stream.closeWithRecords');

@@ -373,10 +373,11 @@ describe('replicate: behaviour', () => {
   }, 60_000);
 });
 
-describe('replicate: dense small changes (shared source reads, exact writes)', () => {
+describe('replicate: dense small changes (exact reads by default; shared source reads with the readGap hook; exact writes)', () => {
   it('hundreds of nearby small writes, zero writes and discards copy exactly, with verify', async () => {
     const srcName = uniq('rd-src', A);
     const dst = uniq('rd-dst', B);
+    const dstShared = uniq('rd-dst-shared', B);
     const SIZE = 8 * MiB;
     await pa.createImage(srcName, SIZE);
     const src = await pa.openImage(srcName);
@@ -384,6 +385,7 @@ describe('replicate: dense small changes (shared source reads, exact writes)', (
       await fillImage(src, SIZE, 5);
       await src.createSnapshot('a');
       await replicate({ source: src, toSnapshot: 'a', target: { pool: pb, name: dst, create: {} } });
+      await replicate({ source: src, toSnapshot: 'a', target: { pool: pb, name: dstShared, create: {} } });
       const rnd = prng(77);
       const ops: Promise<unknown>[] = [];
       for (let i = 0; i < 400; i++) {
@@ -399,10 +401,18 @@ describe('replicate: dense small changes (shared source reads, exact writes)', (
       await Promise.all(ops);
       await src.createSnapshot('b');
       const r = await replicate({ source: src, fromSnapshot: 'a', toSnapshot: 'b', target: { pool: pb, name: dst }, verify: true });
-      // Shared reads cover gaps, but only changed bytes are written.
-      expect(r.bytesRead).toBeGreaterThanOrEqual(r.bytesWritten);
-      expect(r.bytesWritten + r.bytesZeroed).toBeLessThan(SIZE);
-      expect(await md5(B, `${dst}@b`)).toBe(await md5(A, `${srcName}@b`));
+      const shared = await replicate(withReplicateTestHooks({ source: src, fromSnapshot: 'a', toSnapshot: 'b', target: { pool: pb, name: dstShared }, verify: true }, { readGap: 128 * KiB }));
+      // Exact reads read what changed (zero runs are read, then zeroed); shared reads cover gaps too.
+      // Either way only changed bytes are written.
+      expect(r.bytesRead).toBe(r.bytesWritten + r.bytesZeroed);
+      expect(shared.bytesRead).toBeGreaterThan(r.bytesRead);
+      for (const x of [r, shared]) {
+        expect(x.bytesWritten).toBe(r.bytesWritten);
+        expect(x.bytesWritten + x.bytesZeroed).toBeLessThan(SIZE);
+      }
+      const want = await md5(A, `${srcName}@b`);
+      expect(await md5(B, `${dst}@b`)).toBe(want);
+      expect(await md5(B, `${dstShared}@b`)).toBe(want);
     } finally {
       await src.close();
     }
@@ -526,6 +536,20 @@ describe('replicate: interruption and resume', () => {
     await rbdCli(B, ['snap', 'create', `${B.pool}/${dst2}@base`]);
     await expectCode(replicate({ source: src, toSnapshot: 'base', target: { pool: pb, name: dst2 } }), 'EEXIST');
   }, 90_000);
+
+  it('the binding record goes with the close: a target closed before it fails the copy (ERR_CLOSED), and the re-run binds', async () => {
+    const dst = uniq('ri-bind', B);
+    const opts = { source: src, toSnapshot: 'base', target: { pool: pb, name: dst, create: {} } };
+    await expectCode(replicate(withReplicateTestHooks(opts, { afterTargetSnapshot: (t) => t.close() })), 'ERR_CLOSED');
+    const unbound = JSON.parse(await rbdCli(B, ['image-meta', 'get', `${B.pool}/${dst}`, 'rbd-stream.snap.base']));
+    expect(unbound.targetSnapId).toBeUndefined();
+    expect(await replicate(opts)).toMatchObject({ resumed: true, bytesWritten: 0 });
+    const cliSnaps = JSON.parse(await rbdCli(B, ['snap', 'ls', '--format', 'json', `${B.pool}/${dst}`])) as { id: number; name: string }[];
+    expect(JSON.parse(await rbdCli(B, ['image-meta', 'get', `${B.pool}/${dst}`, 'rbd-stream.snap.base'])).targetSnapId).toBe(cliSnaps.find((x) => x.name === 'base')!.id);
+    await expect(rbdCli(B, ['image-meta', 'get', `${B.pool}/${dst}`, 'rbd-stream.checkpoint'])).rejects.toThrow();
+    // No lock left behind by the closed handle.
+    expect(JSON.parse(await rbdCli(B, ['lock', 'ls', '--format', 'json', `${B.pool}/${dst}`]))).toEqual([]);
+  }, 60_000);
 
   it('an empty incremental whose last step was lost is finished by the re-run (its checkpoint is written with the identity)', async () => {
     const dst = uniq('ri-elast', B);

@@ -27,7 +27,7 @@ import type { Image } from '../../core/image.js';
 import { findCopyOf, identityKey, parseIdentity, readIdentity, sameSource, sourceIdentity, sourceIdentityById, type SnapshotIdentity } from '../identity.js';
 import { requireDiffIterate3 } from '../../core/librbd.js';
 import { SNAP_CREATE_SKIP_QUIESCE } from '../../core/snapshot.js';
-import { kHandle, kTrack, kOnClose } from '../../core/internal.js';
+import { kHandle, kTrack, kOnClose, kCloseWithRecords } from '../../core/internal.js';
 import { checkReplicateOptions, type ReplicateOptions, type ReplicateResult } from './options.js';
 import { CHECKPOINT_KEY, checkpointPrefix, parseCheckpoint } from './checkpoint.js';
 import { checkBase, discardedChanges, lockTarget, openTarget, releaseTarget, reserveTarget, settled, targetChanges, updateRecords } from './target.js';
@@ -93,6 +93,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
   let extra: Float64Array | undefined;
   let busyKey: string | undefined;
   let failure: unknown;
+  let bindOnClose: [Record<string, string>, string[]] | undefined;
   try {
     const { stat: tst, key } = await reserveTarget(target);
     busyKey = key;
@@ -285,8 +286,9 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     const madeId = await target[kTrack](() => native.createSnapshot(target[kHandle], toSnap, allSnaps.map((s) => s.id), flags, identity, []));
     trace('record identity, create snapshot');
     if (o.afterTargetSnapshot) await o.afterTargetSnapshot(target);
-    await updateRecords(target, { [identityKey(toSnap)]: JSON.stringify({ ...toId, targetSnapId: madeId }) }, [CHECKPOINT_KEY]);
-    trace('bind identity, remove checkpoint');
+    // Sent with the close below (before its lock release, in order on the header); its failure
+    // fails the copy, which a re-run then finishes as a lost last step.
+    bindOnClose = [{ [identityKey(toSnap)]: JSON.stringify({ ...toId, targetSnapId: madeId }) }, [CHECKPOINT_KEY]];
     return {
       bytesRead: total.r,
       bytesWritten: total.w,
@@ -306,8 +308,11 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
   } finally {
     // close() also releases the exclusive lock taken above (once a job that failed early has
     // drained: it holds the images until then).
-    await releaseTarget(busyKey, Promise.allSettled([jobEnded, closeSrcSnap(), target.close()]), failure);
-    trace('close');
+    const targetClosed = bindOnClose ? target[kCloseWithRecords](...bindOnClose) : target.close();
+    await releaseTarget(busyKey, Promise.allSettled([jobEnded, closeSrcSnap(), targetClosed]), failure);
+    trace(bindOnClose ? 'bind identity, remove checkpoint, close' : 'close');
+    // (Settled above: this only reads its outcome.)
+    if (bindOnClose) await targetClosed;
   }
 }
 
