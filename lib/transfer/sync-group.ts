@@ -29,7 +29,7 @@ import type { Image } from '../core/image.js';
 import { IDENTITY_KEY_PREFIX, identityKey, parseIdentity, sameSource, type SnapshotIdentity } from './identity.js';
 import { replicate, type ReplicateResult } from './replicate/run.js';
 import { CHECKPOINT_KEY, parseCheckpoint } from './replicate/checkpoint.js';
-import { inflightShare } from './replicate/options.js';
+import { concurrencyShare, inflightShare } from './replicate/options.js';
 import { heldSnapshots, takeLease, type RoundLease } from './lease.js';
 import { selectRetention, type RetentionPolicy } from './retention.js';
 import { byName, checkRoundOptions, snapTime, syncSnapshotName, type SyncKeep, type SyncProgress } from './sync.js';
@@ -351,7 +351,7 @@ export async function syncGroup(options: SyncGroupOptions): Promise<SyncGroupRes
         target: m.target ? { pool: tpool, name: m.name } : { pool: tpool, name: m.name, create: { features } },
         verify,
         force,
-        concurrency: o.concurrency,
+        concurrency: concurrencyShare(o.concurrency, workers),
         inflightBytes: inflightShare(inflightBytes, workers),
         writeGap: o.writeGap,
         bandwidth: share,

@@ -7,7 +7,7 @@ import { Image } from '../core/image.js';
 import { Pool } from '../core/pool.js';
 import { isRecordedCopy, readIdentity, sameSource, sourceIdentity, identityKey } from './identity.js';
 import { replicate, type ReplicateProgress } from './replicate/run.js';
-import { MAX_CONCURRENCY, checkBandwidth, checkInflightBytes, inflightShare, type DiscardedChanges } from './replicate/options.js';
+import { MAX_CONCURRENCY, checkBandwidth, checkInflightBytes, concurrencyShare, inflightShare, type DiscardedChanges } from './replicate/options.js';
 import { CHECKPOINT_KEY } from './replicate/checkpoint.js';
 import { heldSnapshots, takeLease, type RoundLease } from './lease.js';
 import type { SnapshotInfo } from '../core/snapshot.js';
@@ -372,8 +372,8 @@ export async function syncPool(options: SyncPoolOptions): Promise<SyncPoolResult
           keep: o.keep,
           verify: o.verify,
           force: o.force,
-          concurrency: o.concurrency,
-          // The pool's buffers and cap shared by the copies running at once.
+          concurrency: concurrencyShare(o.concurrency, workers),
+          // The pool's ops, buffers and cap shared by the copies running at once.
           inflightBytes: inflightShare(inflightBytes, workers),
           writeGap: o.writeGap,
           bandwidth: bandwidth === undefined ? undefined : Math.max(1, Math.floor(bandwidth / workers)),

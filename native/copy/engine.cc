@@ -505,14 +505,16 @@ void Pipeline(Job* j) {
       s.parts.clear();
       s.parts.push_back({epos, cend - epos});
       epos = cend;
-      // Following small data extents close by join this read (one op instead of one each).
+      // Following small data extents close by join this read (one op instead of one each); with
+      // writeGap, those it may bridge must (the gap's data is written too).
       uint64_t spanEnd = cend;
-      if (s.exists && cend == eend && o.readGap > 0) {
+      const uint64_t mergeGap = std::max(o.readGap, o.writeGap);
+      if (s.exists && cend == eend && mergeGap > 0) {
         for (;;) {
           normalize();  // may move epos forward to the next extent's start
           if (ei >= j->exts.size()) break;
           const Ext& nx = j->exts[ei];
-          if (!nx.exists || nx.off < spanEnd || nx.off - spanEnd > o.readGap || nx.off + nx.len - s.off > o.chunk) break;
+          if (!nx.exists || nx.off < spanEnd || nx.off - spanEnd > mergeGap || nx.off + nx.len - s.off > o.chunk) break;
           s.parts.push_back({nx.off, nx.len});
           s.extentsEnded++;
           spanEnd = epos = nx.off + nx.len;

@@ -40,7 +40,7 @@ struct Options {
   // In flight: at most `concurrency` reads/writes (ops) and `inflightBytes` of data buffers, bounded
   // separately: a far target needs many small writes in flight, but large chunks must not multiply
   // memory. Each chunk (one source read, then its writes) holds one slot of `concurrency`.
-  int concurrency = 256;
+  int concurrency = 4096;
   uint64_t inflightBytes = 64 << 20;
   // Cap on data bytes sent to the target per second (writes; verify: target reads). 0: none.
   uint64_t bandwidth = 0;
@@ -52,10 +52,13 @@ struct Options {
   // just before the first write or zeroing (a copy that changes nothing writes none).
   bool checkpointBeforeFirstWrite = false;
   // Small changed extents separated by at most this many unchanged bytes share one source read
-  // (writes stay exact): an op costs about as much as reading this much more. 0: never.
-  uint64_t readGap = 128 * 1024;
+  // (writes stay exact). 0 (the default): never. A shared read holds its whole span in memory until
+  // the last of its writes completes, so the byte bound, not `concurrency`, then caps the small
+  // writes in flight: 16k scattered 4 KiB changes 25 ms away copied ~1.5× slower with 128 KiB.
+  uint64_t readGap = 0;
   // Small changed extents separated by at most this many unchanged bytes (none of them a zero
-  // block) are written as one op, the gap rewritten with the identical source data. 0: exact writes.
+  // block) are written as one op, the gap rewritten with the identical source data (so they share
+  // one source read too, whatever readGap). 0: exact writes.
   uint64_t writeGap = 0;
   // Ranges to copy besides the diff (force: undo the target's own changes).
   std::vector<Ext> extra;

@@ -35,7 +35,7 @@ function poolLine(x: SyncPoolImageResult): string {
 export function registerFailback(program: Command): void {
   syncOptions(clusterOptions(program.command('failback'), true), {
     force: "discard the original's own changes since the common snapshot (otherwise refused: ERR_TARGET_CHANGED); with --mirror: resolve a split-brain by resyncing A from B (otherwise refused: ERR_SPLIT_BRAIN)",
-    concurrency: 'reads and writes in flight (per image; default 256)',
+    concurrency: 'reads and writes in flight (per image; default 4096 shared by the images copied at once)',
   })
     .description('snapshot-sync failback: copy the image in use (source, site B) back to the original (dest, site A): a sync while B is in use, stop writers, a last incremental; --mirror: the same switch with rbd-mirror (demote B, promote A)')
     .argument('<source>', 'pool[/namespace]/image in use (site B; with --pool: pool[/namespace])')

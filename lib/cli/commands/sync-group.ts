@@ -20,7 +20,7 @@ function parseGroupSpec(spec: string, dest: boolean): { pool: string; namespace:
 export function registerSyncGroup(program: Command): void {
   syncOptions(clusterOptions(program.command('sync-group'), true), {
     force: 'overwrite target members that share no group snapshot with the source or were modified',
-    concurrency: 'reads and writes in flight per member (default 256)',
+    concurrency: 'reads and writes in flight per member (default 4096 shared by the members copied at once)',
   })
     .description('replicate a consistency group crash-consistently: a group snapshot, every member copied, the same group snapshot on the target')
     .argument('<source>', 'pool[/namespace]/group')

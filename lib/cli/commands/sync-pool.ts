@@ -8,7 +8,7 @@ import { emitJson, formatBytes, formatDiscarded } from '../output.js';
 export function registerSyncPool(program: Command): void {
   syncOptions(clusterOptions(program.command('sync-pool'), true), {
     force: 'overwrite targets that have no common snapshot or were modified',
-    concurrency: 'reads and writes in flight per image (default 256)',
+    concurrency: 'reads and writes in flight per image (default 4096 shared by the images copied at once)',
   })
     .description('sync every image of a pool (or those matching --images), N at a time')
     .argument('<source>', 'pool[/namespace]')

@@ -8,7 +8,7 @@ import { emitJson, formatBytes, formatDiscarded, ProgressBar, progressMode } fro
 export function registerSync(program: Command): void {
   syncOptions(clusterOptions(program.command('sync'), true), {
     force: 'overwrite a target that has no common snapshot or was modified',
-    concurrency: 'reads and writes in flight (default 256)',
+    concurrency: 'reads and writes in flight (default 4096)',
   })
     .description('replicate one image to another cluster/pool: full the first time, then incremental')
     .argument('<source>', 'pool[/namespace]/image')

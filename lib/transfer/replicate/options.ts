@@ -55,8 +55,10 @@ export interface ReplicateOptions {
   diffFromSnapshot?: string;
   target: ReplicateTargetSpec | Image;
   /**
-   * Reads and writes in flight at most (default 256, up to 4096). A far target needs many: each
-   * write waits a round trip. Bounded separately from memory (inflightBytes).
+   * Reads and writes in flight at most (default 4096, up to 16384). A far target needs many: each
+   * write waits a round trip, and small changes are one write each (the rbd CLI's import-diff,
+   * through librbd's cache, has up to 24 MiB of them in flight: 6,144 of 4 KiB). Bounded separately
+   * from memory (inflightBytes).
    */
   concurrency?: number;
   /** Bytes per read/write at most (default 1 MiB). */
@@ -82,8 +84,8 @@ export interface ReplicateOptions {
    * the (identical) source data; default 0: exact writes, as `rbd import-diff`. Fewer ops helps
    * when the target's OSDs are op-bound (many small scattered changes), at a price: more bytes
    * sent, and target snapshots stop sharing the rewritten bytes with the head. Gaps holding an
-   * all-zero 4 KiB block are never bridged. Effective up to 128 KiB (changes farther apart are
-   * read separately).
+   * all-zero 4 KiB block are never bridged. Bridged changes share one source read; a run never
+   * crosses a chunk (chunkSize).
    */
   writeGap?: number;
   signal?: AbortSignal;
@@ -106,7 +108,7 @@ export interface ReplicateTestHooks {
   checkpointMs?: number;
   /** Diff enumeration: 'auto' (object map when valid, refined), 'fine', 'whole' (whole objects). */
   enumeration?: 'auto' | 'fine' | 'whole';
-  /** Changed extents at most this many bytes apart share one source read (writes stay exact); default 128 KiB, 0 never. */
+  /** Changed extents at most this many bytes apart share one source read (writes stay exact); default 0, never. */
   readGap?: number;
 }
 
@@ -192,8 +194,8 @@ export interface CheckedReplicateOptions {
 
 export const isImage = (v: unknown): v is Image => v instanceof Image;
 
-export const DEFAULT_CONCURRENCY = 256;
-export const MAX_CONCURRENCY = 4096;
+export const DEFAULT_CONCURRENCY = 4096;
+export const MAX_CONCURRENCY = 16384;
 export const DEFAULT_INFLIGHT_BYTES = 48 << 20;
 export const DEFAULT_CHUNK_SIZE = 1 << 20;
 
@@ -209,6 +211,15 @@ export function checkInflightBytes(v: unknown, chunkSize = DEFAULT_CHUNK_SIZE, w
  */
 export function inflightShare(total: number | undefined, copies: number): number {
   return Math.max(DEFAULT_CHUNK_SIZE, Math.floor((total ?? DEFAULT_INFLIGHT_BYTES) / Math.max(1, copies)));
+}
+
+/**
+ * Each of `copies` copies running at once gets this share of DEFAULT_CONCURRENCY (at least 256)
+ * when the caller set no `concurrency` (which is per copy): the target sees about as many ops in
+ * flight from a pool or group sync as from one copy.
+ */
+export function concurrencyShare(perCopy: number | undefined, copies: number): number {
+  return perCopy ?? Math.max(256, Math.floor(DEFAULT_CONCURRENCY / Math.max(1, copies)));
 }
 
 /** `bandwidth` option: a positive number of bytes per second, or undefined (0 when none). */
