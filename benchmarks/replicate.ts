@@ -4,7 +4,7 @@
  * by an injected reply delay.
  *
  *   npx tsx benchmarks/replicate.ts [--reps 3] [--scale 1] [--target-delay-ms 0,2,10,25]
- *     [--bwlimit-mib 50,200] [--bwlimit-delays 0] [--rss-gib 2] [--no-rss] [--concurrency 256] [--inflight-mib 32]
+ *     [--bwlimit-mib 50,200] [--bwlimit-delays 0] [--rss-gib 2] [--no-rss] [--concurrency 4096] [--inflight-mib 48]
  *     [--chunk-mib 1] [--enumeration auto|fine|whole] [--read-gap-kib 0] [--fast-mon] [--osd-mib 10000]
  *     [--workloads full,inc4k,inc64k,sparse,empty] [--variant '{"concurrency":2048,"readGap":0}'] [--settle-ms 0] [--no-warmup]
  *
@@ -47,7 +47,7 @@ import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Rados, replicate, type Pool, type ReplicateOptions, type ReplicateResult } from '../lib/index.js';
-import { withReplicateTestHooks } from '../lib/transfer/replicate/options.js';
+import { DEFAULT_CONCURRENCY, DEFAULT_INFLIGHT_BYTES, withReplicateTestHooks } from '../lib/transfer/replicate/options.js';
 import { cephCli, clusterArgs, resolveClusters, rbdCli, type TestCluster } from '../test/support/clusters.js';
 import { delayedConfText } from '../test/support/delay.js';
 import { down } from '../tools/cluster/index.js';
@@ -64,8 +64,8 @@ const { values: args } = parseArgs({
     'no-warmup': { type: 'boolean', default: false },
     'no-rss': { type: 'boolean', default: false },
     'osd-mib': { type: 'string', default: '10000' },
-    concurrency: { type: 'string', default: '256' },
-    'inflight-mib': { type: 'string', default: '48' },
+    concurrency: { type: 'string', default: String(DEFAULT_CONCURRENCY) },
+    'inflight-mib': { type: 'string', default: String(DEFAULT_INFLIGHT_BYTES / (1 << 20)) },
     'chunk-mib': { type: 'string', default: '1' },
     enumeration: { type: 'string', default: 'auto' },
     'fast-mon': { type: 'boolean', default: false },
