@@ -221,6 +221,10 @@ uint64_t ArgU64(const Napi::CallbackInfo& info, size_t i, const char* name);
 std::string ArgString(const Napi::CallbackInfo& info, size_t i, const char* name);
 // undefined/null → empty optional semantics: returns false when absent.
 bool ArgOptString(const Napi::CallbackInfo& info, size_t i, std::string* out);
+// Metadata records as two JS arrays at i, i+1: [key, value, ...] to set and [key, ...] to remove.
+// Returns false (and leaves the vectors empty) unless both are arrays.
+bool ArgRecords(const Napi::CallbackInfo& info, size_t i, std::vector<std::string>* keys, std::vector<std::string>* vals,
+                std::vector<std::string>* removes);
 Napi::Value U64(Napi::Env env, uint64_t v);
 
 // A JS array of toJs(element) for each element of v.

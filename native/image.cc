@@ -313,15 +313,8 @@ namespace {
 Napi::Value UpdateMetadata(const Napi::CallbackInfo& info) {
   auto img = Unwrap<Image>(info[0], "image");
   Napi::Env env = info.Env();
-  if (!info[1].IsArray() || !info[2].IsArray()) throw Napi::TypeError::New(env, "updateMetadata(image, [key, value, ...], [key, ...])");
   std::vector<std::string> keys, vals, removes;
-  auto set = info[1].As<Napi::Array>();
-  for (uint32_t i = 0; i + 1 < set.Length(); i += 2) {
-    keys.push_back(set.Get(i).ToString().Utf8Value());
-    vals.push_back(set.Get(i + 1).ToString().Utf8Value());
-  }
-  auto rm = info[2].As<Napi::Array>();
-  for (uint32_t i = 0; i < rm.Length(); i++) removes.push_back(rm.Get(i).ToString().Utf8Value());
+  if (!ArgRecords(info, 1, &keys, &vals, &removes)) throw Napi::TypeError::New(env, "updateMetadata(image, [key, value, ...], [key, ...])");
   return RunBlocking<Empty>(env, OpContext::For("update image metadata", img.get()),
                             [img, keys, vals, removes](Empty&) { return UpdateHeaderMetadata(img.get(), keys, vals, removes); });
 }
@@ -457,16 +450,7 @@ Napi::Value BreakLock(const Napi::CallbackInfo& info) {
 Napi::Value CloseImage(const Napi::CallbackInfo& info) {
   Box<Image>* box = UnwrapBox<Image>(info[0], "image");
   std::vector<std::string> keys, vals, removes;
-  bool records = info.Length() > 2 && info[1].IsArray() && info[2].IsArray();
-  if (records) {
-    auto set = info[1].As<Napi::Array>();
-    for (uint32_t i = 0; i + 1 < set.Length(); i += 2) {
-      keys.push_back(set.Get(i).ToString().Utf8Value());
-      vals.push_back(set.Get(i + 1).ToString().Utf8Value());
-    }
-    auto rm = info[2].As<Napi::Array>();
-    for (uint32_t i = 0; i < rm.Length(); i++) removes.push_back(rm.Get(i).ToString().Utf8Value());
-  }
+  bool records = ArgRecords(info, 1, &keys, &vals, &removes);
   std::shared_ptr<Image> img = std::move(box->ptr);
   if (!img) return RunBlocking<Empty>(info.Env(), OpContext{"close image"}, [records](Empty&) { return records ? -ESHUTDOWN : 0; });
   OpContext ctx = OpContext::For(records ? "record metadata and close image" : "close image", img.get());

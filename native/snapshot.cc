@@ -83,16 +83,7 @@ Napi::Value Create(const Napi::CallbackInfo& info) {
   }
   uint32_t flags = info.Length() > 3 && info[3].IsNumber() ? info[3].As<Napi::Number>().Uint32Value() : 0;
   std::vector<std::string> keys, vals, removes;
-  bool records = info.Length() > 5 && info[4].IsArray() && info[5].IsArray();
-  if (records) {
-    auto set = info[4].As<Napi::Array>();
-    for (uint32_t i = 0; i + 1 < set.Length(); i += 2) {
-      keys.push_back(set.Get(i).ToString().Utf8Value());
-      vals.push_back(set.Get(i + 1).ToString().Utf8Value());
-    }
-    auto rm = info[5].As<Napi::Array>();
-    for (uint32_t i = 0; i < rm.Length(); i++) removes.push_back(rm.Get(i).ToString().Utf8Value());
-  }
+  bool records = ArgRecords(info, 4, &keys, &vals, &removes);
   return RunBlocking<uint64_t>(
       info.Env(), SnapCtx("create snapshot", img.get(), s),
       [img, s, haveKnown, knownIds, flags, records, keys, vals, removes](uint64_t& newId) {

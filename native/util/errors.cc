@@ -130,6 +130,19 @@ bool ArgOptString(const Napi::CallbackInfo& info, size_t i, std::string* out) {
   return true;
 }
 
+bool ArgRecords(const Napi::CallbackInfo& info, size_t i, std::vector<std::string>* keys, std::vector<std::string>* vals,
+                std::vector<std::string>* removes) {
+  if (info.Length() <= i + 1 || !info[i].IsArray() || !info[i + 1].IsArray()) return false;
+  auto set = info[i].As<Napi::Array>();
+  for (uint32_t k = 0; k + 1 < set.Length(); k += 2) {
+    keys->push_back(set.Get(k).ToString().Utf8Value());
+    vals->push_back(set.Get(k + 1).ToString().Utf8Value());
+  }
+  auto rm = info[i + 1].As<Napi::Array>();
+  for (uint32_t k = 0; k < rm.Length(); k++) removes->push_back(rm.Get(k).ToString().Utf8Value());
+  return true;
+}
+
 Napi::Value U64(Napi::Env env, uint64_t v) { return Napi::Number::New(env, static_cast<double>(v)); }
 
 void InitErrors(Napi::Env env, Napi::Object exports) {
