@@ -88,9 +88,10 @@ const INFLIGHT = Number(args['inflight-mib']) * MiB;
 // The engine's depth for chunk-sized writes: bounded by ops and by buffer bytes; the ceiling uses it.
 const DEPTH = Math.max(1, Math.min(CONC, Math.floor(INFLIGHT / CHUNK)));
 const ENUM = args.enumeration as 'auto' | 'fine' | 'whole';
+// A pause after each incremental rep's source snapshot, before its copies.
+const SETTLE_MS = Number(args['settle-ms']);
 // A second rbd-stream arm for the incrementals with other engine options (readGap: the test hook),
 // run in the same reps as the defaults and the CLI, the order rotating: an A/B on the same changes.
-const SETTLE_MS = Number(args['settle-ms']);
 const VARIANT = args.variant === undefined ? undefined : (JSON.parse(args.variant) as Record<string, number>);
 // The engine's read merging (a test hook): unchanged when not given.
 const READ_GAP = args['read-gap-kib'] === undefined ? undefined : Number(args['read-gap-kib']) * 1024;
@@ -428,10 +429,11 @@ async function main() {
     await cliCopy(t0, src, undefined, 's0', t2, IMAGE);
     if (t3) await streamCopy(t0, src, undefined, 's0', t3, true);
     if (tw) await cliCopy(t0, src, undefined, 's0', tw, IMAGE);
-    const variantRatios: number[] = [];
+    const extraTargets = [t3, tw].filter((x) => x !== undefined);
     let k = 0;
     for (const d of DELAYS) {
       const t = await target(d);
+      const variantRatios: number[] = [];
       const samples: Sample[] = [];
       for (let i = 0; i < REPS; i++) {
         if (change) await change(`${A.pool}/${src}`);
@@ -458,7 +460,7 @@ async function main() {
           rbdCli(A, ['snap', 'rm', '--no-progress', `${A.pool}/${src}@${from}`]),
           rbdCli(B, ['snap', 'rm', '--no-progress', `${B.pool}/${t1}@${from}`]),
           rbdCli(B, ['snap', 'rm', '--no-progress', `${B.pool}/${t2}@${from}`]),
-          ...[t3, tw].filter((x) => x !== undefined).map((x) => rbdCli(B, ['snap', 'rm', '--no-progress', `${B.pool}/${x}@${from}`])),
+          ...extraTargets.map((x) => rbdCli(B, ['snap', 'rm', '--no-progress', `${B.pool}/${x}@${from}`])),
         ]);
         k++;
       }
@@ -472,7 +474,7 @@ async function main() {
         log(variantRows[variantRows.length - 1]);
       }
     }
-    await Promise.all([remove(A, src), remove(B, t1), remove(B, t2), ...[t3, tw].filter((x) => x !== undefined).map((x) => remove(B, x))]);
+    await Promise.all([remove(A, src), remove(B, t1), remove(B, t2), ...extraTargets.map((x) => remove(B, x))]);
   }
 
   const allocated = Math.round((IMAGE * 0.05) / (64 * 1024)) * 64 * 1024;

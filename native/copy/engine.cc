@@ -488,6 +488,8 @@ void Pipeline(Job* j) {
   std::vector<Event> batch;
   std::vector<char> zeros;  // verify: the source side of never-written extents
   j->doneOffset = nextOffset();
+  // Extents that share a read: within readGap, or within writeGap (a bridged gap's data is written).
+  const uint64_t mergeGap = std::max(o.readGap, o.writeGap);
   for (;;) {
     bool stop = j->cancel || j->err || j->mismatch >= 0;
     throttled = std::chrono::microseconds(0);
@@ -505,10 +507,8 @@ void Pipeline(Job* j) {
       s.parts.clear();
       s.parts.push_back({epos, cend - epos});
       epos = cend;
-      // Following small data extents close by join this read (one op instead of one each); with
-      // writeGap, those it may bridge must (the gap's data is written too).
+      // Following small data extents close by join this read (one op instead of one each).
       uint64_t spanEnd = cend;
-      const uint64_t mergeGap = std::max(o.readGap, o.writeGap);
       if (s.exists && cend == eend && mergeGap > 0) {
         for (;;) {
           normalize();  // may move epos forward to the next extent's start
