@@ -243,7 +243,13 @@ describe('replicate: behaviour', () => {
     await replicate({ source: src, toSnapshot: 's1', target: { pool: pb, name: dst, create: {} } });
     const e1 = await expectCode(replicate({ source: src, fromSnapshot: 's2', toSnapshot: 's3', target: { pool: pb, name: dst } }), 'ENOENT');
     expect(e1.message).toContain("'s2'");
-    await expectCode(replicate({ source: src, toSnapshot: 's1', target: { pool: pb, name: dst } }), 'EEXIST');
+    // A snapshot of that name that is not this copy: refused. This copy, finished: done, nothing to do.
+    await rbdCli(B, ['snap', 'create', `${B.pool}/${dst}@s3`]);
+    const e2 = await expectCode(replicate({ source: src, fromSnapshot: 's1', toSnapshot: 's3', target: { pool: pb, name: dst } }), 'EEXIST');
+    expect(e2.message).toContain('not a recorded copy');
+    await rbdCli(B, ['snap', 'rm', `${B.pool}/${dst}@s3`]);
+    expect(await replicate({ source: src, toSnapshot: 's1', target: { pool: pb, name: dst } }))
+      .toMatchObject({ alreadyCopied: true, resumed: false, bytesRead: 0, bytesWritten: 0 });
     await expectCode(replicate({ source: src, fromSnapshot: 's1', toSnapshot: 'nope', target: { pool: pb, name: dst } }), 'ENOENT');
     await expectCode(replicate({ source: src, fromSnapshot: 's1', toSnapshot: 's2', target: { pool: pb, name: uniq('rp-none', B) } }), 'ENOENT');
     // Nothing changed by the refusals: the incremental still works.
@@ -520,8 +526,10 @@ describe('replicate: interruption and resume', () => {
       expect(r).toMatchObject({ resumed: true, bytesRead: 0, bytesWritten: 0, bytesZeroed: 0 });
       expect(JSON.parse((await t.getMetadata('rbd-stream.snap.base'))!).targetSnapId).toBe(snap.id);
       expect(await t.getMetadata('rbd-stream.checkpoint')).toBeUndefined();
-      // Done now: a further run is refused as before.
-      await expectCode(replicate({ source: src, toSnapshot: 'base', target: t }), 'EEXIST');
+      // Done now: a further run has nothing to do and changes no record.
+      const bound = await t.getMetadata('rbd-stream.snap.base');
+      expect(await replicate({ source: src, toSnapshot: 'base', target: t })).toMatchObject({ alreadyCopied: true, resumed: false, bytesWritten: 0 });
+      expect(await t.getMetadata('rbd-stream.snap.base')).toBe(bound);
     } finally {
       await t.close();
     }

@@ -139,6 +139,12 @@ export interface ReplicateResult {
   peakInflightBytes: number;
   /** True when a checkpoint from an interrupted run let this run skip work. */
   resumed: boolean;
+  /**
+   * Set when the target already held `toSnapshot` as the recorded copy of this source snapshot
+   * (an earlier run finished it, even if that run reported a failure of its last step, such as a
+   * timeout whose op the OSD still applied): nothing was read or written.
+   */
+  alreadyCopied?: true;
   /** The identity recorded for the new target snapshot. */
   snapshot: SnapshotIdentity;
   /** The target snapshot the incremental copy was based on (also when found from fromSnapId). */

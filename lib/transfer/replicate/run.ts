@@ -133,17 +133,23 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
       // OSD restarted, yet was applied): this copy's checkpoint is still there and the identity,
       // recorded before the snapshot, names this source snapshot but is not yet bound to a target
       // snapshot id. Bind it and drop the checkpoint instead of refusing our own work.
-      const rec = matching ? await target.getMetadata(identityKey(toSnap)) : undefined;
+      // Or a finished copy of this very snapshot, bound to it: the run that made it may still have
+      // reported a failure (its binding timed out, yet the OSD applied it), so a retry succeeds
+      // with nothing to do. Any other snapshot of that name is refused.
+      const rec = await target.getMetadata(identityKey(toSnap));
       const parsed = rec === undefined ? undefined : (parseIdentity(rec) as (SnapshotIdentity & { targetSnapId?: number }) | undefined);
-      if (!parsed || !sameSource(parsed, toId) || parsed.targetSnapId !== undefined) {
-        throw codedError('EEXIST', `snapshot '${toSnap}' already exists on target '${target.pool.spec}/${target.name}'`, { errno: -17, snapshot: toSnap });
+      const ours = parsed !== undefined && sameSource(parsed, toId);
+      const done = ours && parsed.targetSnapId === existing.id;
+      if (!done && !(ours && matching && parsed.targetSnapId === undefined)) {
+        throw codedError('EEXIST', `snapshot '${toSnap}' already exists on target '${target.pool.spec}/${target.name}'${ours ? '' : ' and is not a recorded copy of this source snapshot'}`, { errno: -17, snapshot: toSnap });
       }
-      await updateRecords(target, { [identityKey(toSnap)]: JSON.stringify({ ...toId, targetSnapId: existing.id }) }, [CHECKPOINT_KEY]);
-      trace('finish an interrupted last step');
+      if (!done) await updateRecords(target, { [identityKey(toSnap)]: JSON.stringify({ ...toId, targetSnapId: existing.id }) }, [CHECKPOINT_KEY]);
+      trace(done ? 'already copied' : 'finish an interrupted last step');
       return {
         bytesRead: 0, bytesWritten: 0, bytesZeroed: 0, extents: 0,
         seconds: (performance.now() - started) / 1000, dataSeconds: 0, peakInflightBytes: 0,
-        resumed: true,
+        resumed: !done,
+        ...(done ? { alreadyCopied: true as const } : {}),
         snapshot: toId,
         ...(fromSnap !== undefined ? { base: fromSnap } : {}),
       };
