@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <cstdint>
 #include <functional>
@@ -42,11 +43,23 @@ struct IoCtx {
   ~IoCtx();
 };
 
+// Header records sent ahead of a header op (image.cc SendMetadata): the op waits until they are
+// on the wire, so the header's OSD applies them first.
+struct UnsentRecords {
+  std::mutex mu;
+  std::condition_variable cv;
+  int count = 0;
+  void Add();
+  void Sent();
+  void WaitAllSent();
+};
+
 struct Image {
   std::shared_ptr<IoCtx> ioctx;
   rbd_image_t image = nullptr;
   std::string name;
   std::string snap;  // snapshot the image was opened at ("" = head)
+  std::shared_ptr<UnsentRecords> unsent = std::make_shared<UnsentRecords>();
   ~Image();
 };
 
@@ -64,7 +77,7 @@ struct HeaderMetadataWrite {
 // Sets and removes image metadata keys in one atomic op on the header object, without librbd's
 // header-update notify (native/image.cc says why). The caller holds the exclusive lock. With
 // `started`, the op is only sent: RADOS applies one client's ops on one object in the order sent,
-// so a later op on the header (a snapshot's) lands after it.
+// so a later op on the header lands after it.
 int UpdateHeaderMetadata(Image* img, const std::vector<std::string>& keys, const std::vector<std::string>& vals,
                          const std::vector<std::string>& removes, HeaderMetadataWrite* started = nullptr);
 

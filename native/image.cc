@@ -444,27 +444,46 @@ Napi::Value BreakLock(const Napi::CallbackInfo& info) {
   });
 }
 
-// (image[, [key, value, ...], [key, ...]]): the metadata records are sent just before rbd_close,
-// whose lock release on the header comes after them (one client, one object: in order), so a
-// lock holder's last record costs no round trip of its own. Their error is the close's.
+// (image, [key, value, ...], [key, ...]): the same atomic header update as updateMetadata, sent
+// ahead of this handle's next header op: createSnapshot and closeImage wait until it is on the
+// wire, and RADOS applies one client's ops on one object in the order sent. So a lock holder's
+// record costs no round trip of its own, and its own reply settles this promise: on a hung OSD its
+// failure is known after one op timeout, while librbd's snapshot create or close waits out several.
+Napi::Value SendMetadata(const Napi::CallbackInfo& info) {
+  auto img = Unwrap<Image>(info[0], "image");
+  Napi::Env env = info.Env();
+  std::vector<std::string> keys, vals, removes;
+  if (!ArgRecords(info, 1, &keys, &vals, &removes)) throw Napi::TypeError::New(env, "sendMetadata(image, [key, value, ...], [key, ...])");
+  std::shared_ptr<UnsentRecords> unsent = img->unsent;
+  unsent->Add();
+  return RunBlocking<Empty>(env, OpContext::For("record image metadata", img.get()),
+                            [img, unsent, keys, vals, removes](Empty&) mutable {
+                              HeaderMetadataWrite sent;
+                              int rc = UpdateHeaderMetadata(img.get(), keys, vals, removes, &sent);
+                              std::shared_ptr<IoCtx> pool = img->ioctx;  // the reply needs the pool only
+                              // Let go of the image before a waiting close looks for other users of it.
+                              img.reset();
+                              unsent->Sent();
+                              if (rc < 0) return rc;
+                              return sent.Wait();
+                            });
+}
+
+// (image): librbd's close, after any metadata sent ahead of it is on the wire (so its lock release
+// comes after that on the header). Another call still using the image closes it when it ends.
 Napi::Value CloseImage(const Napi::CallbackInfo& info) {
   Box<Image>* box = UnwrapBox<Image>(info[0], "image");
-  std::vector<std::string> keys, vals, removes;
-  bool records = ArgRecords(info, 1, &keys, &vals, &removes);
   std::shared_ptr<Image> img = std::move(box->ptr);
-  if (!img) return RunBlocking<Empty>(info.Env(), OpContext{"close image"}, [records](Empty&) { return records ? -ESHUTDOWN : 0; });
-  OpContext ctx = OpContext::For(records ? "record metadata and close image" : "close image", img.get());
-  return RunBlocking<Empty>(info.Env(), ctx, [img, records, keys, vals, removes](Empty&) mutable {
-    HeaderMetadataWrite recordWrite;
-    int recordRc = records ? UpdateHeaderMetadata(img.get(), keys, vals, removes, &recordWrite) : 0;
+  if (!img) return RunBlocking<Empty>(info.Env(), OpContext{"close image"}, [](Empty&) { return 0; });
+  return RunBlocking<Empty>(info.Env(), OpContext::For("close image", img.get()), [img](Empty&) mutable {
+    img->unsent->WaitAllSent();
     int rc = 0;
     if (img.use_count() == 1 && img->image) {
       rc = rbd_close(img->image);
       img->image = nullptr;
     }
-    if (recordRc >= 0) recordRc = recordWrite.Wait();
     img.reset();
-    return recordRc < 0 ? recordRc : rc;
+    return rc;
   });
 }
 
@@ -484,6 +503,7 @@ void InitImage(Napi::Env env, Napi::Object exports) {
   exports.Set("removeMetadata", Napi::Function::New(env, MetadataRemove));
   exports.Set("listMetadata", Napi::Function::New(env, MetadataList));
   exports.Set("updateMetadata", Napi::Function::New(env, UpdateMetadata));
+  exports.Set("sendMetadata", Napi::Function::New(env, SendMetadata));
   exports.Set("closeImage", Napi::Function::New(env, CloseImage));
   exports.Set("getLockOwners", Napi::Function::New(env, LockOwners));
   exports.Set("breakLock", Napi::Function::New(env, BreakLock));

@@ -63,15 +63,12 @@ int HeaderSnapIds(Image* img, std::vector<uint64_t>* ids) {
   return rc;
 }
 
-// (image, name[, knownIds[, flags[, [key, value, ...], [key, ...]]]]): resolves to the new
-// snapshot's id. librbd's own lookup (rbd_snap_get_id) would first refresh the image (the create
-// marked it stale): several round trips on a far target. Instead the header's snapshot ids are read
-// after the create, and before it unless the caller knows every id (all namespaces) listed since:
-// one new id is ours. When more appeared (others created snapshots meanwhile) or a read fails,
-// librbd's lookup decides. flags: RBD_SNAP_CREATE_*. The metadata keys to set and remove are sent
-// just before the create, without waiting for them: the header applies them before the snapshot
-// (one client, one object: in order), which saves a round trip. If they fail, the snapshot is
-// removed again and their error returned.
+// (image, name[, knownIds[, flags]]): resolves to the new snapshot's id. librbd's own lookup
+// (rbd_snap_get_id) would first refresh the image (the create marked it stale): several round
+// trips on a far target. Instead the header's snapshot ids are read after the create, and before it
+// unless the caller knows every id (all namespaces) listed since: one new id is ours. When more
+// appeared (others created snapshots meanwhile) or a read fails, librbd's lookup decides.
+// flags: RBD_SNAP_CREATE_*. Metadata sent ahead (sendMetadata) is on the wire before the create.
 Napi::Value Create(const Napi::CallbackInfo& info) {
   auto img = Unwrap<Image>(info[0], "image");
   SnapRef s = ArgSnap(info, 1);
@@ -82,24 +79,13 @@ Napi::Value Create(const Napi::CallbackInfo& info) {
     for (uint32_t i = 0; i < a.Length(); i++) knownIds.push_back(uint64_t(a.Get(i).ToNumber().DoubleValue()));
   }
   uint32_t flags = info.Length() > 3 && info[3].IsNumber() ? info[3].As<Napi::Number>().Uint32Value() : 0;
-  std::vector<std::string> keys, vals, removes;
-  bool records = ArgRecords(info, 4, &keys, &vals, &removes);
   return RunBlocking<uint64_t>(
       info.Env(), SnapCtx("create snapshot", img.get(), s),
-      [img, s, haveKnown, knownIds, flags, records, keys, vals, removes](uint64_t& newId) {
+      [img, s, haveKnown, knownIds, flags](uint64_t& newId) {
         std::vector<uint64_t> before = knownIds, after;
         bool known = haveKnown || HeaderSnapIds(img.get(), &before) >= 0;
-        HeaderMetadataWrite recordWrite;
-        if (records) {
-          int rc = UpdateHeaderMetadata(img.get(), keys, vals, removes, &recordWrite);
-          if (rc < 0) return rc;
-        }
+        img->unsent->WaitAllSent();
         int rc = rbd_snap_create2(img->image, s.name.c_str(), int(flags), NoProgress, nullptr);
-        int recordRc = recordWrite.Wait();
-        if (recordRc < 0) {
-          if (rc >= 0) rbd_snap_remove(img->image, s.name.c_str());
-          return recordRc;
-        }
         if (rc < 0) return rc;
         if (known && HeaderSnapIds(img.get(), &after) >= 0) {
           std::vector<uint64_t> added;

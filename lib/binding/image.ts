@@ -33,11 +33,12 @@ export interface ImageBinding {
   updateMetadata(i: ImageHandle, set: string[], remove: string[]): Promise<void>;
   listMetadata(i: ImageHandle): Promise<Record<string, string>>;
   /**
-   * `set` ([key, value, ...]) and `remove`: metadata records written in one op sent just before
-   * the close (the caller holds the exclusive lock, released by the close after them); their
-   * error, if any, is the close's.
+   * updateMetadata's op, sent ahead of this handle's next createSnapshot or closeImage (they wait
+   * until it is on the wire; RADOS applies it first): no round trip of its own. Settles with its
+   * own reply.
    */
-  closeImage(i: ImageHandle, set?: string[], remove?: string[]): Promise<void>;
+  sendMetadata(i: ImageHandle, set: string[], remove: string[]): Promise<void>;
+  closeImage(i: ImageHandle): Promise<void>;
   /** The exclusive lock's mode (librbd's number) and owners; null when nobody holds it. */
   getLockOwners(i: ImageHandle): Promise<{ mode: number; owners: string[] } | null>;
   /** Breaks `owner`'s lock held in `mode` (librbd blocklists the owner first). */
@@ -48,6 +49,6 @@ export interface ImageBinding {
 
 export const imageFunctions: Record<keyof ImageBinding, true> = {
   read: true, write: true, discard: true, writeZeroes: true, flush: true, statImage: true, resizeImage: true,
-  updateFeatures: true, getMetadata: true, setMetadata: true, removeMetadata: true, listMetadata: true, updateMetadata: true, closeImage: true,
+  updateFeatures: true, getMetadata: true, setMetadata: true, removeMetadata: true, listMetadata: true, updateMetadata: true, sendMetadata: true, closeImage: true,
   getLockOwners: true, breakLock: true, listWatchers: true,
 };

@@ -28,11 +28,9 @@ export interface SnapshotBinding {
   /**
    * Resolves to the new snapshot's id. `knownIds`: every snapshot id (all namespaces) the image
    * had when listed since the last change, saving the read of them before the create. `flags`:
-   * RBD_SNAP_CREATE_*. `set` ([key, value, ...]) and `remove`: metadata records written in one op
-   * just before the create, without waiting for it (applied before the snapshot; if they fail, the
-   * snapshot is removed and their error returned). The caller holds the exclusive lock then.
+   * RBD_SNAP_CREATE_*. Metadata sent ahead (sendMetadata) is applied before it.
    */
-  createSnapshot(i: ImageHandle, name: string, knownIds?: number[] | null, flags?: number, set?: string[], remove?: string[]): Promise<number>;
+  createSnapshot(i: ImageHandle, name: string, knownIds?: number[] | null, flags?: number): Promise<number>;
   removeSnapshot(i: ImageHandle, snap: NativeSnapRef, force?: boolean): Promise<void>;
   rollbackSnapshot(i: ImageHandle, snap: string): Promise<void>;
   protectSnapshot(i: ImageHandle, snap: string): Promise<void>;

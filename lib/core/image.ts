@@ -8,7 +8,7 @@ import { requireDiffIterate3 } from './librbd.js';
 import { iterateDiff, type DiffOptions, type Extent } from './diff.js';
 import type { Pool } from './pool.js';
 import type { ImageGroupInfo } from './group.js';
-import { kHandle, kTrack, kOnClose, kForget, kCloseWithRecords } from './internal.js';
+import { kHandle, kTrack, kOnClose, kForget, kSendRecords } from './internal.js';
 import type { Readable } from 'node:stream';
 import { exportDiff, type ExportDiffOptions } from '../transfer/diff-export.js';
 import { ImageMirror } from '../mirror/image.js';
@@ -380,24 +380,21 @@ export class Image extends NativeHandle<ImageHandle> {
     return exportDiff(this, options);
   }
 
-  #closeRecords: [string[], string[]] | undefined;
-
-  /** @internal See kCloseWithRecords. */
-  [kCloseWithRecords](set: Record<string, string>, remove: string[]): Promise<void> {
+  /**
+   * @internal See kSendRecords. Not tracked: the close that follows must not wait for the reply
+   * (the native side keeps the order). Rejects with ERR_CLOSED once closing.
+   */
+  [kSendRecords](set: Record<string, string>, remove: string[]): Promise<void> {
     try {
-      void this[kHandle]; // ERR_CLOSED once closing: the records would not be written
+      return native.sendMetadata(this[kHandle], Object.entries(set).flat(), remove);
     } catch (e) {
       return Promise.reject(e);
     }
-    this.#closeRecords = [Object.entries(set).flat(), remove];
-    return this.close();
   }
 
   /** @internal */
   protected async release(h: ImageHandle): Promise<void> {
     this.pool[kForget](this);
-    const records = this.#closeRecords;
-    this.#closeRecords = undefined;
-    await (records ? native.closeImage(h, ...records) : native.closeImage(h));
+    await native.closeImage(h);
   }
 }

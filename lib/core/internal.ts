@@ -10,7 +10,7 @@ export const kOnClose: unique symbol = Symbol('rbd-stream.onClose');
 /** Method: a child handle tells its parent it has closed. */
 export const kForget: unique symbol = Symbol('rbd-stream.forget');
 /**
- * Method (Image): close(), with metadata records set and removed in one op sent just before the
- * close, applied before its lock release (in order on the header); rejects if they fail.
+ * Method (Image): sets and removes metadata records in one op on the header, sent ahead of the
+ * handle's next snapshot create or close, which RADOS applies after it; settles with its reply.
  */
-export const kCloseWithRecords: unique symbol = Symbol('rbd-stream.closeWithRecords');
+export const kSendRecords: unique symbol = Symbol('rbd-stream.sendRecords');

@@ -46,6 +46,21 @@ Image::~Image() {
   if (image) rbd_close(image);
 }
 
+void UnsentRecords::Add() {
+  std::lock_guard<std::mutex> lk(mu);
+  ++count;
+}
+void UnsentRecords::Sent() {
+  std::lock_guard<std::mutex> lk(mu);
+  if (--count == 0) cv.notify_all();
+}
+// Never waits long: a send is queued on the libuv pool before the op that waits for it (FIFO), so
+// it runs first, and it only hands the op to librados.
+void UnsentRecords::WaitAllSent() {
+  std::unique_lock<std::mutex> lk(mu);
+  cv.wait(lk, [this] { return count == 0; });
+}
+
 static const napi_type_tag kClusterTag = {0x7264622d73747265ULL, 0x616d2d636c757374ULL};
 static const napi_type_tag kIoCtxTag = {0x7264622d73747265ULL, 0x616d2d696f637478ULL};
 static const napi_type_tag kImageTag = {0x7264622d73747265ULL, 0x616d2d696d616765ULL};

@@ -3,7 +3,7 @@ import { rbdCli, rbdExportMd5 } from '../support/clusters.js';
 import { A, MiB, md5, rnd, usePool } from '../support/helpers.js';
 import { native } from '../../lib/binding/index.js';
 import { NOTIFY_OP, watchHeader } from '../support/notify-watch.js';
-import { kHandle } from '../../lib/core/internal.js';
+import { kHandle, kSendRecords } from '../../lib/core/internal.js';
 
 interface CliSnap { id: number; name: string; size: number; protected: string; timestamp: string; namespace?: { type: string } }
 
@@ -63,18 +63,30 @@ describe('snapshots', () => {
     }
   });
 
-  it('records sent with a create are set and removed with it', async () => {
+  it('records sent ahead of a create or a close are written with it; after close they reject ERR_CLOSED', async () => {
     const name = await fx.images.create(fx.pool, 'snap-records', 4 * MiB);
     const img = await fx.pool.openImage(name);
+    let closed = false;
     try {
       await native.acquireLock(img[kHandle]);
-      const id = await native.createSnapshot(img[kHandle], 'r1', null, 0, ['k1', 'v1', 'k2', 'v2'], []);
+      const sent = img[kSendRecords]({ k1: 'v1', k2: 'v2' }, []);
+      const id = await native.createSnapshot(img[kHandle], 'r1', null, 0);
+      await sent;
       expect(id).toBe((await cliSnaps(name)).find((s) => s.name === 'r1')!.id);
       expect(await rbdCli(A, ['image-meta', 'get', `${A.pool}/${name}`, 'k1'])).toBe('v1\n');
-      await native.createSnapshot(img[kHandle], 'r2', null, 0, ['k3', 'v3'], ['k1']);
+      const sent2 = img[kSendRecords]({ k3: 'v3' }, ['k1']);
+      await native.createSnapshot(img[kHandle], 'r2', null, 0);
+      await sent2;
       expect(JSON.parse(await rbdCli(A, ['image-meta', 'list', '--format', 'json', `${A.pool}/${name}`]))).toEqual({ k2: 'v2', k3: 'v3' });
+      const sent3 = img[kSendRecords]({ k4: 'v4' }, ['k2']);
+      const closing = img.close();
+      closed = true;
+      await Promise.all([sent3, closing]);
+      expect(JSON.parse(await rbdCli(A, ['image-meta', 'list', '--format', 'json', `${A.pool}/${name}`]))).toEqual({ k3: 'v3', k4: 'v4' });
+      expect(JSON.parse(await rbdCli(A, ['lock', 'ls', '--format', 'json', `${A.pool}/${name}`]))).toEqual([]);
+      await expect(img[kSendRecords]({ k5: 'v5' }, [])).rejects.toMatchObject({ code: 'ERR_CLOSED' });
     } finally {
-      await img.close();
+      if (!closed) await img.close();
     }
   });
 

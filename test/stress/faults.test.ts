@@ -424,6 +424,55 @@ describe('replicate under faults', () => {
     await rerunResumesIdentical(fx, name);
   }, 150_000);
 
+  // The last steps send a record ahead of librbd's op on the header: the identity ahead of the
+  // snapshot create, the binding ahead of the close. The record's own reply fails the copy, after
+  // one op timeout, while librbd's create or close waits out several (at a 3 s timeout, with the
+  // copy waiting for them: 21 s at the snapshot step, 9 s at the binding; run as a control).
+  for (const step of ['snapshot', 'binding'] as const) {
+    it(`target OSD hung at the ${step} step: ETIMEDOUT after one op timeout; after SIGCONT a re-run finishes it, identical`, async () => {
+      const name = `rep-${step}-${Date.now()}`;
+      const { r, p } = await target();
+      let stoppedAt = 0;
+      const stop = () => {
+        stoppedAt = Date.now();
+        osd('SIGSTOP');
+      };
+      let res: Awaited<ReturnType<typeof timed>> | undefined;
+      let settledAt = 0;
+      try {
+        res = await timed(replicate(withReplicateTestHooks(opts(p, name), step === 'snapshot' ? { beforeTargetSnapshot: stop } : { afterTargetSnapshot: stop })));
+        settledAt = Date.now();
+      } finally {
+        if (stoppedAt) await resumeOsd();
+        await r.close();
+      }
+      expect(stoppedAt).toBeGreaterThan(0);
+      expect(res.error?.code, String(res.error)).toBe('ETIMEDOUT');
+      expect(res.error!.message).toMatch(/record image metadata/);
+      console.log(`[faults] hung at the ${step} step: rejected ${settledAt - stoppedAt} ms after the stop`);
+      expect(settledAt - stoppedAt).toBeLessThan(2 * TIMEOUT_MS);
+      // What timed out may still have been applied after SIGCONT (the record always before the
+      // snapshot: one client, one object). Every outcome leaves a copy the re-run completes.
+      const again = await connectPool(fx, 30_000);
+      try {
+        const r2 = await replicate(opts(again.p, name));
+        if (step === 'binding') {
+          expect(r2.bytesRead).toBe(0);
+          expect(r2.resumed || r2.alreadyCopied === true, JSON.stringify(r2)).toBe(true);
+        }
+      } finally {
+        await again.r.close();
+      }
+      expect(await rbdExportMd5(fx, `${name}@base`)).toBe(srcMd5);
+      const snaps = JSON.parse(await rbdCli(fx, ['snap', 'ls', '--format', 'json', `${fx.pool}/${name}`])) as { id: number; name: string }[];
+      expect(snaps.map((x) => x.name)).toEqual(['base']);
+      const meta = JSON.parse(await rbdCli(fx, ['image-meta', 'list', '--format', 'json', `${fx.pool}/${name}`])) as Record<string, string>;
+      expect(JSON.parse(meta['rbd-stream.snap.base']).targetSnapId).toBe(snaps[0].id);
+      expect(meta['rbd-stream.checkpoint']).toBeUndefined();
+      expect(JSON.parse(await rbdCli(fx, ['lock', 'ls', '--format', 'json', `${fx.pool}/${name}`]))).toEqual([]);
+    }, 150_000);
+  }
+
   // A real kill: memstore would come back empty, so this target is a second one-OSD cluster on
   // BlueStore (a sparse file), whose OSD restarts with its data.
   describe('target OSD killed (SIGKILL) and restarted, BlueStore', () => {

@@ -102,6 +102,8 @@ export const kReplicateTestHooks: unique symbol = Symbol('rbd-stream.replicateTe
 export interface ReplicateTestHooks {
   /** Runs after the copy, before verify. */
   beforeVerify?: (target: Image) => Promise<void> | void;
+  /** Runs after the data (and verify), before the identity record and the target snapshot. */
+  beforeTargetSnapshot?: (target: Image) => Promise<void> | void;
   /** Runs once the target snapshot exists, before its identity record is bound (a throw here is a lost last step). */
   afterTargetSnapshot?: (target: Image) => Promise<void> | void;
   /** Checkpoint interval in ms (default 2000). */
@@ -188,6 +190,7 @@ export interface CheckedReplicateOptions {
   signal: AbortSignal | undefined;
   onProgress: ((p: ReplicateProgress) => void) | undefined;
   beforeVerify: ((target: Image) => Promise<void> | void) | undefined;
+  beforeTargetSnapshot: ((target: Image) => Promise<void> | void) | undefined;
   afterTargetSnapshot: ((target: Image) => Promise<void> | void) | undefined;
   checkpointMs: number;
   enumeration: number;
@@ -265,10 +268,12 @@ export function checkReplicateOptions(options: ReplicateOptions): CheckedReplica
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new TypeError('onProgress must be a function');
   // Symbol keys pass checkOptions (it checks string keys); the hooks are checked the same way.
   const hooks = checkOptions<ReplicateTestHooks>((o as ReplicateOptionsWithHooks)[kReplicateTestHooks], 'replicate test hooks', [
-    'beforeVerify', 'afterTargetSnapshot', 'checkpointMs', 'enumeration', 'readGap',
+    'beforeVerify', 'beforeTargetSnapshot', 'afterTargetSnapshot', 'checkpointMs', 'enumeration', 'readGap',
   ]);
   if (hooks.beforeVerify !== undefined && typeof hooks.beforeVerify !== 'function') throw new TypeError('beforeVerify hook must be a function');
-  if (hooks.afterTargetSnapshot !== undefined && typeof hooks.afterTargetSnapshot !== 'function') throw new TypeError('afterTargetSnapshot hook must be a function');
+  for (const k of ['beforeTargetSnapshot', 'afterTargetSnapshot'] as const) {
+    if (hooks[k] !== undefined && typeof hooks[k] !== 'function') throw new TypeError(`${k} hook must be a function`);
+  }
   const checkpointMs = hooks.checkpointMs === undefined ? 2000 : checkUint(hooks.checkpointMs, 'checkpointMs hook', { min: 10 });
   const enumeration = ({ auto: 0, fine: 1, whole: 2 } as Record<string, number>)[hooks.enumeration ?? 'auto'];
   if (enumeration === undefined) throw new RangeError(`enumeration hook must be 'auto', 'fine' or 'whole'`);
@@ -286,6 +291,6 @@ export function checkReplicateOptions(options: ReplicateOptions): CheckedReplica
   }
   return {
     source, toSnap, fromSnap, fromSnapId, toSnapId, diffFrom, concurrency, chunkSize, inflightBytes, bandwidth, verify, force, signal, onProgress: o.onProgress,
-    beforeVerify: hooks.beforeVerify, afterTargetSnapshot: hooks.afterTargetSnapshot, checkpointMs, enumeration, readGap, writeGap, targetSpec, target: o.target as ReplicateTargetSpec | Image,
+    beforeVerify: hooks.beforeVerify, beforeTargetSnapshot: hooks.beforeTargetSnapshot, afterTargetSnapshot: hooks.afterTargetSnapshot, checkpointMs, enumeration, readGap, writeGap, targetSpec, target: o.target as ReplicateTargetSpec | Image,
   };
 }

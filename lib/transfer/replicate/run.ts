@@ -27,10 +27,10 @@ import type { Image } from '../../core/image.js';
 import { findCopyOf, identityKey, parseIdentity, readIdentity, sameSource, sourceIdentity, sourceIdentityById, type SnapshotIdentity } from '../identity.js';
 import { requireDiffIterate3 } from '../../core/librbd.js';
 import { SNAP_CREATE_SKIP_QUIESCE } from '../../core/snapshot.js';
-import { kHandle, kTrack, kOnClose, kCloseWithRecords } from '../../core/internal.js';
+import { kHandle, kTrack, kOnClose, kSendRecords } from '../../core/internal.js';
 import { checkReplicateOptions, type ReplicateOptions, type ReplicateResult } from './options.js';
 import { CHECKPOINT_KEY, checkpointPrefix, parseCheckpoint } from './checkpoint.js';
-import { checkBase, discardedChanges, lockTarget, openTarget, releaseTarget, reserveTarget, settled, targetChanges, updateRecords } from './target.js';
+import { checkBase, discardedChanges, lockTarget, openTarget, releaseTarget, reserveTarget, settled, snapshotWithRecords, targetChanges, updateRecords } from './target.js';
 
 export type { ReplicateOptions, ReplicateResult, ReplicateProgress, ReplicateTargetSpec } from './options.js';
 
@@ -288,11 +288,12 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     // read of them: it finds the new id without librbd's refresh. No quiesce round trips while we
     // hold the exclusive lock: no other client can write, so there is nothing to quiesce.
     const flags = tst.features.includes('exclusive-lock') ? SNAP_CREATE_SKIP_QUIESCE : 0;
-    const identity = [identityKey(toSnap), JSON.stringify(toId), CHECKPOINT_KEY, `${cpPrefix}${size}}`];
-    const madeId = await target[kTrack](() => native.createSnapshot(target[kHandle], toSnap, allSnaps.map((s) => s.id), flags, identity, []));
+    const identity = { [identityKey(toSnap)]: JSON.stringify(toId), [CHECKPOINT_KEY]: `${cpPrefix}${size}}` };
+    if (o.beforeTargetSnapshot) await o.beforeTargetSnapshot(target);
+    const madeId = await snapshotWithRecords(target, toSnap, allSnaps.map((s) => s.id), flags, identity);
     trace('record identity, create snapshot');
     if (o.afterTargetSnapshot) await o.afterTargetSnapshot(target);
-    // Sent with the close below (before its lock release, in order on the header); its failure
+    // Sent ahead of the close below (before its lock release, in order on the header); its failure
     // fails the copy, which a re-run then finishes as a lost last step.
     bindOnClose = [{ [identityKey(toSnap)]: JSON.stringify({ ...toId, targetSnapId: madeId }) }, [CHECKPOINT_KEY]];
     return {
@@ -314,9 +315,14 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
   } finally {
     // close() also releases the exclusive lock taken above (once a job that failed early has
     // drained: it holds the images until then).
-    const targetClosed = bindOnClose ? target[kCloseWithRecords](...bindOnClose) : target.close();
-    await releaseTarget(busyKey, Promise.allSettled([jobEnded, closeSrcSnap(), targetClosed]), failure);
+    const bound = bindOnClose ? settled(target[kSendRecords](...bindOnClose)) : undefined;
+    const targetClosed = target.close();
+    // The binding's own reply decides: on a hung target it fails after one op timeout, and the
+    // close, which waits out several, goes on after the rejection.
+    const binding = await bound;
+    await releaseTarget(busyKey, Promise.allSettled([jobEnded, closeSrcSnap(), targetClosed]), binding?.ok === false ? binding.error : failure);
     trace(bindOnClose ? 'bind identity, remove checkpoint, close' : 'close');
+    if (binding?.ok === false) throw binding.error;
     // (Settled above: this only reads its outcome.)
     if (bindOnClose) await targetClosed;
   }

@@ -7,7 +7,7 @@ import type { Image, ImageStat } from '../../core/image.js';
 import type { CreateImageOptions } from '../../core/pool.js';
 import type { SnapshotInfo } from '../../core/snapshot.js';
 import { identityFrom, isRecordedCopy, type SnapshotIdentity } from '../identity.js';
-import { kHandle, kTrack } from '../../core/internal.js';
+import { kHandle, kSendRecords, kTrack } from '../../core/internal.js';
 import type { DiscardedChanges, ReplicateTargetSpec } from './options.js';
 
 // Targets with a replicate in this process (other processes: librbd's exclusive lock). A run
@@ -57,6 +57,31 @@ export async function openTarget(
  */
 export async function updateRecords(target: Image, set: Record<string, string>, remove: string[] = []): Promise<void> {
   await target[kTrack](() => native.updateMetadata(target[kHandle], Object.entries(set).flat(), remove));
+}
+
+/**
+ * Creates the target snapshot with `records` set just before it, in the same round trip (sent
+ * ahead, applied first by the header's OSD). Resolves to the snapshot's id. The records' failure
+ * rejects as soon as their reply says so: on a hung target that is one op timeout, while librbd's
+ * create waits out several. A snapshot made without its records is then removed (close() waits).
+ */
+export async function snapshotWithRecords(
+  target: Image, name: string, knownIds: number[], flags: number, records: Record<string, string>,
+): Promise<number> {
+  const h = target[kHandle];
+  const recorded = settled(target[kSendRecords](records, []));
+  const created = settled(target[kTrack](() => native.createSnapshot(h, name, knownIds, flags)));
+  const rec = await recorded;
+  if (!rec.ok) {
+    void target[kTrack](async () => {
+      const made = await created;
+      if (made.ok) await native.removeSnapshot(h, made.value);
+    }).catch(() => undefined);
+    throw rec.error;
+  }
+  const made = await created;
+  if (!made.ok) throw made.error;
+  return made.value;
 }
 
 /** Marks the target busy in this process (EBUSY if it is); returns its stat and busy key. */
