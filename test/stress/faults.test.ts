@@ -343,26 +343,33 @@ describe('replicate under faults', () => {
     }
   };
   /**
-   * A slow copy into `name` (one 256 KiB chunk at a time, a checkpoint every 100 ms) with `fault`
-   * injected once a checkpoint past 0 is recorded. `faultAt` is 0 if it never was.
+   * A slow copy into `name` (one 256 KiB chunk at a time at 4 MiB/s, 12 s in all, a checkpoint
+   * every 100 ms) with `fault` injected once a checkpoint past 0 is recorded. `faultAt` is 0 if it
+   * never was; `doneAtFault` is the copy's progress then. (Unpaced, a loaded machine once saw the
+   * checkpoint only after the data was done, so the fault hit the last steps instead.)
    */
   const copyFaultedAfterCheckpoint = async (c: TestCluster, p: Pool, name: string, fault: () => void) => {
     let faultAt = 0;
+    let done = 0;
+    let doneAtFault = 0;
     let injecting: Promise<void> | undefined;
     const res = await timed(replicate(withReplicateTestHooks({
       ...opts(p, name),
       concurrency: 1,
       chunkSize: 256 * 1024,
-      onProgress: () => {
+      bandwidth: 4 * MiB,
+      onProgress: (ev) => {
+        done = ev.bytesDone;
         injecting ??= checkpointRecorded(c, name).then(() => {
           faultAt = Date.now();
+          doneAtFault = done;
           fault();
         });
       },
     }, { checkpointMs: 100 })));
     const settledAt = Date.now();
     await injecting?.catch(() => undefined);
-    return { res, faultAt, settledAt };
+    return { res, faultAt, settledAt, doneAtFault };
   };
   /** After a failed copy: a re-run on a new connection resumes from the checkpoint and gives the snapshot's bytes. */
   const rerunResumesIdentical = async (c: TestCluster, name: string) => {
@@ -411,8 +418,9 @@ describe('replicate under faults', () => {
       if (run?.faultAt) await resumeOsd(); // the re-run below must not meet ops parked by the pause
       await r.close();
     }
-    const { res, faultAt: stoppedAt, settledAt } = run;
+    const { res, faultAt: stoppedAt, settledAt, doneAtFault } = run;
     expect(stoppedAt, 'the copy ended before the OSD could be stopped').toBeGreaterThan(0);
+    expect(doneAtFault, 'the OSD was stopped after the data phase').toBeLessThan(SRC_SIZE);
     expect(res.error?.code, String(res.error)).toBe('ETIMEDOUT');
     expect(res.error!.message).toMatch(/timed out/);
     // From the stop to the rejection: the first target op to fail (FUA writes, past librbd's
@@ -524,8 +532,9 @@ describe('replicate under faults', () => {
         if (run?.faultAt) await restartOsd(kdir!, 'fk');
         await r.close();
       }
-      const { res, faultAt: killedAt, settledAt } = run;
+      const { res, faultAt: killedAt, settledAt, doneAtFault } = run;
       expect(killedAt, 'the copy ended before the OSD could be killed').toBeGreaterThan(0);
+      expect(doneAtFault, 'the OSD was killed after the data phase').toBeLessThan(SRC_SIZE);
       expect(res.error?.code, String(res.error)).toBe('ETIMEDOUT');
       expect(res.error!.message).toMatch(/timed out.*OSD down or hung/);
       console.log(`[faults] killed target OSD: rejected ${settledAt - killedAt} ms after the kill: ${res.error?.message}`);
