@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -43,15 +44,17 @@ struct IoCtx {
   ~IoCtx();
 };
 
-// Header records sent ahead of a header op (image.cc SendMetadata): the op waits until they are
-// on the wire, so the header's OSD applies them first.
+// Header records sent ahead of a header op (image.cc SendMetadata): the op waits until those
+// sent before it was called are on the wire, so the header's OSD applies them first.
 struct UnsentRecords {
   std::mutex mu;
   std::condition_variable cv;
-  int count = 0;
-  void Add();
-  void Sent();
-  void WaitAllSent();
+  uint64_t last = 0;             // ticket of the latest send
+  std::set<uint64_t> unsent;     // tickets not yet handed to librados
+  uint64_t Add();                // on the JS thread, when a send is called: its ticket
+  uint64_t Last();               // on the JS thread, when a header op is called
+  void Sent(uint64_t ticket);
+  void WaitSent(uint64_t upTo);  // until every send with a ticket <= upTo is on the wire
 };
 
 struct Image {

@@ -455,15 +455,15 @@ Napi::Value SendMetadata(const Napi::CallbackInfo& info) {
   std::vector<std::string> keys, vals, removes;
   if (!ArgRecords(info, 1, &keys, &vals, &removes)) throw Napi::TypeError::New(env, "sendMetadata(image, [key, value, ...], [key, ...])");
   std::shared_ptr<UnsentRecords> unsent = img->unsent;
-  unsent->Add();
+  uint64_t ticket = unsent->Add();
   return RunBlocking<Empty>(env, OpContext::For("record image metadata", img.get()),
-                            [img, unsent, keys, vals, removes](Empty&) mutable {
+                            [img, unsent, ticket, keys, vals, removes](Empty&) mutable {
                               HeaderMetadataWrite sent;
                               int rc = UpdateHeaderMetadata(img.get(), keys, vals, removes, &sent);
                               std::shared_ptr<IoCtx> pool = img->ioctx;  // the reply needs the pool only
                               // Let go of the image before a waiting close looks for other users of it.
                               img.reset();
-                              unsent->Sent();
+                              unsent->Sent(ticket);
                               if (rc < 0) return rc;
                               return sent.Wait();
                             });
@@ -475,8 +475,9 @@ Napi::Value CloseImage(const Napi::CallbackInfo& info) {
   Box<Image>* box = UnwrapBox<Image>(info[0], "image");
   std::shared_ptr<Image> img = std::move(box->ptr);
   if (!img) return RunBlocking<Empty>(info.Env(), OpContext{"close image"}, [](Empty&) { return 0; });
-  return RunBlocking<Empty>(info.Env(), OpContext::For("close image", img.get()), [img](Empty&) mutable {
-    img->unsent->WaitAllSent();
+  uint64_t sentBefore = img->unsent->Last();
+  return RunBlocking<Empty>(info.Env(), OpContext::For("close image", img.get()), [img, sentBefore](Empty&) mutable {
+    img->unsent->WaitSent(sentBefore);
     int rc = 0;
     if (img.use_count() == 1 && img->image) {
       rc = rbd_close(img->image);

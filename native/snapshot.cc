@@ -79,12 +79,13 @@ Napi::Value Create(const Napi::CallbackInfo& info) {
     for (uint32_t i = 0; i < a.Length(); i++) knownIds.push_back(uint64_t(a.Get(i).ToNumber().DoubleValue()));
   }
   uint32_t flags = info.Length() > 3 && info[3].IsNumber() ? info[3].As<Napi::Number>().Uint32Value() : 0;
+  uint64_t sentBefore = img->unsent->Last();
   return RunBlocking<uint64_t>(
       info.Env(), SnapCtx("create snapshot", img.get(), s),
-      [img, s, haveKnown, knownIds, flags](uint64_t& newId) {
+      [img, s, haveKnown, knownIds, flags, sentBefore](uint64_t& newId) {
         std::vector<uint64_t> before = knownIds, after;
         bool known = haveKnown || HeaderSnapIds(img.get(), &before) >= 0;
-        img->unsent->WaitAllSent();
+        img->unsent->WaitSent(sentBefore);
         int rc = rbd_snap_create2(img->image, s.name.c_str(), int(flags), NoProgress, nullptr);
         if (rc < 0) return rc;
         if (known && HeaderSnapIds(img.get(), &after) >= 0) {

@@ -46,19 +46,25 @@ Image::~Image() {
   if (image) rbd_close(image);
 }
 
-void UnsentRecords::Add() {
+uint64_t UnsentRecords::Add() {
   std::lock_guard<std::mutex> lk(mu);
-  ++count;
+  unsent.insert(++last);
+  return last;
 }
-void UnsentRecords::Sent() {
+uint64_t UnsentRecords::Last() {
   std::lock_guard<std::mutex> lk(mu);
-  if (--count == 0) cv.notify_all();
+  return last;
 }
-// Never waits long: a send is queued on the libuv pool before the op that waits for it (FIFO), so
-// it runs first, and it only hands the op to librados.
-void UnsentRecords::WaitAllSent() {
+void UnsentRecords::Sent(uint64_t ticket) {
+  std::lock_guard<std::mutex> lk(mu);
+  unsent.erase(ticket);
+  cv.notify_all();
+}
+// Never waits long: the sends waited for were queued on the libuv pool before this op (FIFO), so
+// they run first, and each only hands its op to librados.
+void UnsentRecords::WaitSent(uint64_t upTo) {
   std::unique_lock<std::mutex> lk(mu);
-  cv.wait(lk, [this] { return count == 0; });
+  cv.wait(lk, [this, upTo] { return unsent.empty() || *unsent.begin() > upTo; });
 }
 
 static const napi_type_tag kClusterTag = {0x7264622d73747265ULL, 0x616d2d636c757374ULL};
