@@ -143,8 +143,9 @@ Napi::Value Command(const Napi::CallbackInfo& info) {
 Napi::Value Close(const Napi::CallbackInfo& info) {
   Box<Cluster>* box = UnwrapBox<Cluster>(info[0], "connection");
   std::shared_ptr<Cluster> c = std::move(box->ptr);
-  // Pools and images still open keep the cluster alive until they close.
-  return RunBlocking<Empty>(info.Env(), OpContext{"close connection"}, [c](Empty&) mutable {
+  // Pools and images still open keep the cluster alive until they close. Moved in: a copy left
+  // on the JS thread could be the last, and run rados_shutdown there.
+  return RunBlocking<Empty>(info.Env(), OpContext{"close connection"}, [c = std::move(c)](Empty&) mutable {
     c.reset();
     return 0;
   });

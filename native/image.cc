@@ -456,8 +456,9 @@ Napi::Value SendMetadata(const Napi::CallbackInfo& info) {
   if (!ArgRecords(info, 1, &keys, &vals, &removes)) throw Napi::TypeError::New(env, "sendMetadata(image, [key, value, ...], [key, ...])");
   std::shared_ptr<UnsentRecords> unsent = img->unsent;
   uint64_t ticket = unsent->Add();
-  return RunBlocking<Empty>(env, OpContext::For("record image metadata", img.get()),
-                            [img, unsent, ticket, keys, vals, removes](Empty&) mutable {
+  OpContext ctx = OpContext::For("record image metadata", img.get());
+  return RunBlocking<Empty>(env, std::move(ctx),
+                            [img = std::move(img), unsent, ticket, keys, vals, removes](Empty&) mutable {
                               HeaderMetadataWrite sent;
                               int rc = UpdateHeaderMetadata(img.get(), keys, vals, removes, &sent);
                               std::shared_ptr<IoCtx> pool = img->ioctx;  // the reply needs the pool only
@@ -476,7 +477,10 @@ Napi::Value CloseImage(const Napi::CallbackInfo& info) {
   std::shared_ptr<Image> img = std::move(box->ptr);
   if (!img) return RunBlocking<Empty>(info.Env(), OpContext{"close image"}, [](Empty&) { return 0; });
   uint64_t sentBefore = img->unsent->Last();
-  return RunBlocking<Empty>(info.Env(), OpContext::For("close image", img.get()), [img, sentBefore](Empty&) mutable {
+  OpContext ctx = OpContext::For("close image", img.get());
+  // Moved in, not copied: a copy left here on the JS thread could be the last one, and its
+  // release would run rbd_close on the JS thread (seconds on a hung OSD).
+  return RunBlocking<Empty>(info.Env(), std::move(ctx), [img = std::move(img), sentBefore](Empty&) mutable {
     img->unsent->WaitSent(sentBefore);
     int rc = 0;
     if (img.use_count() == 1 && img->image) {

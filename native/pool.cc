@@ -36,7 +36,8 @@ Napi::Value OpenPool(const Napi::CallbackInfo& info) {
 Napi::Value ClosePool(const Napi::CallbackInfo& info) {
   Box<IoCtx>* box = UnwrapBox<IoCtx>(info[0], "pool");
   std::shared_ptr<IoCtx> io = std::move(box->ptr);
-  return RunBlocking<Empty>(info.Env(), OpContext{"close pool"}, [io](Empty&) mutable {
+  // Moved in: a copy left on the JS thread could be the last, and destroy the pool there.
+  return RunBlocking<Empty>(info.Env(), OpContext{"close pool"}, [io = std::move(io)](Empty&) mutable {
     io.reset();
     return 0;
   });

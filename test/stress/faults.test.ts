@@ -447,13 +447,25 @@ describe('replicate under faults', () => {
       };
       let res: Awaited<ReturnType<typeof timed>> | undefined;
       let settledAt = 0;
+      // The JS thread must stay free while librbd's close waits on the hung OSD (it once ran on it:
+      // a handle copy released there was the last). A blocked loop shows as a gap of seconds.
+      let lastTick = Date.now();
+      let maxGap = 0;
+      const ticker = setInterval(() => {
+        maxGap = Math.max(maxGap, Date.now() - lastTick);
+        lastTick = Date.now();
+      }, 50);
       try {
         res = await timed(replicate(withReplicateTestHooks(opts(p, name), step === 'snapshot' ? { beforeTargetSnapshot: stop } : { afterTargetSnapshot: stop })));
         settledAt = Date.now();
+        await sleep(TIMEOUT_MS * 3); // the close goes on in the background meanwhile
       } finally {
+        clearInterval(ticker);
         if (stoppedAt) await resumeOsd();
         await r.close();
       }
+      console.log(`[faults] hung at the ${step} step: longest event-loop gap ${maxGap} ms`);
+      expect(maxGap).toBeLessThan(TIMEOUT_MS - 500);
       expect(stoppedAt).toBeGreaterThan(0);
       expect(res.error?.code, String(res.error)).toBe('ETIMEDOUT');
       expect(res.error!.message).toMatch(/record image metadata/);
