@@ -217,7 +217,7 @@ describe('rbd-stream CLI', () => {
     expect(srcSnaps).toHaveLength(1);
     expect(JSON.parse(await rbdCli(b, ['snap', 'ls', '--format', 'json', `${b.pool}/${name}`]))).toEqual([]);
     const r2 = await cli(args);
-    expect(r2.code, r2.stderr).toBe(0);
+    expect(r2.code, `${r2.stdout}${r2.stderr}`).toBe(0); // --json: the error is on stdout
     const j2 = JSON.parse(r2.stdout);
     expect(j2).toMatchObject({ mode: 'full', snapshot: srcSnaps[0].name });
     expect(await rbdExportMd5(b, `${b.pool}/${name}@${j2.snapshot}`)).toBe(await rbdExportMd5(a, `${a.pool}/${name}@${j2.snapshot}`));
