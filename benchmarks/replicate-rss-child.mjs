@@ -10,7 +10,7 @@ const A = JSON.parse(process.env.RSS_A);
 const B = JSON.parse(process.env.RSS_B);
 const status = (key) => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(readFileSync('/proc/self/status', 'utf8'))[1]) * 1024;
 const ra = await Rados.connect({ conf: A.conf, keyring: A.keyring, user: A.user });
-const rb = await Rados.connect({ conf: B.conf, keyring: B.keyring, user: B.user });
+const rb = await Rados.connect({ conf: B.conf, keyring: B.keyring, user: B.user, config: JSON.parse(process.env.RSS_B_CONFIG ?? '{}') });
 const src = await (await ra.openPool(A.pool)).openImage(process.env.RSS_SRC);
 const pb = await rb.openPool(B.pool);
 const before = status('VmRSS');

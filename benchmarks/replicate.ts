@@ -7,6 +7,7 @@
  *     [--bwlimit-mib 50,200] [--bwlimit-delays 0] [--rss-gib 2] [--no-rss] [--concurrency 4096] [--inflight-mib 48]
  *     [--chunk-mib 1] [--enumeration auto|fine|whole] [--read-gap-kib 0] [--fast-mon] [--osd-mib 10000]
  *     [--workloads full,inc4k,inc64k,sparse,empty] [--variant '{"concurrency":2048,"readGap":0}'] [--settle-ms 0] [--no-warmup]
+ *     [--stream-config rbd_cache=false,rbd_disable_zero_copy_writes=false]
  *
  * Uses the clusters named by RBD_STREAM_CONF_A/B, or starts its own set (OSDs with --osd-mib, default
  * 10000 so the 4 GiB RSS case and the warm-up targets fit) and stops it at the end. --scale shrinks every workload (0.25 → 256 MiB
@@ -35,6 +36,9 @@
  * --bwlimit-mib LIST: per value, one full copy of (1)'s source with `replicate({ bandwidth })`; achieved
  * rate = (bytesWritten + bytesZeroed) / dataSeconds, checked to be within ±10 % of the limit. Runs at the
  * delays of --bwlimit-delays (default 0). --workloads picks a subset of (1)–(5): full, inc4k, inc64k, sparse, empty.
+ *
+ * --stream-config k=v,…: librados options for rbd-stream's target connection only (and the RSS child's);
+ * the CLI keeps the conf. For experiments (docs/benchmarks.md: zero-copy writes).
  *
  * --fast-mon starts the clusters with a 50 ms mon propose interval (scripts/cluster.ts): both tools end
  * every copy by creating a snapshot on the target, which otherwise costs ~0.9 s of mon commit each.
@@ -73,6 +77,7 @@ const { values: args } = parseArgs({
     'bwlimit-mib': { type: 'string', default: '' },
     'bwlimit-delays': { type: 'string', default: '0' },
     workloads: { type: 'string', default: 'full,inc4k,inc64k,sparse,empty' },
+    'stream-config': { type: 'string', default: '' },
   },
 });
 const parseList = (s: string, what: string) => {
@@ -97,6 +102,10 @@ const VARIANT = args.variant === undefined ? undefined : (JSON.parse(args.varian
 const READ_GAP = args['read-gap-kib'] === undefined ? undefined : Number(args['read-gap-kib']) * 1024;
 const IMAGE = Math.max(64 * MiB, Math.round((1024 * MiB * SCALE) / (4 * MiB)) * 4 * MiB);
 const DELAYS = parseList(args['target-delay-ms'], '--target-delay-ms');
+// Extra librados options (k=v,k=v) for rbd-stream's target connection only (the CLI keeps the conf).
+const STREAM_CONFIG: Record<string, string> = Object.fromEntries(
+  args['stream-config'].split(',').filter((x) => x !== '').map((kv) => kv.split('=') as [string, string]),
+);
 const BWLIMITS = parseList(args['bwlimit-mib'], '--bwlimit-mib').filter((x) => x > 0);
 const BW_DELAYS = parseList(args['bwlimit-delays'], '--bwlimit-delays');
 if (DELAYS.length === 0) throw new RangeError('--target-delay-ms: at least one delay');
@@ -223,7 +232,7 @@ async function main() {
       c = { ...B, conf };
       confLines = text.split('\n').filter((l) => /^\s*ms_inject_delay/.test(l));
     }
-    const rados = await Rados.connect({ conf: c.conf, keyring: c.keyring, user: c.user });
+    const rados = await Rados.connect({ conf: c.conf, keyring: c.keyring, user: c.user, config: STREAM_CONFIG });
     conns.push(rados);
     t = { delayMs, c, rados, pool: await rados.openPool(B.pool), confLines };
     targets.set(delayMs, t);
@@ -235,7 +244,7 @@ async function main() {
   const results: Record<string, unknown> = {
     date: new Date().toISOString(), gitCommit: git('rev-parse', 'HEAD'),
     gitDirtyEngineFiles: gitDirty ? gitDirty.split('\n') : [],
-    fastMon: args['fast-mon'], reps: REPS, scale: SCALE, imageBytes: IMAGE, concurrency: CONC, chunkSize: CHUNK, inflightBytes: INFLIGHT, depth: DEPTH, enumeration: ENUM, readGap: READ_GAP ?? 'default', warmup: !args['no-warmup'], settleMs: SETTLE_MS, variant: VARIANT,
+    fastMon: args['fast-mon'], reps: REPS, scale: SCALE, imageBytes: IMAGE, concurrency: CONC, chunkSize: CHUNK, inflightBytes: INFLIGHT, depth: DEPTH, enumeration: ENUM, readGap: READ_GAP ?? 'default', warmup: !args['no-warmup'], settleMs: SETTLE_MS, variant: VARIANT, streamConfig: STREAM_CONFIG,
     workloads: WORKLOADS, targetDelaysMs: DELAYS, bwlimitMiB: BWLIMITS, bwlimitDelaysMs: BW_DELAYS,
     clusters: { started: clusters.started, a: A.conf, b: B.conf },
     delayInjection: { type: 'osd', maxSeconds: '2*D/1000', probability: 1, section: 'client', appliesTo: ['rbd-stream target connection', 'rbd create (CLI target)', 'rbd import-diff'] },
@@ -513,7 +522,7 @@ async function main() {
         const here = path.dirname(fileURLToPath(import.meta.url));
         const p = spawn(process.execPath, [path.join(here, 'replicate-rss-child.mjs')], {
           env: { ...process.env, RSS_A: JSON.stringify(A), RSS_B: JSON.stringify(t.c), RSS_SRC: src, RSS_DST: dst,
-            RSS_CONC: String(CONC), RSS_CHUNK: String(CHUNK), RSS_INFLIGHT: String(INFLIGHT) },
+            RSS_CONC: String(CONC), RSS_CHUNK: String(CHUNK), RSS_INFLIGHT: String(INFLIGHT), RSS_B_CONFIG: JSON.stringify(STREAM_CONFIG) },
           stdio: ['ignore', 'pipe', 'inherit'],
         });
         let o = '';
