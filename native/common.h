@@ -80,9 +80,11 @@ struct HeaderMetadataWrite {
 // Sets and removes image metadata keys in one atomic op on the header object, without librbd's
 // header-update notify (native/image.cc says why). The caller holds the exclusive lock. With
 // `started`, the op is only sent: RADOS applies one client's ops on one object in the order sent,
-// so a later op on the header lands after it.
+// so a later op on the header lands after it; `onComplete(completion, arg)`, if given, runs when
+// its reply arrives (on a librados thread).
 int UpdateHeaderMetadata(Image* img, const std::vector<std::string>& keys, const std::vector<std::string>& vals,
-                         const std::vector<std::string>& removes, HeaderMetadataWrite* started = nullptr);
+                         const std::vector<std::string>& removes, HeaderMetadataWrite* started = nullptr,
+                         rados_callback_t onComplete = nullptr, void* arg = nullptr);
 
 // What an operation was doing, for error messages.
 struct OpContext {

@@ -252,7 +252,8 @@ int HeaderOid(Image* img, std::string* oid) {
 }
 
 int UpdateHeaderMetadata(Image* img, const std::vector<std::string>& keys, const std::vector<std::string>& vals,
-                         const std::vector<std::string>& removes, HeaderMetadataWrite* started) {
+                         const std::vector<std::string>& removes, HeaderMetadataWrite* started,
+                         rados_callback_t onComplete, void* arg) {
   std::string oid;
   int rc = HeaderOid(img, &oid);
   if (rc < 0) return rc;
@@ -277,7 +278,7 @@ int UpdateHeaderMetadata(Image* img, const std::vector<std::string>& keys, const
     return rc;
   }
   rados_completion_t c = nullptr;
-  rc = rados_aio_create_completion2(nullptr, nullptr, &c);
+  rc = rados_aio_create_completion2(arg, onComplete, &c);
   if (rc >= 0) rc = rados_aio_write_op_operate(op, img->ioctx->io, c, oid.c_str(), nullptr, 0);
   if (rc < 0) {
     if (c != nullptr) rados_aio_release(c);

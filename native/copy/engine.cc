@@ -49,6 +49,8 @@ const char* OpName(Kind k) {
     case kSrcRead: return "replicate: read source";
     case kDstRead: return "replicate: read target";
     case kZero: return "replicate: write_zeroes target";
+    case kFlush:
+    case kRecord: return "replicate: checkpoint on target";
     default: return "replicate: write target";
   }
 }
@@ -483,6 +485,32 @@ void Pipeline(Job* j) {
     emit(runStart, end, runZero);
   };
 
+  // The periodic checkpoint runs beside the copy, one at a time: an aio flush of what was written
+  // when it started, then the record (aio). Waited for on this thread, each would drain the
+  // pipeline: a far target's round trips with nothing in flight, every checkpointMs.
+  enum { kCkIdle, kCkFlushing, kCkRecording } ck = kCkIdle;
+  uint64_t ckDone = 0;
+  std::unique_ptr<HeaderMetadataWrite> ckWrite;
+  auto startCheckpoint = [&]() {
+    // Nothing changed on the target yet: the next run may check it as untouched (WriteCheckpoint).
+    if (o.checkpointBeforeFirstWrite && !j->targetTouched) return;
+    ckDone = j->doneOffset;  // every write below it has completed: the flush makes them durable
+    ck = kCkFlushing;
+    Submit(j, -1, kFlush, ckDone, [&](rbd_completion_t c) { return rbd_aio_flush(dst, c); });
+  };
+  auto recordCheckpoint = [&]() {
+    std::string v = o.checkpointPrefix + std::to_string(ckDone) + "}";
+    ckWrite = std::make_unique<HeaderMetadataWrite>();
+    int rc = UpdateHeaderMetadata(j->dst.get(), {"rbd-stream.checkpoint"}, {v}, {}, ckWrite.get(),
+                                  [](rados_completion_t, void* arg) { Push(static_cast<Job*>(arg), {-1, kRecord, 0}); }, j);
+    if (rc < 0) {
+      ckWrite.reset();
+      ck = kCkIdle;
+      Fail(j, rc, OpName(kRecord), false, ckDone);
+      return;
+    }
+    ck = kCkRecording;
+  };
   auto lastProgress = Clock::now();
   auto lastCheckpoint = Clock::now();
   std::vector<Event> batch;
@@ -532,7 +560,7 @@ void Pipeline(Job* j) {
       freeSlots.pop_back();
       issue(si);
     }
-    if (inflight == 0 && (stop || nextOffset() >= o.size || ei >= j->exts.size())) break;
+    if (inflight == 0 && ck == kCkIdle && (stop || nextOffset() >= o.size || ei >= j->exts.size())) break;
     {
       std::unique_lock<std::mutex> lk(j->mu);
       auto wait = std::chrono::microseconds(50000);
@@ -541,6 +569,22 @@ void Pipeline(Job* j) {
       batch.swap(j->events);
     }
     for (const Event& ev : batch) {
+      if (ev.kind == kFlush) {
+        if (ev.rc < 0) {
+          ck = kCkIdle;
+          Fail(j, int(ev.rc), OpName(kFlush), false, ckDone);
+        } else {
+          recordCheckpoint();
+        }
+        continue;
+      }
+      if (ev.kind == kRecord) {
+        int rc = ckWrite->Wait();
+        ckWrite.reset();
+        ck = kCkIdle;
+        if (rc < 0) Fail(j, rc, OpName(kRecord), false, ckDone);
+        continue;
+      }
       Slot& s = slots[ev.slot];
       s.pending--;
       opsInFlight--;
@@ -585,10 +629,10 @@ void Pipeline(Job* j) {
       lastProgress = now;
       EmitProgress(j);
     }
-    if (!o.verify && !o.checkpointPrefix.empty() && now - lastCheckpoint >= std::chrono::milliseconds(o.checkpointMs)) {
-      int rc = WriteCheckpoint(j);
-      if (rc < 0) Fail(j, rc, "replicate: checkpoint on target", false, j->doneOffset);
-      lastCheckpoint = Clock::now();
+    if (!o.verify && !o.checkpointPrefix.empty() && ck == kCkIdle && !j->err &&
+        now - lastCheckpoint >= std::chrono::milliseconds(o.checkpointMs)) {
+      startCheckpoint();
+      lastCheckpoint = now;
     }
   }
   j->aborted = j->cancel && !j->err;

@@ -24,7 +24,8 @@ constexpr uint64_t kBlock = 4096;  // zero-run granularity (aligned)
 
 using Ext = DiffExtent;
 
-enum Kind { kSrcRead, kDstRead, kWrite, kZero };
+// kFlush, kRecord: the two steps of a periodic checkpoint (not ops of a slot).
+enum Kind { kSrcRead, kDstRead, kWrite, kZero, kFlush, kRecord };
 
 struct Event {
   int slot;
