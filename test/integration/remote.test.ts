@@ -11,6 +11,7 @@ import { Rados, replicate, syncImage, type Image, type Pool, type ReplicateProgr
 import { rbdExportMd5, type TestCluster } from '../support/clusters.js';
 import { A, B as maybeB, Images, KiB, MiB, connectTo, expectCode } from '../support/helpers.js';
 import { writeDelayedConf } from '../support/delay.js';
+import { withReplicateTestHooks } from '../../lib/transfer/replicate/options.js';
 
 const B: TestCluster = maybeB ?? A;
 const MEAN_MS = 10;
@@ -157,6 +158,71 @@ describe('replicate to a delayed target (mean 10 ms per OSD reply)', () => {
       expect(r.bytesRead).toBeLessThan(SIZE);
       expect(await md5(B, `${dst}@base`)).toBe(await md5(A, `${srcName}@base`));
     } finally {
+      await src.close();
+    }
+  }, 300_000);
+  it('checkpoints run beside the copy (every 20 ms): each recorded one covers data already on the target; a re-run after an abort resumes and matches', async () => {
+    const SIZE = 32 * MiB;
+    const srcName = await imagesA.create(pa, 'rm-ck-src', SIZE);
+    const dst = imagesB.name('rm-ck-dst');
+    const src = await pa.openImage(srcName);
+    // The target read through an undelayed connection while the copy runs.
+    const rnear = await connectTo(B);
+    const pnear = await rnear.openPool(B.pool);
+    const data = randomBytes(SIZE);
+    try {
+      for (let off = 0; off < SIZE; off += 4 * MiB) await src.write(data.subarray(off, off + 4 * MiB), off);
+      await src.createSnapshot('base');
+      const ac = new AbortController();
+      const recorded: number[] = [];
+      let compared = 0;
+      let running = true;
+      const watch = (async () => {
+        while (running) {
+          const t = await pnear.openImage(dst, { readOnly: true }).catch(() => undefined);
+          if (t) {
+            try {
+              const rec = await t.getMetadata('rbd-stream.checkpoint');
+              const done = rec === undefined ? 0 : (JSON.parse(rec) as { doneOffset: number }).doneOffset;
+              if (done > (recorded.at(-1) ?? 0)) {
+                recorded.push(done);
+                // Everything below a recorded checkpoint is the source's data already.
+                const got = await t.read(0, done);
+                expect(got.equals(data.subarray(0, done)), `target [0, ${done}) differs from the source`).toBe(true);
+                compared++;
+              }
+            } finally {
+              await t.close();
+            }
+          }
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      })();
+      try {
+        await expectCode(
+          replicate(withReplicateTestHooks({
+            source: src, toSnapshot: 'base', target: { pool: pfar, name: dst, create: {} }, signal: ac.signal,
+            chunkSize: 256 * KiB, bandwidth: 8 * MiB, // ~4 s: many checkpoints while ops are in flight
+            onProgress: (p) => { if (p.bytesDone >= SIZE * 0.6 && !ac.signal.aborted) ac.abort(); },
+          }, { checkpointMs: 20 })),
+          'ABORT_ERR',
+        );
+      } finally {
+        running = false;
+        await watch;
+      }
+      // The watcher saw the checkpoint advance several times, and each step was checked.
+      console.log(`[remote] checkpoints seen advancing during the copy: ${recorded.length}, last at ${recorded.at(-1)} of ${SIZE}`);
+      expect(recorded.length, JSON.stringify(recorded)).toBeGreaterThanOrEqual(3);
+      expect(compared).toBe(recorded.length);
+      expect(recorded.at(-1)!).toBeLessThan(SIZE);
+
+      const r = await replicate({ source: src, toSnapshot: 'base', target: { pool: pfar, name: dst } });
+      expect(r.resumed).toBe(true);
+      expect(r.bytesRead).toBeLessThanOrEqual(SIZE - recorded.at(-1)!);
+      expect(await md5(B, `${dst}@base`)).toBe(await md5(A, `${srcName}@base`));
+    } finally {
+      await rnear.close();
       await src.close();
     }
   }, 300_000);
