@@ -239,19 +239,22 @@ void Fail(Job* j, int rc, const std::string& op, bool onSrc, uint64_t off) {
   if (!onSrc) RejectEarly(j, rc, op, off);
 }
 
+// The checkpoint record itself: prefix + the completed low-watermark (sent only, with `started`).
+int RecordCheckpoint(Job* j, uint64_t done, HeaderMetadataWrite* started = nullptr,
+                     rados_callback_t onComplete = nullptr) {
+  std::string v = j->o.checkpointPrefix + std::to_string(done) + "}";
+  return UpdateHeaderMetadata(j->dst.get(), {"rbd-stream.checkpoint"}, {v}, {}, started, onComplete, j);
+}
+
+// Nothing changed on the target yet and no checkpoint is wanted before that: the next run may
+// check it as untouched.
+bool CheckpointNotYet(const Job* j) { return j->o.checkpointBeforeFirstWrite && !j->targetTouched; }
+
 // Returns the flush's or the metadata write's error: either means the target is failing
 // (an unreachable one would otherwise make every later write and checkpoint wait out the
 // op timeout in turn before the copy gives up).
-// The checkpoint record itself: prefix + the completed low-watermark.
-int RecordCheckpoint(Job* j, uint64_t done) {
-  std::string v = j->o.checkpointPrefix + std::to_string(done) + "}";
-  return UpdateHeaderMetadata(j->dst.get(), {"rbd-stream.checkpoint"}, {v}, {});
-}
-
 int WriteCheckpoint(Job* j) {
-  if (j->o.checkpointPrefix.empty()) return 0;
-  // Nothing changed on the target yet: the next run may check it as untouched.
-  if (j->o.checkpointBeforeFirstWrite && !j->targetTouched) return 0;
+  if (j->o.checkpointPrefix.empty() || CheckpointNotYet(j)) return 0;
   uint64_t done = j->doneOffset;
   // Flush first: the checkpoint must never claim data that is not durable.
   int rc = rbd_flush(j->dst->image);
@@ -492,17 +495,15 @@ void Pipeline(Job* j) {
   uint64_t ckDone = 0;
   std::unique_ptr<HeaderMetadataWrite> ckWrite;
   auto startCheckpoint = [&]() {
-    // Nothing changed on the target yet: the next run may check it as untouched (WriteCheckpoint).
-    if (o.checkpointBeforeFirstWrite && !j->targetTouched) return;
+    if (CheckpointNotYet(j)) return;
     ckDone = j->doneOffset;  // every write below it has completed: the flush makes them durable
     ck = kCkFlushing;
     Submit(j, -1, kFlush, ckDone, [&](rbd_completion_t c) { return rbd_aio_flush(dst, c); });
   };
   auto recordCheckpoint = [&]() {
-    std::string v = o.checkpointPrefix + std::to_string(ckDone) + "}";
     ckWrite = std::make_unique<HeaderMetadataWrite>();
-    int rc = UpdateHeaderMetadata(j->dst.get(), {"rbd-stream.checkpoint"}, {v}, {}, ckWrite.get(),
-                                  [](rados_completion_t, void* arg) { Push(static_cast<Job*>(arg), {-1, kRecord, 0}); }, j);
+    int rc = RecordCheckpoint(j, ckDone, ckWrite.get(),
+                              [](rados_completion_t, void* arg) { Push(static_cast<Job*>(arg), {-1, kRecord, 0}); });
     if (rc < 0) {
       ckWrite.reset();
       ck = kCkIdle;
