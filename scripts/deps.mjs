@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 export const HEADERS = [
   '/usr/include/rbd/librbd.h',
   '/usr/include/rados/librados.h',
+  '/usr/include/rados/librados.hpp',
   '/usr/include/xxhash.h',
 ];
 
@@ -18,7 +19,7 @@ export const BINARIES = [
 ];
 
 export const APT_PACKAGES = [
-  'librbd-dev', 'librados-dev', 'libxxhash-dev',
+  'librbd-dev', 'librados-dev', 'libradospp-dev', 'libxxhash-dev',
   'ceph-mon', 'ceph-osd', 'ceph-mgr', 'ceph-common', 'rbd-mirror',
 ];
 

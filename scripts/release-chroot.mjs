@@ -22,7 +22,7 @@ export const RELEASES = {
 
 export const PACKAGES = [
   'ceph-mon', 'ceph-osd', 'ceph-mgr', 'ceph-common', 'rbd-mirror',
-  'librbd-dev', 'librados-dev', 'libxxhash-dev', 'nodejs', 'npm', 'g++', 'make', 'python3',
+  'librbd-dev', 'librados-dev', 'libradospp-dev', 'libxxhash-dev', 'nodejs', 'npm', 'g++', 'make', 'python3',
 ];
 
 /** Files whose presence means a finished chroot (checked for ones built before this script, too). */
@@ -31,6 +31,9 @@ const REQUIRED = [
   'usr/bin/node', 'usr/bin/g++', 'usr/bin/make', 'usr/include/rbd/librbd.h', 'usr/include/rados/librados.h',
   'var/lib/dpkg/status',
 ];
+
+/** Packages added to PACKAGES after chroots were built without them: installed into such a chroot. */
+const ADDED = [{ pkg: 'libradospp-dev', file: 'usr/include/rados/librados.hpp' }];
 
 export const CACHE_DIR = process.env.RBD_STREAM_CHROOT_CACHE || '/var/cache/rbd-stream/chroots';
 
@@ -86,13 +89,13 @@ function have(cmd) {
 /** The chroot's root for `release`, built first if it is not there yet. */
 export async function ensureChroot(release) {
   const root = chrootRoot(release);
-  if (isComplete(root)) return root;
+  if (isComplete(root)) return addMissing(root);
   if (process.getuid?.() !== 0) throw new Error(`building ${root} needs root (mmdebstrap in root mode)`);
   fs.mkdirSync(CACHE_DIR, { recursive: true });
   const lockPath = `${root}.lock`;
   await lock(lockPath);
   try {
-    if (isComplete(root)) return root; // built by whoever held the lock
+    if (isComplete(root)) return root; // built by whoever held the lock (with every package)
     if (fs.existsSync(root)) throw new Error(`${root} exists but is incomplete (missing one of ${REQUIRED.join(', ')}); remove it to rebuild`);
     // Two releases' chroots are built at once in CI: the second apt-get waits for dpkg's lock instead
     // of failing on it.
@@ -112,6 +115,25 @@ export async function ensureChroot(release) {
     if (!isComplete(tmp)) throw new Error(`mmdebstrap finished but ${tmp} lacks some of ${REQUIRED.join(', ')}`);
     fs.renameSync(tmp, root);
     log(`built ${root} in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    return root;
+  } finally {
+    fs.rmSync(lockPath, { force: true });
+  }
+}
+
+/** Installs ADDED packages a chroot built before them lacks (the same suite's versions). */
+async function addMissing(root) {
+  const missing = () => ADDED.filter((a) => !fs.existsSync(path.join(root, a.file)));
+  if (missing().length === 0) return root;
+  if (process.getuid?.() !== 0) throw new Error(`${root} lacks ${missing().map((a) => a.pkg).join(' ')}; installing it needs root`);
+  const lockPath = `${root}.lock`;
+  await lock(lockPath);
+  try {
+    const pkgs = missing().map((a) => a.pkg);
+    if (pkgs.length === 0) return root;
+    run('chroot', [root, 'apt-get', '-q', '-o', 'Acquire::Check-Valid-Until=false', 'update']);
+    run('chroot', [root, 'apt-get', 'install', '-y', '-q', '--no-install-recommends', ...pkgs]);
+    if (missing().length > 0) throw new Error(`installed ${pkgs.join(' ')} in ${root}, but ${missing().map((a) => a.file).join(', ')} is still missing`);
     return root;
   } finally {
     fs.rmSync(lockPath, { force: true });

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "copy/engine.h"
+#include "copy/shared_write.h"
 
 namespace rbdstream {
 namespace copy {
@@ -34,7 +35,8 @@ struct Slot {
   int extentsEnded = 0;
   std::vector<std::pair<uint64_t, uint64_t>> parts;  // data ranges to write out of the read span
   int pending = 0;
-  std::vector<char> buf, buf2;
+  SharedBuffer buf;           // source data; written to the target by reference
+  std::vector<char> buf2;     // verify: the target's data
 };
 
 struct Comp {
@@ -304,7 +306,11 @@ void Pipeline(Job* j) {
   for (int i = o.concurrency - 1; i >= 0; i--) freeSlots.push_back(i);
   int opsInFlight = 0;          // reads/writes submitted, not yet completed
   uint64_t bytesInFlight = 0;   // buffer bytes of the chunks in flight
-  uint64_t bytesRetained = 0;   // buffer capacity kept by all slots (in flight or idle)
+  uint64_t bytesRetained = 0;   // buffer capacity kept: slots' (in flight or idle), held and spare
+  // Buffers of finished chunks that librbd still references (a write is complete before the last
+  // reference drops), and those it let go of, kept for reuse. Both count against inflightBytes.
+  std::vector<SharedBuffer> held, spare;
+  uint64_t bytesHeld = 0;
   Throttle throttle;
   throttle.rate = o.bandwidth;
   throttle.burst = o.chunk;
@@ -317,10 +323,42 @@ void Pipeline(Job* j) {
     v.resize(n);
     bytesRetained += v.capacity();
   };
+  // A source chunk's buffer, about to be read into: kept, a spare, or new.
+  auto ensureShared = [&](SharedBuffer& b, uint64_t n) {
+    if (b.size() < n) {
+      bytesRetained -= b.size();
+      b.Release();
+      auto fit = std::find_if(spare.begin(), spare.end(), [&](const SharedBuffer& x) { return x.size() >= n; });
+      if (fit != spare.end()) {
+        std::swap(b, *fit);
+        spare.erase(fit);
+      } else {
+        b.Allocate(n);
+        bytesRetained += b.size();
+      }
+    }
+    b.ForgetCrc();
+  };
   auto releaseBuffers = [&](Slot& s) {
-    for (auto* v : {&s.buf, &s.buf2}) {
-      bytesRetained -= v->capacity();
-      std::vector<char>().swap(*v);
+    bytesRetained -= s.buf.size() + s.buf2.capacity();
+    s.buf.Release();
+    std::vector<char>().swap(s.buf2);
+  };
+  // Moves held buffers librbd let go of to `spare` (or frees them, over the bound).
+  auto reapHeld = [&]() {
+    for (size_t i = 0; i < held.size();) {
+      if (held[i].Shared()) {
+        i++;
+        continue;
+      }
+      bytesHeld -= held[i].size();
+      if (bytesRetained > o.inflightBytes) {
+        bytesRetained -= held[i].size();
+      } else {
+        spare.push_back(std::move(held[i]));
+      }
+      held[i] = std::move(held.back());
+      held.pop_back();
     }
   };
   auto slotBytes = [&](const Slot& s) -> uint64_t { return o.verify ? s.len * 2 : (s.exists ? s.len : 0); };
@@ -378,6 +416,11 @@ void Pipeline(Job* j) {
     }
     inflight--;
     bytesInFlight -= slotBytes(s);
+    if (s.buf.Shared()) {
+      bytesHeld += s.buf.size();
+      held.push_back(std::move(s.buf));
+      s.buf = SharedBuffer();
+    }
     if (bytesRetained > o.inflightBytes) releaseBuffers(s);
     freeSlots.push_back(si);
     updateWatermark();
@@ -420,7 +463,7 @@ void Pipeline(Job* j) {
       ensure(s.buf2, s.len);
       submit(si, kDstRead, s.off, [&](rbd_completion_t c) { return rbd_aio_read2(dst, s.off, s.len, s.buf2.data(), c, kReadFlags); });
       if (s.exists) {
-        ensure(s.buf, s.len);
+        ensureShared(s.buf, s.len);
         submit(si, kSrcRead, s.off, [&](rbd_completion_t c) { return rbd_aio_read2(src, s.off, s.len, s.buf.data(), c, kReadFlags); });
       }
       return;
@@ -430,7 +473,7 @@ void Pipeline(Job* j) {
       if (s.pending == 0) finishSlot(si);  // nothing to do: the target reads zero there
       return;
     }
-    ensure(s.buf, s.len);
+    ensureShared(s.buf, s.len);
     throttle.reserved += s.len;  // at most this much is written once it is read
     submit(si, kSrcRead, s.off, [&](rbd_completion_t c) { return rbd_aio_read2(src, s.off, s.len, s.buf.data(), c, kReadFlags); });
   };
@@ -468,9 +511,8 @@ void Pipeline(Job* j) {
       if (zero) {
         zeroOut(si, a, b);
       } else {
-        const char* p = s.buf.data() + (a - s.off);
         j->bytesWritten += b - a;
-        submit(si, kWrite, a, [&](rbd_completion_t c) { return rbd_aio_write2(dst, a, b - a, p, c, kWriteFlags); });
+        submit(si, kWrite, a, [&](rbd_completion_t c) { return s.buf.AioWrite(dst, a, a - s.off, b - a, c, kWriteFlags); });
       }
     };
     while (cur < end) {
@@ -522,6 +564,8 @@ void Pipeline(Job* j) {
   for (;;) {
     bool stop = j->cancel || j->err || j->mismatch >= 0;
     throttled = std::chrono::microseconds(0);
+    reapHeld();
+    bool heldBlocks = false;
     while (!stop && !freeSlots.empty() && opsInFlight < o.concurrency && nextOffset() < o.size && ei < j->exts.size()) {
       const Ext& e = j->exts[ei];
       int si = freeSlots.back();
@@ -550,10 +594,12 @@ void Pipeline(Job* j) {
         }
       }
       s.len = spanEnd - s.off;
-      // Over the byte bound (one chunk always goes) or the bandwidth: put it back and wait.
-      bool overBytes = inflight > 0 && bytesInFlight + slotBytes(s) > o.inflightBytes;
+      // Over the byte bound (one chunk always goes, so buffers librbd never lets go of cannot stall
+      // the copy) or the bandwidth: put it back and wait.
+      bool overBytes = inflight > 0 && bytesInFlight + bytesHeld + slotBytes(s) > o.inflightBytes;
       if (!overBytes && throttle.rate > 0 && (o.verify || s.exists)) throttled = throttle.Wait(s.len);
       if (overBytes || throttled.count() > 0) {
+        heldBlocks = overBytes && bytesHeld > 0;
         ei = ei0;
         epos = epos0;
         break;
@@ -566,6 +612,8 @@ void Pipeline(Job* j) {
       std::unique_lock<std::mutex> lk(j->mu);
       auto wait = std::chrono::microseconds(50000);
       if (throttled.count() > 0) wait = std::min(wait, throttled);
+      // No event says librbd let go of a buffer: look again soon.
+      if (heldBlocks) wait = std::min(wait, std::chrono::microseconds(1000));
       if (j->events.empty()) j->cv.wait_for(lk, wait, [&] { return !j->events.empty() || j->cancel; });
       batch.swap(j->events);
     }

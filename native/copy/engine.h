@@ -2,8 +2,9 @@
 // reads on the source → aio writes / write_zeroes on the target, on a thread
 // of its own (a copy lasts minutes; the libuv pool is for short jobs).
 // Completions are collected inside the job (mutex/condvar), never via JS; JS
-// only sees progress (≤ 10/s) and the end. Memory: inflightBytes of buffers (plus as much kept
-// for reuse).
+// only sees progress (≤ 10/s) and the end. Memory: inflightBytes of buffers, including those librbd
+// still references after their chunk is done (writes share them: shared_write.h), plus as much kept
+// for reuse.
 //
 // The same pipeline verifies: read both sides, xxh3 per chunk, compare.
 //
