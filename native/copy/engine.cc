@@ -35,7 +35,7 @@ struct Slot {
   int extentsEnded = 0;
   std::vector<std::pair<uint64_t, uint64_t>> parts;  // data ranges to write out of the read span
   int pending = 0;
-  SharedBuffer buf;           // source data; written to the target by reference
+  SharedBuffer buf;           // source data, in librados' buffer; written to the target by reference
   std::vector<char> buf2;     // verify: the target's data
 };
 
@@ -306,10 +306,10 @@ void Pipeline(Job* j) {
   for (int i = o.concurrency - 1; i >= 0; i--) freeSlots.push_back(i);
   int opsInFlight = 0;          // reads/writes submitted, not yet completed
   uint64_t bytesInFlight = 0;   // buffer bytes of the chunks in flight
-  uint64_t bytesRetained = 0;   // buffer capacity kept: slots' (in flight or idle), held and spare
-  // Buffers of finished chunks that librbd still references (a write is complete before the last
-  // reference drops), and those it let go of, kept for reuse. Both count against inflightBytes.
-  std::vector<SharedBuffer> held, spare;
+  uint64_t bytesRetained = 0;   // verify: target-read buffer capacity kept by all slots
+  // Source data of finished chunks that librbd still references (a write is complete before the last
+  // reference drops): it counts against inflightBytes until librbd lets go.
+  std::vector<SharedBuffer> held;
   uint64_t bytesHeld = 0;
   Throttle throttle;
   throttle.rate = o.bandwidth;
@@ -323,28 +323,11 @@ void Pipeline(Job* j) {
     v.resize(n);
     bytesRetained += v.capacity();
   };
-  // A source chunk's buffer, about to be read into: kept, a spare, or new.
-  auto ensureShared = [&](SharedBuffer& b, uint64_t n) {
-    if (b.size() < n) {
-      bytesRetained -= b.size();
-      b.Release();
-      auto fit = std::find_if(spare.begin(), spare.end(), [&](const SharedBuffer& x) { return x.size() >= n; });
-      if (fit != spare.end()) {
-        std::swap(b, *fit);
-        spare.erase(fit);
-      } else {
-        b.Allocate(n);
-        bytesRetained += b.size();
-      }
-    }
-    b.ForgetCrc();
-  };
   auto releaseBuffers = [&](Slot& s) {
-    bytesRetained -= s.buf.size() + s.buf2.capacity();
-    s.buf.Release();
+    bytesRetained -= s.buf2.capacity();
     std::vector<char>().swap(s.buf2);
   };
-  // Moves held buffers librbd let go of to `spare` (or frees them, over the bound).
+  // Frees the held data librbd let go of.
   auto reapHeld = [&]() {
     for (size_t i = 0; i < held.size();) {
       if (held[i].Shared()) {
@@ -352,11 +335,6 @@ void Pipeline(Job* j) {
         continue;
       }
       bytesHeld -= held[i].size();
-      if (bytesRetained > o.inflightBytes) {
-        bytesRetained -= held[i].size();
-      } else {
-        spare.push_back(std::move(held[i]));
-      }
       held[i] = std::move(held.back());
       held.pop_back();
     }
@@ -420,6 +398,8 @@ void Pipeline(Job* j) {
       bytesHeld += s.buf.size();
       held.push_back(std::move(s.buf));
       s.buf = SharedBuffer();
+    } else {
+      s.buf.Release();
     }
     if (bytesRetained > o.inflightBytes) releaseBuffers(s);
     freeSlots.push_back(si);
@@ -463,8 +443,7 @@ void Pipeline(Job* j) {
       ensure(s.buf2, s.len);
       submit(si, kDstRead, s.off, [&](rbd_completion_t c) { return rbd_aio_read2(dst, s.off, s.len, s.buf2.data(), c, kReadFlags); });
       if (s.exists) {
-        ensureShared(s.buf, s.len);
-        submit(si, kSrcRead, s.off, [&](rbd_completion_t c) { return rbd_aio_read2(src, s.off, s.len, s.buf.data(), c, kReadFlags); });
+        submit(si, kSrcRead, s.off, [&](rbd_completion_t c) { return s.buf.AioRead(src, s.off, s.len, c, kReadFlags); });
       }
       return;
     }
@@ -473,9 +452,8 @@ void Pipeline(Job* j) {
       if (s.pending == 0) finishSlot(si);  // nothing to do: the target reads zero there
       return;
     }
-    ensureShared(s.buf, s.len);
     throttle.reserved += s.len;  // at most this much is written once it is read
-    submit(si, kSrcRead, s.off, [&](rbd_completion_t c) { return rbd_aio_read2(src, s.off, s.len, s.buf.data(), c, kReadFlags); });
+    submit(si, kSrcRead, s.off, [&](rbd_completion_t c) { return s.buf.AioRead(src, s.off, s.len, c, kReadFlags); });
   };
 
   // After a source read: per data part, zero runs (aligned 4 KiB blocks) → write_zeroes, the rest → writes.
@@ -642,12 +620,14 @@ void Pipeline(Job* j) {
         s.failed = true;
         Fail(j, int(ev.rc), OpName(ev.kind), ev.kind == kSrcRead, s.off);
       } else if (ev.kind == kSrcRead && !o.verify) {
+        s.buf.Settle();
         j->bytesRead += s.len;
         throttle.reserved -= s.len;
         uint64_t before = j->bytesWritten;
         if (!s.failed && !j->err) writeOut(ev.slot);
         throttle.sent += j->bytesWritten - before;
       } else if (ev.kind == kSrcRead || ev.kind == kDstRead) {
+        if (ev.kind == kSrcRead) s.buf.Settle();
         j->bytesRead += s.len;
       }
       if (s.pending == 0) {

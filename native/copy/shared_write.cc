@@ -9,6 +9,8 @@
 namespace rbdstream {
 namespace copy {
 
+namespace {
+
 // librbd's C handle is the ImageCtx* that librbd::Image holds as its only member (`ctx`), and an
 // rbd_completion_t is the librbd::RBD::AioCompletion* that rbd_aio_create_completion allocated. The
 // C++ image is viewed in place, never constructed or destroyed (its destructor would close it).
@@ -16,23 +18,39 @@ namespace copy {
 static_assert(sizeof(librbd::Image) == sizeof(rbd_image_t), "librbd::Image is its ImageCtx pointer");
 static_assert(std::is_standard_layout<librbd::Image>::value, "librbd::Image has no hidden members");
 
-void SharedBuffer::Allocate(uint64_t n) { ptr_ = ceph::bufferptr(ceph::buffer::create_page_aligned(unsigned(n))); }
+struct ImageView {
+  explicit ImageView(rbd_image_t image) { std::memcpy(bytes, &image, sizeof image); }
+  librbd::Image* operator->() { return reinterpret_cast<librbd::Image*>(bytes); }
+  alignas(librbd::Image) unsigned char bytes[sizeof(librbd::Image)];
+};
 
-void SharedBuffer::ForgetCrc() {
-  if (!ptr_.have_raw()) return;
-  ceph::bufferlist bl;
-  bl.append(ptr_);
-  bl.invalidate_crc();
+librbd::RBD::AioCompletion* Cxx(rbd_completion_t c) { return reinterpret_cast<librbd::RBD::AioCompletion*>(c); }
+
+}  // namespace
+
+int SharedBuffer::AioRead(rbd_image_t image, uint64_t off, uint64_t len, rbd_completion_t c, int opFlags) {
+  Release();
+  want_ = len;
+  return ImageView(image)->aio_read2(off, len, bl_, Cxx(c), opFlags);
+}
+
+void SharedBuffer::Settle() {
+  if (bl_.length() < want_) bl_.append_zero(unsigned(want_ - bl_.length()));
+  data_ = bl_.c_str();  // rebuilds into one buffer only when the read came in pieces
+}
+
+bool SharedBuffer::Shared() const {
+  for (const auto& p : bl_.buffers()) {
+    if (p.raw_nref() > 1) return true;
+  }
+  return false;
 }
 
 int SharedBuffer::AioWrite(rbd_image_t image, uint64_t off, uint64_t at, uint64_t len, rbd_completion_t c,
                            int opFlags) const {
-  ceph::bufferlist bl;
-  bl.append(ceph::bufferptr(ptr_, unsigned(at), unsigned(len)));
-  alignas(librbd::Image) unsigned char view[sizeof(librbd::Image)];
-  std::memcpy(view, &image, sizeof image);
-  auto* cxx = reinterpret_cast<librbd::Image*>(view);
-  return cxx->aio_write2(off, len, bl, reinterpret_cast<librbd::RBD::AioCompletion*>(c), opFlags);
+  ceph::bufferlist part;
+  part.substr_of(bl_, unsigned(at), unsigned(len));
+  return ImageView(image)->aio_write2(off, len, part, Cxx(c), opFlags);
 }
 
 }  // namespace copy

@@ -64,10 +64,10 @@ export interface ReplicateOptions {
   /** Bytes per read/write at most (default 1 MiB). */
   chunkSize?: number;
   /**
-   * Data buffers in flight at most, in bytes (default 64 MiB; at least chunkSize). The process holds
-   * about twice this (source reads arrive in librados' buffers before they are copied into the
-   * engine's; writes share the engine's): copying 2 GiB 25 ms away, a process running the package
-   * peaked at 220–231 MiB RSS with 64 MiB, 274 MiB with 96. More helps far targets: see docs/remote.md.
+   * Data buffers in flight at most, in bytes (default 64 MiB; at least chunkSize). Reads and writes
+   * share one buffer per chunk with librbd (no copies): copying 2 GiB 10 and 25 ms away, a process
+   * running the package peaked at 200–202 MiB RSS with 64 MiB, 228–233 with 80, 231–249 with 96.
+   * More helps far targets: see docs/remote.md.
    */
   inflightBytes?: number;
   /**
