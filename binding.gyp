@@ -19,7 +19,7 @@
         "native/mirror/pool.cc",
         "native/mirror/image.cc",
         "native/copy/engine.cc",
-        "native/copy/shared_write.cc",
+        "native/copy/shared_buffer.cc",
         "native/copy/binding.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native"],

@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "copy/engine.h"
-#include "copy/shared_write.h"
+#include "copy/shared_buffer.h"
 
 namespace rbdstream {
 namespace copy {

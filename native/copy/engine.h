@@ -3,7 +3,7 @@
 // of its own (a copy lasts minutes; the libuv pool is for short jobs).
 // Completions are collected inside the job (mutex/condvar), never via JS; JS
 // only sees progress (≤ 10/s) and the end. Memory: inflightBytes of buffers, including those librbd
-// still references after their chunk is done (writes share them: shared_write.h), plus as much kept
+// still references after their chunk is done (reads and writes share them with librbd: shared_buffer.h), plus as much kept
 // for reuse.
 //
 // The same pipeline verifies: read both sides, xxh3 per chunk, compare.

@@ -1,5 +1,5 @@
 // See shared_write.h.
-#include "copy/shared_write.h"
+#include "copy/shared_buffer.h"
 
 #include <rbd/librbd.hpp>
 
