@@ -1,4 +1,4 @@
-// See shared_write.h.
+// See shared_buffer.h.
 #include "copy/shared_buffer.h"
 
 #include <rbd/librbd.hpp>
