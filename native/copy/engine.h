@@ -2,9 +2,9 @@
 // reads on the source → aio writes / write_zeroes on the target, on a thread
 // of its own (a copy lasts minutes; the libuv pool is for short jobs).
 // Completions are collected inside the job (mutex/condvar), never via JS; JS
-// only sees progress (≤ 10/s) and the end. Memory: inflightBytes of buffers, including those librbd
-// still references after their chunk is done (reads and writes share them with librbd: shared_buffer.h), plus as much kept
-// for reuse.
+// only sees progress (≤ 10/s) and the end. Memory: inflightBytes of data, including what librbd still
+// references after its chunk is done (source data is read into and written from librados' buffers,
+// uncopied: shared_buffer.h); verify also keeps its target-read buffers for reuse, up to that bound.
 //
 // The same pipeline verifies: read both sides, xxh3 per chunk, compare.
 //
