@@ -397,10 +397,8 @@ void Pipeline(Job* j) {
     if (s.buf.Shared()) {
       bytesHeld += s.buf.size();
       held.push_back(std::move(s.buf));
-      s.buf = SharedBuffer();
-    } else {
-      s.buf.Release();
     }
+    s.buf.Release();
     if (bytesRetained > o.inflightBytes) releaseBuffers(s);
     freeSlots.push_back(si);
     updateWatermark();
@@ -615,19 +613,18 @@ void Pipeline(Job* j) {
       Slot& s = slots[ev.slot];
       s.pending--;
       opsInFlight--;
+      if (ev.rc >= 0 && ev.kind == kSrcRead) s.buf.Settle();
       if (ev.rc < 0) {
         if (ev.kind == kSrcRead && !o.verify) throttle.reserved -= s.len;
         s.failed = true;
         Fail(j, int(ev.rc), OpName(ev.kind), ev.kind == kSrcRead, s.off);
       } else if (ev.kind == kSrcRead && !o.verify) {
-        s.buf.Settle();
         j->bytesRead += s.len;
         throttle.reserved -= s.len;
         uint64_t before = j->bytesWritten;
         if (!s.failed && !j->err) writeOut(ev.slot);
         throttle.sent += j->bytesWritten - before;
       } else if (ev.kind == kSrcRead || ev.kind == kDstRead) {
-        if (ev.kind == kSrcRead) s.buf.Settle();
         j->bytesRead += s.len;
       }
       if (s.pending == 0) {
