@@ -187,6 +187,98 @@ struct SnapEntry {
   std::string groupName, groupSnap;
 };
 
+constexpr int kListAttempts = 5;
+
+// Reads the details of snapshot e.id. Returns -ENOENT if it is gone.
+int SnapDetails(rbd_image_t image, SnapEntry& e) {
+  // The namespace type comes first: it refreshes the image and looks the id up under librbd's lock.
+  // rbd_snap_get_timestamp does neither, and asserts (aborting the process) on an id a refresh dropped,
+  // so it is asked only for a snapshot that was there a moment ago. (Only a refresh started by I/O on
+  // this same handle, between the two calls, could still drop it: librbd offers no locked timestamp.)
+  rbd_snap_namespace_type_t type = RBD_SNAP_NAMESPACE_TYPE_USER;
+  int rc = rbd_snap_get_namespace_type(image, e.id, &type);
+  if (rc < 0) return rc;
+  e.ns = type;
+  struct timespec ts {};
+  if (rbd_snap_get_timestamp(image, e.id, &ts) == 0) e.timestamp = ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
+  if (type == RBD_SNAP_NAMESPACE_TYPE_USER) {
+    int prot = 0;
+    rc = rbd_snap_is_protected(image, e.name.c_str(), &prot);
+    if (rc == 0) e.isProtected = prot != 0;
+  } else if (type == RBD_SNAP_NAMESPACE_TYPE_MIRROR) {
+    rbd_snap_mirror_namespace_t m{};
+    rc = rbd_snap_get_mirror_namespace(image, e.id, &m, sizeof(m));
+    if (rc == 0) {
+      e.mirrorState = m.state;
+      e.mirrorComplete = m.complete;
+      e.mirrorPrimaryUuid = m.primary_mirror_uuid ? m.primary_mirror_uuid : "";
+      e.mirrorPrimarySnapId = m.primary_snap_id;
+      e.mirrorLastCopied = m.last_copied_object_number;
+      const char* p = m.mirror_peer_uuids;
+      for (size_t k = 0; p && k < m.mirror_peer_uuids_count; k++) {
+        e.mirrorPeers.emplace_back(p);
+        p += e.mirrorPeers.back().size() + 1;
+      }
+      rbd_snap_mirror_namespace_cleanup(&m, sizeof(m));
+    }
+  } else if (type == RBD_SNAP_NAMESPACE_TYPE_GROUP) {
+    rbd_snap_group_namespace_t g{};
+    rc = rbd_snap_get_group_namespace(image, e.id, &g, sizeof(g));
+    if (rc == 0) {
+      e.hasGroup = true;
+      e.groupPool = g.group_pool;
+      e.groupName = g.group_name ? g.group_name : "";
+      e.groupSnap = g.group_snap_name ? g.group_snap_name : "";
+      rbd_snap_group_namespace_cleanup(&g, sizeof(g));
+    }
+  } else if (type == RBD_SNAP_NAMESPACE_TYPE_TRASH) {
+    char orig[512] = {0};
+    rc = rbd_snap_get_trash_namespace(image, e.id, orig, sizeof(orig));
+    if (rc == 0) e.trashOriginalName = orig;
+  }
+  // A detail that failed leaves its fields unset (a group snapshot whose group was removed has no group
+  // name, for one), unless the failure is that the snapshot itself just went away.
+  if (rc < 0 && rbd_snap_get_namespace_type(image, e.id, &type) == -ENOENT) return -ENOENT;
+  return 0;
+}
+
+// One pass: the list, then each snapshot's details. Returns -EAGAIN if a snapshot vanished and
+// `retryOnVanished`; otherwise a vanished snapshot is left out.
+int ListSnapshotsOnce(rbd_image_t image, std::vector<SnapEntry>& out, bool retryOnVanished) {
+  out.clear();
+  int max = 16;
+  std::vector<rbd_snap_info_t> infos;
+  int n;
+  for (;;) {
+    infos.resize(max);
+    n = rbd_snap_list(image, infos.data(), &max);
+    if (n != -ERANGE) break;
+  }
+  if (n < 0) return n;
+  int rc = 0;
+  for (int i = 0; i < n; i++) {
+    SnapEntry e;
+    e.id = infos[i].id;
+    e.size = infos[i].size;
+    e.name = infos[i].name;
+    int d = SnapDetails(image, e);
+    if (d == -ENOENT) {
+      if (retryOnVanished) {
+        rc = -EAGAIN;
+        break;
+      }
+      continue;
+    }
+    if (d < 0) {
+      rc = d;
+      break;
+    }
+    out.push_back(std::move(e));
+  }
+  rbd_snap_list_end(infos.data());
+  return rc;
+}
+
 Napi::Value List(const Napi::CallbackInfo& info) {
   auto img = Unwrap<Image>(info[0], "image");
   struct R {
@@ -195,60 +287,15 @@ Napi::Value List(const Napi::CallbackInfo& info) {
   return RunBlocking<R>(
       info.Env(), OpContext::For("list snapshots", img.get()),
       [img](R& r) {
-        int max = 16;
-        std::vector<rbd_snap_info_t> infos;
-        int n;
-        for (;;) {
-          infos.resize(max);
-          n = rbd_snap_list(img->image, infos.data(), &max);
-          if (n != -ERANGE) break;
+        // A snapshot removed by another client while we walk the list (rbd-mirror prunes mirror snapshots
+        // all the time) shows up as ENOENT on its details: list again, so the result is one state of the
+        // image. After a few tries, leave out what vanished.
+        int n = 0;
+        for (int attempt = 0; attempt < kListAttempts; attempt++) {
+          n = ListSnapshotsOnce(img->image, r.snaps, attempt + 1 < kListAttempts);
+          if (n != -EAGAIN) break;
         }
-        if (n < 0) return n;
-        for (int i = 0; i < n; i++) {
-          SnapEntry e;
-          e.id = infos[i].id;
-          e.size = infos[i].size;
-          e.name = infos[i].name;
-          struct timespec ts {};
-          if (rbd_snap_get_timestamp(img->image, e.id, &ts) == 0) e.timestamp = ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
-          rbd_snap_namespace_type_t type = RBD_SNAP_NAMESPACE_TYPE_USER;
-          rbd_snap_get_namespace_type(img->image, e.id, &type);
-          e.ns = type;
-          if (type == RBD_SNAP_NAMESPACE_TYPE_USER) {
-            int prot = 0;
-            if (rbd_snap_is_protected(img->image, e.name.c_str(), &prot) == 0) e.isProtected = prot != 0;
-          } else if (type == RBD_SNAP_NAMESPACE_TYPE_MIRROR) {
-            rbd_snap_mirror_namespace_t m{};
-            if (rbd_snap_get_mirror_namespace(img->image, e.id, &m, sizeof(m)) == 0) {
-              e.mirrorState = m.state;
-              e.mirrorComplete = m.complete;
-              e.mirrorPrimaryUuid = m.primary_mirror_uuid ? m.primary_mirror_uuid : "";
-              e.mirrorPrimarySnapId = m.primary_snap_id;
-              e.mirrorLastCopied = m.last_copied_object_number;
-              const char* p = m.mirror_peer_uuids;
-              for (size_t k = 0; p && k < m.mirror_peer_uuids_count; k++) {
-                e.mirrorPeers.emplace_back(p);
-                p += e.mirrorPeers.back().size() + 1;
-              }
-              rbd_snap_mirror_namespace_cleanup(&m, sizeof(m));
-            }
-          } else if (type == RBD_SNAP_NAMESPACE_TYPE_GROUP) {
-            rbd_snap_group_namespace_t g{};
-            if (rbd_snap_get_group_namespace(img->image, e.id, &g, sizeof(g)) == 0) {
-              e.hasGroup = true;
-              e.groupPool = g.group_pool;
-              e.groupName = g.group_name ? g.group_name : "";
-              e.groupSnap = g.group_snap_name ? g.group_snap_name : "";
-              rbd_snap_group_namespace_cleanup(&g, sizeof(g));
-            }
-          } else if (type == RBD_SNAP_NAMESPACE_TYPE_TRASH) {
-            char orig[512] = {0};
-            if (rbd_snap_get_trash_namespace(img->image, e.id, orig, sizeof(orig)) == 0) e.trashOriginalName = orig;
-          }
-          r.snaps.push_back(std::move(e));
-        }
-        rbd_snap_list_end(infos.data());
-        return 0;
+        return n;
       },
       [](Napi::Env env, R& r) {
         static const char* kNs[] = {"user", "group", "trash", "mirror"};

@@ -246,7 +246,11 @@ export class Image extends NativeHandle<ImageHandle> {
     await this[kTrack](() => native.removeSnapshot(this[kHandle], ref, force));
   }
 
-  /** User snapshots, or every namespace (mirror, trash, group) with { allNamespaces: true }. */
+  /**
+   * User snapshots, or every namespace (mirror, trash, group) with { allNamespaces: true }. When
+   * another client removes a snapshot while the list is read, the list is read again (up to 5 times,
+   * then what vanished is left out), so it shows one state of the image.
+   */
   async listSnapshots(options: { allNamespaces?: boolean } = {}): Promise<SnapshotInfo[]> {
     const o = checkOptions<{ allNamespaces?: boolean }>(options, 'listSnapshots options', ['allNamespaces']);
     const all = checkBool(o.allNamespaces, 'allNamespaces') ?? false;
