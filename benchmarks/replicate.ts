@@ -31,7 +31,8 @@
  * Source data is written with `rbd bench` (non-zero pattern). Also: peak RSS while copying --rss-gib GiB
  * (per delay, in a child process), and event-loop lag p99 (perf_hooks.monitorEventLoopDelay) during every
  * rbd-stream copy. For (1) the data-phase rate (image bytes / ReplicateResult.dataSeconds) is compared to
- * the ceiling.
+ * the ceiling. Every sample also records the CPU seconds each copy cost: the copying process(es), and, for
+ * clusters started by tools/cluster (pid files in the conf's `run dir`), the source and the target osd.0.
  *
  * --bwlimit-mib LIST: per value, one full copy of (1)'s source with `replicate({ bandwidth })`; achieved
  * rate = (bytesWritten + bytesZeroed) / dataSeconds, checked to be within ±10 % of the limit. Runs at the
@@ -164,9 +165,54 @@ function git(...a: string[]): string | undefined {
 /** A connection to cluster b as seen through one delay. */
 interface Target { delayMs: number; c: TestCluster; rados: Rados; pool: Pool; confLines: string[] }
 
+/** CPU seconds one copy cost: the copying process(es), the source cluster's OSD, the target cluster's OSD. */
+interface CpuCost { client: number; osdSource?: number; osdTarget?: number }
+
+function medianCpu(xs: CpuCost[]): CpuCost {
+  const m = (k: keyof CpuCost) => {
+    const v = xs.map((x) => x[k]).filter((x): x is number => x !== undefined && Number.isFinite(x));
+    return v.length === xs.length && v.length > 0 ? median(v) : undefined;
+  };
+  const osdSource = m('osdSource');
+  const osdTarget = m('osdTarget');
+  return { client: m('client') ?? NaN, ...(osdSource === undefined ? {} : { osdSource }), ...(osdTarget === undefined ? {} : { osdTarget }) };
+}
+
 interface Sample {
   rep: number; order: 'stream-first' | 'cli-first'; stream: number; cli: number; ratio: number; lagP99: number;
   dataSeconds: number; dataSecondsMissing: boolean; result: ReplicateResult;
+  cpu: { stream: CpuCost; cli: CpuCost };
+}
+
+// CPU accounting. Both tools share two cores with both clusters' OSDs; where each copy's CPU goes
+// (its own process, the source OSD, the target OSD) shows which of them bounds it.
+const TICKS = 100; // USER_HZ: /proc times are in 1/100 s on Linux
+function procTimes(stat: string): number[] {
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+}
+/** CPU seconds of a process (utime + stime), undefined when it is not there. */
+function pidCpu(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const f = procTimes(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    return (f[11] + f[12]) / TICKS;
+  } catch {
+    return undefined;
+  }
+}
+/** This process's waited-for children (the CLI pipe's shell and its rbd processes), CPU seconds. */
+function childrenCpu(): number {
+  const f = procTimes(readFileSync('/proc/self/stat', 'utf8'));
+  return (f[13] + f[14]) / TICKS;
+}
+/** pid of a local cluster's osd.0, from the `run dir` in its conf (tools/cluster writes pid files there). */
+function osdPid(conf: string): number | undefined {
+  try {
+    const run = /^\s*run[ _]dir\s*=\s*(\S+)/m.exec(readFileSync(conf, 'utf8'))?.[1];
+    return run ? Number(readFileSync(path.join(run, 'osd.0.pid'), 'utf8').trim()) || undefined : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 interface Row { workload: string; stream: string; cli: string; speedup: string; ofCeiling: string; lag: string }
@@ -239,6 +285,27 @@ async function main() {
     return t;
   };
   const t0 = await target(0);
+  const pidA = osdPid(A.conf);
+  const pidB = osdPid(B.conf);
+  const selfCpu = () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1e6;
+  };
+  /** Starts measuring a copy's CPU; the returned function ends it. */
+  const cpuMeter = (client: () => number) => {
+    const c0 = client();
+    const a0 = pidCpu(pidA);
+    const b0 = pidCpu(pidB);
+    return (): CpuCost => {
+      const a1 = pidCpu(pidA);
+      const b1 = pidCpu(pidB);
+      return {
+        client: client() - c0,
+        ...(a0 !== undefined && a1 !== undefined ? { osdSource: a1 - a0 } : {}),
+        ...(b0 !== undefined && b1 !== undefined ? { osdTarget: b1 - b0 } : {}),
+      };
+    };
+  };
 
   const gitDirty = git('status', '--porcelain', '--', '../lib', '../native', '../binding.gyp');
   const results: Record<string, unknown> = {
@@ -276,31 +343,38 @@ async function main() {
         source: img, fromSnapshot: from, toSnapshot: to, target: { pool: t.pool, name: dst, create: create ? {} : undefined },
         concurrency: CONC, chunkSize: CHUNK, inflightBytes: INFLIGHT, ...options,
       } as ReplicateOptions;
+      const cpu = cpuMeter(selfCpu);
       const r = await replicate(withReplicateTestHooks(opts, { enumeration: ENUM, ...(readGap === undefined ? {} : { readGap }) }));
       const secs = (performance.now() - start) / 1000;
       const ds = (r as unknown as { dataSeconds?: unknown }).dataSeconds;
       const missing = typeof ds !== 'number';
-      return { secs, lag: stop(), r, dataSeconds: missing ? r.seconds : ds, dataSecondsMissing: missing };
+      return { secs, lag: stop(), r, dataSeconds: missing ? r.seconds : ds, dataSecondsMissing: missing, cpu: cpu() };
     } finally {
       await img.close();
     }
   }
-  async function cliCopy(t: Target, src: string, from: string | undefined, to: string, dst: string, createSize?: number) {
+  /** The CLI pipe's time; `cpu` gets what it cost (its processes are this one's children). */
+  async function cliCopy(t: Target, src: string, from: string | undefined, to: string, dst: string, createSize?: number, cpu?: (c: CpuCost) => void) {
+    const meter = cpuMeter(childrenCpu);
     const start = performance.now();
     if (createSize !== undefined) await sh(`rbd ${rbdArgs(t.c)} create --size ${createSize}B ${q(`${B.pool}/${dst}`)}`);
     const fromArg = from ? `--from-snap ${q(from)}` : '';
     await sh(`rbd ${rbdArgs(A)} export-diff --no-progress ${fromArg} ${q(`${A.pool}/${src}@${to}`)} - | rbd ${rbdArgs(t.c)} import-diff --no-progress - ${q(`${B.pool}/${dst}`)}`);
-    return (performance.now() - start) / 1000;
+    const secs = (performance.now() - start) / 1000;
+    cpu?.(meter());
+    return secs;
   }
   /** One interleaved rep: rbd-stream first on even reps, the CLI first on odd ones. */
-  async function pair(rep: number, runS: () => ReturnType<typeof streamCopy>, runC: () => Promise<number>): Promise<Sample> {
+  async function pair(rep: number, runS: () => ReturnType<typeof streamCopy>, runC: (cpu: (c: CpuCost) => void) => Promise<number>): Promise<Sample> {
     let s!: Awaited<ReturnType<typeof streamCopy>>;
     let c = 0;
+    let cliCpu: CpuCost = { client: NaN };
+    const setCliCpu = (x: CpuCost) => (cliCpu = x);
     const streamFirst = rep % 2 === 0;
-    if (streamFirst) { s = await runS(); c = await runC(); } else { c = await runC(); s = await runS(); }
+    if (streamFirst) { s = await runS(); c = await runC(setCliCpu); } else { c = await runC(setCliCpu); s = await runS(); }
     return {
       rep, order: streamFirst ? 'stream-first' : 'cli-first', stream: s.secs, cli: c, ratio: c / s.secs, lagP99: s.lag,
-      dataSeconds: s.dataSeconds, dataSecondsMissing: s.dataSecondsMissing, result: s.r,
+      dataSeconds: s.dataSeconds, dataSecondsMissing: s.dataSecondsMissing, result: s.r, cpu: { stream: s.cpu, cli: cliCpu },
     };
   }
   function summarize(samples: Sample[]) {
@@ -309,9 +383,14 @@ async function main() {
       samples, medianStream: median(samples.map((x) => x.stream)), medianCli: median(samples.map((x) => x.cli)),
       speedupMedian: median(ratios), speedupMin: Math.min(...ratios), speedupMax: Math.max(...ratios),
       lagP99Ms: Math.max(...samples.map((x) => x.lagP99)), dataSecondsMissing: samples.some((x) => x.dataSecondsMissing),
+      medianCpu: { stream: medianCpu(samples.map((x) => x.cpu.stream)), cli: medianCpu(samples.map((x) => x.cpu.cli)) },
     };
   }
   const fmtRatio = (s: ReturnType<typeof summarize>) => `${s.speedupMedian.toFixed(2)}× [${s.speedupMin.toFixed(2)}–${s.speedupMax.toFixed(2)}]`;
+  const fmtCpu = (s: ReturnType<typeof summarize>) => {
+    const c = (x: CpuCost) => [x.client, x.osdSource, x.osdTarget].map((v) => (v === undefined ? '?' : v.toFixed(2))).join(' / ');
+    return `CPU s (client / source OSD / target OSD, medians): rbd-stream ${c(s.medianCpu.stream)}, CLI ${c(s.medianCpu.cli)}`;
+  };
   const addRow = (d: number, workload: string, s: ReturnType<typeof summarize>, ofCeiling = '-') =>
     rows.get(d)!.push({ workload, stream: `${s.medianStream.toFixed(2)} s`, cli: `${s.medianCli.toFixed(2)} s`, speedup: fmtRatio(s), ofCeiling, lag: `${s.lagP99Ms.toFixed(1)} ms` });
   const labels: Record<WorkloadKey, string> = {
@@ -373,7 +452,7 @@ async function main() {
       for (let i = 0; i < REPS; i++) {
         const d1 = mk(B, `${tag}-${key}-d${d}-s${i}`);
         const d2 = mk(B, `${tag}-${key}-d${d}-c${i}`);
-        samples.push(await pair(i, () => streamCopy(t, src, undefined, 's', d1, true), () => cliCopy(t, src, undefined, 's', d2, IMAGE)));
+        samples.push(await pair(i, () => streamCopy(t, src, undefined, 's', d1, true), (cpu) => cliCopy(t, src, undefined, 's', d2, IMAGE, cpu)));
         await Promise.all([remove(B, d1), remove(B, d2)]);
       }
       const s = summarize(samples);
@@ -384,7 +463,7 @@ async function main() {
       (dres(d).workloads as Record<string, unknown>)[key] = { label: labels[key], ...s, dataBytesPerSec: dataRate,
         wallBytesPerSec: wallRate, dataOfCeiling: dataRate / ceiling, wallOfCeiling: wallRate / ceiling, targets: targetsRatio[key] };
       addRow(d, labels[key], s, key === 'full' ? `${(dataRate / ceiling).toFixed(2)}${s.dataSecondsMissing ? ' (wall: no dataSeconds)' : ''}` : '-');
-      log(`delay ${d} ms: ${labels[key]}: ${fmtRatio(s)}`);
+      log(`delay ${d} ms: ${labels[key]}: ${fmtRatio(s)}; ${fmtCpu(s)}`);
     }
     if (key === 'full' && BWLIMITS.length) {
       const out: unknown[] = [];
@@ -457,8 +536,8 @@ async function main() {
         };
         // With a variant, it runs first, between or last in turn (rep % 3).
         if (t3 && i % 3 === 0) await runVariant();
-        const sample = await pair(i, () => streamCopy(t, src, from, to, t1, false), async () => {
-          const c = await cliCopy(t, src, from, to, t2);
+        const sample = await pair(i, () => streamCopy(t, src, from, to, t1, false), async (cpu) => {
+          const c = await cliCopy(t, src, from, to, t2, undefined, cpu);
           if (t3 && i % 3 === 1) await runVariant();
           return c;
         });
@@ -477,7 +556,7 @@ async function main() {
       const variant = t3 ? { options: VARIANT, speedupMedian: median(variantRatios), speedupMin: Math.min(...variantRatios), speedupMax: Math.max(...variantRatios) } : undefined;
       (dres(d).workloads as Record<string, unknown>)[key] = { label: labels[key], ...s, targets: targetsRatio[key], ...(variant ? { variant } : {}) };
       addRow(d, labels[key], s);
-      log(`delay ${d} ms: ${labels[key]}: ${fmtRatio(s)}`);
+      log(`delay ${d} ms: ${labels[key]}: ${fmtRatio(s)}; ${fmtCpu(s)}`);
       if (variant) {
         variantRows.push(`delay ${d} ms: ${labels[key]}: defaults ${fmtRatio(s)}, variant ${JSON.stringify(VARIANT)} ${variant.speedupMedian.toFixed(2)}× [${variant.speedupMin.toFixed(2)}–${variant.speedupMax.toFixed(2)}]`);
         log(variantRows[variantRows.length - 1]);
