@@ -25,6 +25,8 @@ export interface NativeCopyOptions {
   extra?: Float64Array;
   readGap?: number;
   writeGap?: number;
+  /** Copy each object's first block ahead of its chunks (targetZeroed targets with an object map). */
+  pretouch: boolean;
 }
 
 export interface NativeCopyResult {
@@ -39,6 +41,8 @@ export interface NativeCopyResult {
   enumerateMs: number;
   copyMs: number;
   usedObjectMap: boolean;
+  /** Objects whose first block was written ahead of their chunks (pre-touch). */
+  pretouched: number;
 }
 
 export interface CopyBinding {

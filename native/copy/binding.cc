@@ -50,6 +50,7 @@ Napi::Value CopyStart(const Napi::CallbackInfo& info) {
   opt.checkpointPrefix = o.Get("checkpointPrefix").ToString().Utf8Value();
   opt.checkpointMs = int(std::max<uint64_t>(10, num("checkpointMs")));
   opt.checkpointBeforeFirstWrite = o.Get("checkpointBeforeFirstWrite").ToBoolean();
+  opt.pretouch = o.Get("pretouch").ToBoolean();
   Napi::Value extra = o.Get("extra");
   if (extra.IsTypedArray()) {
     auto a = extra.As<Napi::Float64Array>();
@@ -85,6 +86,7 @@ Napi::Value CopyStart(const Napi::CallbackInfo& info) {
           r.Set("enumerateMs", Napi::Number::New(env, j->enumerateMs));
           r.Set("copyMs", Napi::Number::New(env, j->copyMs));
           r.Set("usedObjectMap", Napi::Boolean::New(env, j->usedObjectMap));
+          r.Set("pretouched", U(env, j->pretouched));
           j->deferred.Resolve(r);
         }
         j->settled = true;

@@ -48,7 +48,8 @@ struct Comp {
 
 const char* OpName(Kind k) {
   switch (k) {
-    case kSrcRead: return "replicate: read source";
+    case kSrcRead:
+    case kPilotRead: return "replicate: read source";
     case kDstRead: return "replicate: read target";
     case kZero: return "replicate: write_zeroes target";
     case kFlush:
@@ -93,7 +94,7 @@ void OnComplete(rbd_completion_t c, void* arg) {
   rbd_aio_release(c);
   Job* j = cp->job;
   Event e{cp->slot, cp->kind, rc};
-  if (rc < 0 && cp->kind != kSrcRead) RejectEarly(j, int(rc), OpName(cp->kind), cp->off);
+  if (rc < 0 && cp->kind != kSrcRead && cp->kind != kPilotRead) RejectEarly(j, int(rc), OpName(cp->kind), cp->off);
   delete cp;
   Push(j, e);
 }
@@ -170,6 +171,25 @@ void LearnTargetAllocation(Job* j) {
     }
   }
   j->knowTargetAlloc = true;
+}
+
+// Pre-touch: librbd marks an object in the target's object map (one round trip) before the first
+// write to it, and every chunk of that object waits for the mark. On a target this copy created,
+// no object exists yet, so on a far link each chunk would wait two round trips. The engine copies
+// each object's first data block ahead of its chunks instead (a local 4 KiB read, a 4 KiB write of
+// the same bytes), so the mark is made while earlier objects are still being copied. Only where
+// the image's objects follow its offsets (no fancy striping) and the target has an object map.
+// Returns the target's object size, or 0 when pre-touch does not apply.
+uint64_t PretouchObjectSize(Job* j) {
+  if (!j->o.targetZeroed || j->o.verify || !j->o.pretouch) return 0;
+  rbd_image_t im = j->dst->image;
+  uint64_t features = 0, unit = 0, count = 0;
+  rbd_image_info_t info{};
+  if (rbd_get_features(im, &features) < 0 || !(features & RBD_FEATURE_OBJECT_MAP)) return 0;
+  if (rbd_stat(im, &info, sizeof(info)) < 0 || info.obj_size == 0) return 0;
+  if (rbd_get_stripe_unit(im, &unit) < 0 || rbd_get_stripe_count(im, &count) < 0) return 0;
+  if (count > 1 && unit != info.obj_size) return 0;
+  return info.obj_size;
 }
 
 // Fills j->exts with the extents to process in [startOffset, size), sorted.
@@ -340,17 +360,19 @@ void Pipeline(Job* j) {
     }
   };
   auto slotBytes = [&](const Slot& s) -> uint64_t { return o.verify ? s.len * 2 : (s.exists ? s.len : 0); };
+  auto beforeChange = [&](uint64_t off) {
+    if (j->targetTouched) return;
+    // The first change to the target: the checkpoint goes first (nothing to flush yet), so a
+    // crash from here on is recognisably this copy's.
+    if (o.checkpointBeforeFirstWrite) {
+      int rc = RecordCheckpoint(j, j->doneOffset);
+      if (rc < 0) Fail(j, rc, "replicate: checkpoint on target", false, off);
+    }
+    j->targetTouched = true;
+  };
   // Starts one op of slot si, counted against the slot and against `concurrency`.
   auto submit = [&](int si, Kind kind, uint64_t off, auto start) {
-    if ((kind == kWrite || kind == kZero) && !j->targetTouched) {
-      // The first change to the target: the checkpoint goes first (nothing to flush yet), so a
-      // crash from here on is recognisably this copy's.
-      if (o.checkpointBeforeFirstWrite) {
-        int rc = RecordCheckpoint(j, j->doneOffset);
-        if (rc < 0) Fail(j, rc, "replicate: checkpoint on target", false, off);
-      }
-      j->targetTouched = true;
-    }
+    if (kind == kWrite || kind == kZero) beforeChange(off);
     slots[si].pending++;
     opsInFlight++;
     Submit(j, si, kind, off, start);
@@ -425,6 +447,62 @@ void Pipeline(Job* j) {
       if (x < y) zero(x, y);
     }
   };
+
+  // Pre-touch (PretouchObjectSize): each object's first data block, copied while the chunks are
+  // still up to four windows (4 × inflightBytes) before it: the mark takes a round trip, and the
+  // chunks of one window complete in about one. The block's bytes are the source's, as its chunk
+  // writes them again, so the two writes may land in either order. Not counted in bytesWritten;
+  // its buffers (at most kMaxPilots × 4 KiB) are outside inflightBytes.
+  struct Pilot {
+    uint64_t off = 0, len = 0;
+    std::vector<char> buf;
+  };
+  constexpr int kMaxPilots = 64;
+  const uint64_t objSize = PretouchObjectSize(j);
+  std::vector<Pilot> pilots(objSize ? kMaxPilots : 0);
+  std::vector<int> freePilots;
+  for (int i = int(pilots.size()) - 1; i >= 0; i--) freePilots.push_back(i);
+  size_t pilotExt = 0;        // first extent that may still hold an object to pre-touch
+  uint64_t pilotObject = 0;   // objects below this one are pre-touched or left to their chunks
+  auto issuePilots = [&](uint64_t chunkAt) {
+    if (!objSize) return;
+    // The object the next chunk starts in marks itself; pre-touch the ones after it.
+    pilotObject = std::max(pilotObject, chunkAt / objSize + 1);
+    const uint64_t horizon = chunkAt + 4 * o.inflightBytes;
+    while (!freePilots.empty() && pilotExt < j->exts.size()) {
+      const Ext& e = j->exts[pilotExt];
+      const uint64_t end = e.off + e.len;
+      if (!e.exists || end <= pilotObject * objSize) {
+        pilotExt++;
+        continue;
+      }
+      const uint64_t at = std::max(e.off, pilotObject * objSize);
+      if (at >= horizon) break;
+      pilotObject = at / objSize + 1;
+      int pi = freePilots.back();
+      freePilots.pop_back();
+      Pilot& p = pilots[pi];
+      p.off = at;
+      p.len = std::min({kBlock, end - at, pilotObject * objSize - at});
+      p.buf.resize(p.len);
+      Submit(j, pi, kPilotRead, at, [&](rbd_completion_t c) { return rbd_aio_read2(src, p.off, p.len, p.buf.data(), c, kReadFlags); });
+    }
+  };
+  auto pilotDone = [&](const Event& ev) {
+    Pilot& p = pilots[ev.slot];
+    if (ev.rc < 0) {
+      Fail(j, int(ev.rc), OpName(ev.kind), ev.kind == kPilotRead, p.off);
+    } else if (ev.kind == kPilotRead && !j->err && !j->cancel && !(p.len == kBlock && IsZero(p.buf.data()))) {
+      // (an all-zero block stays unwritten: its chunk writes no data there either)
+      beforeChange(p.off);
+      throttle.sent += p.len;
+      j->pretouched++;
+      Submit(j, ev.slot, kPilotWrite, p.off, [&](rbd_completion_t c) { return rbd_aio_write2(dst, p.off, p.len, p.buf.data(), c, kWriteFlags); });
+      return;
+    }
+    freePilots.push_back(ev.slot);
+  };
+  auto pilotsInFlight = [&]() { return pilots.size() - freePilots.size(); };
 
   std::function<void(int, uint64_t, uint64_t)> writePart;
   auto issue = [&](int si) {
@@ -542,6 +620,7 @@ void Pipeline(Job* j) {
     throttled = std::chrono::microseconds(0);
     reapHeld();
     bool heldBlocks = false;
+    if (!stop) issuePilots(nextOffset());
     while (!stop && !freeSlots.empty() && opsInFlight < o.concurrency && nextOffset() < o.size && ei < j->exts.size()) {
       const Ext& e = j->exts[ei];
       int si = freeSlots.back();
@@ -583,7 +662,7 @@ void Pipeline(Job* j) {
       freeSlots.pop_back();
       issue(si);
     }
-    if (inflight == 0 && ck == kCkIdle && (stop || nextOffset() >= o.size || ei >= j->exts.size())) break;
+    if (inflight == 0 && ck == kCkIdle && pilotsInFlight() == 0 && (stop || nextOffset() >= o.size || ei >= j->exts.size())) break;
     {
       std::unique_lock<std::mutex> lk(j->mu);
       auto wait = std::chrono::microseconds(50000);
@@ -594,6 +673,10 @@ void Pipeline(Job* j) {
       batch.swap(j->events);
     }
     for (const Event& ev : batch) {
+      if (ev.kind == kPilotRead || ev.kind == kPilotWrite) {
+        pilotDone(ev);
+        continue;
+      }
       if (ev.kind == kFlush) {
         if (ev.rc < 0) {
           ck = kCkIdle;

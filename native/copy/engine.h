@@ -5,6 +5,7 @@
 // only sees progress (≤ 10/s) and the end. Memory: inflightBytes of data, including what librbd still
 // references after its chunk is done (source data is read into and written from librados' buffers,
 // uncopied: shared_buffer.h); verify also keeps its target-read buffers for reuse, up to that bound.
+// Besides: at most 64 blocks of 4 KiB copied ahead into a target this copy created (pre-touch).
 //
 // The same pipeline verifies: read both sides, xxh3 per chunk, compare.
 //
@@ -25,8 +26,9 @@ constexpr uint64_t kBlock = 4096;  // zero-run granularity (aligned)
 
 using Ext = DiffExtent;
 
-// kFlush, kRecord: the two steps of a periodic checkpoint (not ops of a slot).
-enum Kind { kSrcRead, kDstRead, kWrite, kZero, kFlush, kRecord };
+// kFlush, kRecord: the two steps of a periodic checkpoint (not ops of a slot). kPilotRead,
+// kPilotWrite: an object's first block copied ahead of its chunks (engine.cc: pre-touch).
+enum Kind { kSrcRead, kDstRead, kWrite, kZero, kFlush, kRecord, kPilotRead, kPilotWrite };
 
 struct Event {
   int slot;
@@ -62,6 +64,8 @@ struct Options {
   // block) are written as one op, the gap rewritten with the identical source data (so they share
   // one source read too, whatever readGap). 0: exact writes.
   uint64_t writeGap = 0;
+  // Copy each object's first data block ahead of its chunks when targetZeroed (engine.cc: pre-touch).
+  bool pretouch = false;
   // Ranges to copy besides the diff (force: undo the target's own changes).
   std::vector<Ext> extra;
 };
@@ -83,6 +87,7 @@ struct Job {
   uint64_t peakBytesInFlight = 0;  // the most buffer bytes held by chunks in flight at once
   double enumerateMs = 0, copyMs = 0;
   bool usedObjectMap = false;
+  uint64_t pretouched = 0;  // objects whose first block was written ahead of their chunks
   bool targetTouched = false;  // a write or zeroing was submitted to the target
   // Where the target has objects at the start (image ranges, sorted): zero runs elsewhere need no
   // write, the target reads zero there already. Unknown (every zero run is written) unless set.

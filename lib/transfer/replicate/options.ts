@@ -4,6 +4,7 @@ import { checkBool, checkFromSnapId, checkOptions, checkSignal, checkSnapName, c
 import { Image } from '../../core/image.js';
 import { Pool, createImageArgs, type CreateImageOptions } from '../../core/pool.js';
 import type { SnapshotIdentity } from '../identity.js';
+import type { NativeCopyResult } from '../../binding/copy.js';
 
 export interface ReplicateTargetSpec {
   pool: Pool;
@@ -112,6 +113,10 @@ export interface ReplicateTestHooks {
   enumeration?: 'auto' | 'fine' | 'whole';
   /** Changed extents at most this many bytes apart share one source read (writes stay exact); default 0, never. */
   readGap?: number;
+  /** Copy each object's first block ahead of its chunks into a target this copy created (default true). */
+  pretouch?: boolean;
+  /** Called with each native job's result (copy, then verify). */
+  onJobResult?: (r: NativeCopyResult) => void;
 }
 
 /** replicate() options with test hooks; the symbol key is not part of the public ReplicateOptions. */
@@ -195,6 +200,8 @@ export interface CheckedReplicateOptions {
   checkpointMs: number;
   enumeration: number;
   readGap: number | undefined;
+  pretouch: boolean;
+  onJobResult: ((r: NativeCopyResult) => void) | undefined;
   writeGap: number;
   /** Where to open or create the target; undefined when the caller passed an open Image. */
   targetSpec: ReplicateTargetSpec | undefined;
@@ -268,7 +275,7 @@ export function checkReplicateOptions(options: ReplicateOptions): CheckedReplica
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new TypeError('onProgress must be a function');
   // Symbol keys pass checkOptions (it checks string keys); the hooks are checked the same way.
   const hooks = checkOptions<ReplicateTestHooks>((o as ReplicateOptionsWithHooks)[kReplicateTestHooks], 'replicate test hooks', [
-    'beforeVerify', 'beforeTargetSnapshot', 'afterTargetSnapshot', 'checkpointMs', 'enumeration', 'readGap',
+    'beforeVerify', 'beforeTargetSnapshot', 'afterTargetSnapshot', 'checkpointMs', 'enumeration', 'readGap', 'pretouch', 'onJobResult',
   ]);
   if (hooks.beforeVerify !== undefined && typeof hooks.beforeVerify !== 'function') throw new TypeError('beforeVerify hook must be a function');
   for (const k of ['beforeTargetSnapshot', 'afterTargetSnapshot'] as const) {
@@ -278,6 +285,8 @@ export function checkReplicateOptions(options: ReplicateOptions): CheckedReplica
   const enumeration = ({ auto: 0, fine: 1, whole: 2 } as Record<string, number>)[hooks.enumeration ?? 'auto'];
   if (enumeration === undefined) throw new RangeError(`enumeration hook must be 'auto', 'fine' or 'whole'`);
   const readGap = hooks.readGap === undefined ? undefined : checkUint(hooks.readGap, 'readGap hook');
+  const pretouch = checkBool(hooks.pretouch, 'pretouch hook') ?? true;
+  if (hooks.onJobResult !== undefined && typeof hooks.onJobResult !== 'function') throw new TypeError('onJobResult hook must be a function');
   const writeGap = o.writeGap === undefined ? 0 : checkUint(o.writeGap, 'writeGap', { max: 64 << 20 });
   let targetSpec: ReplicateTargetSpec | undefined;
   if (!isImage(o.target)) {
@@ -291,6 +300,6 @@ export function checkReplicateOptions(options: ReplicateOptions): CheckedReplica
   }
   return {
     source, toSnap, fromSnap, fromSnapId, toSnapId, diffFrom, concurrency, chunkSize, inflightBytes, bandwidth, verify, force, signal, onProgress: o.onProgress,
-    beforeVerify: hooks.beforeVerify, beforeTargetSnapshot: hooks.beforeTargetSnapshot, afterTargetSnapshot: hooks.afterTargetSnapshot, checkpointMs, enumeration, readGap, writeGap, targetSpec, target: o.target as ReplicateTargetSpec | Image,
+    beforeVerify: hooks.beforeVerify, beforeTargetSnapshot: hooks.beforeTargetSnapshot, afterTargetSnapshot: hooks.afterTargetSnapshot, checkpointMs, enumeration, readGap, pretouch, onJobResult: hooks.onJobResult, writeGap, targetSpec, target: o.target as ReplicateTargetSpec | Image,
   };
 }

@@ -45,7 +45,7 @@ const trace = (what: string) => {
 
 export async function replicate(options: ReplicateOptions): Promise<ReplicateResult> {
   const o = checkReplicateOptions(options);
-  const { source, toSnap, fromSnapId, toSnapId, diffFrom, concurrency, chunkSize, inflightBytes, bandwidth, verify, force, signal, checkpointMs, enumeration, readGap, writeGap } = o;
+  const { source, toSnap, fromSnapId, toSnapId, diffFrom, concurrency, chunkSize, inflightBytes, bandwidth, verify, force, signal, checkpointMs, enumeration, readGap, pretouch, writeGap } = o;
   // The target's base snapshot; with fromSnapId, found on the target by recorded identity below.
   let fromSnap = o.fromSnap;
   signal?.throwIfAborted();
@@ -219,6 +219,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
           extra,
           readGap,
           writeGap,
+          pretouch,
         },
         onProgress,
       );
@@ -239,6 +240,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
 
     const r = await runJob('copy', startOffset);
     if (TRACE) trace(`job: ${JSON.stringify(r)}`);
+    o.onJobResult?.(r);
     total.r += r.bytesRead; total.w += r.bytesWritten; total.z += r.bytesZeroed; total.x += r.extents; total.ms += r.enumerateMs + r.copyMs;
     total.peak = Math.max(total.peak, r.peakInflightBytes);
     if (r.aborted) throw stopError(signal, target, srcSnapImage);
@@ -247,6 +249,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     if (verify) {
       if (o.beforeVerify) await o.beforeVerify(target);
       const v = await runJob('verify', 0);
+      o.onJobResult?.(v);
       total.peak = Math.max(total.peak, v.peakInflightBytes);
       if (v.aborted) throw stopError(signal, target, srcSnapImage);
       mismatchOffset = v.mismatchOffset;
