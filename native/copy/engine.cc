@@ -178,7 +178,9 @@ void LearnTargetAllocation(Job* j) {
 // no object exists yet, so on a far link each chunk would wait two round trips. The engine copies
 // each object's first data block ahead of its chunks instead (a local 4 KiB read, a 4 KiB write of
 // the same bytes), so the mark is made while earlier objects are still being copied. Only where
-// the image's objects follow its offsets (no fancy striping) and the target has an object map.
+// the image's objects follow its offsets (no fancy striping), the target has an object map, and
+// objects are large enough for one block per object to be a small share of the writes (256 KiB:
+// at most 1/64 written twice; with 4 KiB objects every block would be).
 // Returns the target's object size, or 0 when pre-touch does not apply.
 uint64_t PretouchObjectSize(Job* j) {
   if (!j->o.targetZeroed || j->o.verify || !j->o.pretouch) return 0;
@@ -186,7 +188,7 @@ uint64_t PretouchObjectSize(Job* j) {
   uint64_t features = 0, unit = 0, count = 0;
   rbd_image_info_t info{};
   if (rbd_get_features(im, &features) < 0 || !(features & RBD_FEATURE_OBJECT_MAP)) return 0;
-  if (rbd_stat(im, &info, sizeof(info)) < 0 || info.obj_size == 0) return 0;
+  if (rbd_stat(im, &info, sizeof(info)) < 0 || info.obj_size < 64 * kBlock) return 0;
   if (rbd_get_stripe_unit(im, &unit) < 0 || rbd_get_stripe_count(im, &count) < 0) return 0;
   if (count > 1 && unit != info.obj_size) return 0;
   return info.obj_size;

@@ -138,6 +138,29 @@ describe('replicate: pre-touch of a created target', () => {
     expect(await objectsOf(B, `${dst}@s`)).toEqual(expectedTargetObjects);
   }, 120_000);
 
+  it('not into objects under 256 KiB (a block each would be a large share of the writes)', async () => {
+    const small = `pretouch-small-${process.pid}-${Date.now().toString(36)}`;
+    await pa.createImage(small, 4 * MiB, { order: 16 }); // 64 KiB objects; the target inherits them
+    const img = await pa.openImage(small);
+    try {
+      for (let o = 0; o < 64; o += 2) await img.write(fill(64 * KiB, 0x10 + o), o * 64 * KiB);
+      await img.createSnapshot('s');
+      const dst = `pretouch-small-dst-${process.pid}-${Date.now().toString(36)}`;
+      onB.push(dst);
+      const jobs: NativeCopyResult[] = [];
+      await replicate(withReplicateTestHooks(
+        { source: img, toSnapshot: 's', target: { pool: pb, name: dst, create: {} }, chunkSize: 64 * KiB, inflightBytes: 256 * KiB },
+        { onJobResult: (j) => jobs.push(j) },
+      ));
+      expect(jobs[0].pretouched).toBe(0);
+      expect(await rbdExportMd5(B, `${B.pool}/${dst}@s`)).toBe(await rbdExportMd5(A, `${A.pool}/${small}@s`));
+    } finally {
+      await img.close();
+      await rbdCli(A, ['snap', 'purge', '--no-progress', `${A.pool}/${small}`]).catch(() => undefined);
+      await rbdCli(A, ['rm', '--no-progress', `${A.pool}/${small}`]).catch(() => undefined);
+    }
+  }, 120_000);
+
   it('not into an existing target, nor with verify', async () => {
     const { dst, jobs } = await copy(true, { verify: true });
     expect(jobs.map((j) => j.pretouched)).toEqual([expect.any(Number), 0]); // the verify job never pre-touches
