@@ -467,7 +467,6 @@ void Pipeline(Job* j) {
   size_t pilotExt = 0;        // first extent that may still hold an object to pre-touch
   uint64_t pilotObject = 0;   // objects below this one are pre-touched or left to their chunks
   auto issuePilots = [&](uint64_t chunkAt) {
-    if (!objSize) return;
     // The object the next chunk starts in marks itself; pre-touch the ones after it.
     pilotObject = std::max(pilotObject, chunkAt / objSize + 1);
     const uint64_t horizon = chunkAt + 4 * o.inflightBytes;
@@ -622,7 +621,7 @@ void Pipeline(Job* j) {
     throttled = std::chrono::microseconds(0);
     reapHeld();
     bool heldBlocks = false;
-    if (!stop) issuePilots(nextOffset());
+    if (objSize && !stop) issuePilots(nextOffset());
     while (!stop && !freeSlots.empty() && opsInFlight < o.concurrency && nextOffset() < o.size && ei < j->exts.size()) {
       const Ext& e = j->exts[ei];
       int si = freeSlots.back();

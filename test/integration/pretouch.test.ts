@@ -27,6 +27,11 @@ const onB: string[] = [];
 
 const fill = (len: number, byte: number) => Buffer.alloc(len, byte);
 
+async function removeImage(c: TestCluster, name: string): Promise<void> {
+  await rbdCli(c, ['snap', 'purge', '--no-progress', `${c.pool}/${name}`]).catch(() => undefined);
+  await rbdCli(c, ['rm', '--no-progress', `${c.pool}/${name}`]).catch(() => undefined);
+}
+
 /** Objects (numbers) that exist in spec, by the CLI's whole-object diff. */
 async function objectsOf(c: TestCluster, spec: string): Promise<number[]> {
   const out = JSON.parse(String(await rbdCli(c, ['diff', '--whole-object', '--format', 'json', `${c.pool}/${spec}`]))) as
@@ -62,12 +67,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await src?.close();
-  for (const name of onB) {
-    await rbdCli(B, ['snap', 'purge', '--no-progress', `${B.pool}/${name}`]).catch(() => undefined);
-    await rbdCli(B, ['rm', '--no-progress', `${B.pool}/${name}`]).catch(() => undefined);
-  }
-  await rbdCli(A, ['snap', 'purge', '--no-progress', `${A.pool}/${srcName}`]).catch(() => undefined);
-  await rbdCli(A, ['rm', '--no-progress', `${A.pool}/${srcName}`]).catch(() => undefined);
+  for (const name of onB) await removeImage(B, name);
+  await removeImage(A, srcName);
   await ra?.close();
   await rb?.close();
 });
@@ -156,8 +157,7 @@ describe('replicate: pre-touch of a created target', () => {
       expect(await rbdExportMd5(B, `${B.pool}/${dst}@s`)).toBe(await rbdExportMd5(A, `${A.pool}/${small}@s`));
     } finally {
       await img.close();
-      await rbdCli(A, ['snap', 'purge', '--no-progress', `${A.pool}/${small}`]).catch(() => undefined);
-      await rbdCli(A, ['rm', '--no-progress', `${A.pool}/${small}`]).catch(() => undefined);
+      await removeImage(A, small);
     }
   }, 120_000);
 
