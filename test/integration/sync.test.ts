@@ -1,10 +1,16 @@
 // syncImage rounds with pruning, syncPool with a failing image; the rbd CLI is the oracle.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path, { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rados, type Pool } from '../../lib/index.js';
 import { syncImage, syncPool, syncSnapshotName } from '../../lib/transfer/sync.js';
 import { identityKey, readIdentity } from '../../lib/transfer/identity.js';
 import { takeLease } from '../../lib/transfer/lease.js';
 import { getClusters, rbdCli, rbdExportMd5, type TestCluster } from '../support/clusters.js';
+import { writeDelayedConf } from '../support/delay.js';
 
 const { a, b } = getClusters() as { a: TestCluster; b: TestCluster };
 const tag = `sy${process.pid}`;
@@ -108,6 +114,101 @@ describe('syncImage', () => {
       await src.close();
     }
   });
+});
+
+describe('a first round stopped before it wrote anything (a source of zeros)', () => {
+  // Zero runs are never written to a target the copy created, so such a round changes nothing on
+  // the target but its existence: only the checkpoint written when it was created makes the image
+  // recognisably this round's, so the next round resumes it instead of refusing an unrelated image.
+  const SIZE = 32 * MiB;
+  async function zeroSource(name: string) {
+    made.push([a, name], [b, name]);
+    await pa.createImage(name, SIZE);
+    const img = await pa.openImage(name);
+    await img.write(Buffer.alloc(SIZE), 0); // allocated (a diff lists it), yet all zeros
+    return img;
+  }
+  const targetState = async (name: string) => ({
+    snaps: await snapNames(b, name),
+    allocated: JSON.parse(await rbdCli(b, ['diff', '--format', 'json', `${b.pool}/${name}`])) as unknown[],
+    checkpoint: JSON.parse(await rbdCli(b, ['image-meta', 'get', `${b.pool}/${name}`, 'rbd-stream.checkpoint'])) as { doneOffset: number },
+  });
+
+  it('aborted: the empty target carries a checkpoint, and the next round resumes the same snapshot', async () => {
+    const name = `${tag}-zabort`;
+    await (await zeroSource(name)).close();
+    // Read through a far view of the source (mean 25 ms per OSD reply), one 1 MiB chunk at a time:
+    // about a second of copying, stopped at its first progress. (A bandwidth cap would not slow it:
+    // it counts bytes sent, and zeros are not sent.)
+    const farDir = mkdtempSync(join(tmpdir(), 'rbd-stream-sync-'));
+    const far = await Rados.connect({ conf: writeDelayedConf(a, 25, farDir), keyring: a.keyring, user: a.user });
+    const src = await (await far.openPool(a.pool)).openImage(name);
+    try {
+      const ac = new AbortController();
+      await expect(syncImage({
+        source: src, target: { pool: pb }, signal: ac.signal, concurrency: 1, inflightBytes: MiB,
+        onProgress: (p) => { if (p.bytesDone > 0 && p.bytesDone < SIZE) ac.abort(); },
+      })).rejects.toMatchObject({ code: 'ABORT_ERR' });
+      expect(ac.signal.aborted).toBe(true);
+      const left = await targetState(name);
+      expect(left.snaps).toEqual([]);
+      expect(left.allocated).toEqual([]); // nothing was written
+      expect(left.checkpoint.doneOffset).toBeLessThan(SIZE);
+      const [snap] = await snapNames(a, name);
+      const r = await syncImage({ source: src, target: { pool: pb } });
+      expect(r).toMatchObject({ mode: 'full', snapshot: snap, resumed: true, bytesWritten: 0 });
+      expect(await snapNames(b, name)).toEqual([snap]);
+      expect(await rbdExportMd5(b, `${b.pool}/${name}@${snap}`)).toBe(await rbdExportMd5(a, `${a.pool}/${name}@${snap}`));
+    } finally {
+      await src.close();
+      await far.close();
+      rmSync(farDir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it('SIGKILLed: the same, for a process that could write no checkpoint of its own', async () => {
+    const name = `${tag}-zkill`;
+    const src = await zeroSource(name);
+    await src.close();
+    const here = path.dirname(fileURLToPath(import.meta.url));
+    // A sync round (the fixture) reading a far view of the source (mean 50 ms per OSD reply), one
+    // 1 MiB chunk at a time: seconds of copying, killed as soon as its target carries a checkpoint.
+    const farDir = mkdtempSync(join(tmpdir(), 'rbd-stream-sync-'));
+    const farA = { ...a, conf: writeDelayedConf(a, 50, farDir) };
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, '..', 'support', 'fixtures', 'replicate-child.ts')], {
+      env: { ...process.env, CHILD_SYNC: '1', CHILD_A: JSON.stringify(farA), CHILD_B: JSON.stringify(b), CHILD_SRC: name, CHILD_DST: name },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise<void>((r) => child.on('exit', () => r()));
+    try {
+      const deadline = Date.now() + 60_000;
+      while (!(await rbdCli(b, ['image-meta', 'get', `${b.pool}/${name}`, 'rbd-stream.checkpoint']).catch(() => ''))) {
+        expect(child.exitCode, `the round ended before it was killed: ${stderr}`).toBeNull();
+        expect(Date.now()).toBeLessThan(deadline);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      child.kill('SIGKILL');
+      await exited;
+    } finally {
+      child.kill('SIGKILL');
+      rmSync(farDir, { recursive: true, force: true });
+    }
+    const left = await targetState(name);
+    expect(left.snaps).toEqual([]);
+    expect(left.allocated).toEqual([]);
+    expect(left.checkpoint.doneOffset).toBeLessThan(SIZE);
+    const [snap] = await snapNames(a, name);
+    const img = await pa.openImage(name);
+    try {
+      const r = await syncImage({ source: img, target: { pool: pb } });
+      expect(r).toMatchObject({ mode: 'full', snapshot: snap, resumed: left.checkpoint.doneOffset > 0, bytesWritten: 0 });
+      expect(await rbdExportMd5(b, `${b.pool}/${name}@${snap}`)).toBe(await rbdExportMd5(a, `${a.pool}/${name}@${snap}`));
+    } finally {
+      await img.close();
+    }
+  }, 120_000);
 });
 
 describe('syncPool', () => {

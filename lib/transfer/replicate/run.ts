@@ -171,10 +171,13 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     const cpPrefix = checkpointPrefix(fromId, toId, fresh);
     // Written before the first change to the target: a crash from there on is recognisably ours.
     // When the first change is the engine's first write, the engine writes it then: a copy that
-    // changes nothing (an empty incremental) saves that round trip. (An image we just created and
-    // left unwritten needs none: a re-run copies into it as into any existing image.)
+    // changes nothing (an empty incremental) saves that round trip. An image this copy created is
+    // marked at once: its source may hold only zeros (never written to a fresh target), and a
+    // stopped or killed copy must still leave it recognisably ours, or a sync re-run would refuse
+    // it as an unrelated image (ERR_NO_COMMON_SNAPSHOT). For any other source the round trip only
+    // moves: the engine would write the same record before its first write.
     const resize = tst.size !== size;
-    const checkpointFirst = !matching && resize;
+    const checkpointFirst = !matching && (resize || created);
     if (checkpointFirst) await updateRecords(target, { [CHECKPOINT_KEY]: `${cpPrefix}${startOffset}}` });
 
     trace('checkpoint write');
