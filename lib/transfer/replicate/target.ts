@@ -23,7 +23,20 @@ export async function openTarget(
   let created = false;
   if (targetSpec) {
     const { pool, name, create } = targetSpec;
-    // Open first: on a far target each call is a round trip, and the image exists on every round but the first.
+    // On a far target each call is a round trip or more. A full copy allowed to create its target
+    // usually goes to a new image: create first (librbd checks that the name is free before
+    // anything else, so an existing image answers EEXIST as fast as a failed open would answer
+    // ENOENT). Otherwise open first: an incremental's target exists on every round.
+    if (fromSnap === undefined && create) {
+      try {
+        await pool.createImage(name, size, await createLayout(source, create));
+        created = true;
+      } catch (e) {
+        // There already (an earlier copy, or a concurrent replicate): the checks below decide.
+        if ((e as { code?: string }).code !== 'EEXIST') throw e;
+      }
+      return { target: await pool.openImage(name), created };
+    }
     const opened = await pool.openImage(name).catch((e: unknown) => {
       if ((e as { code?: string }).code === 'ENOENT') return undefined;
       throw e;
@@ -32,15 +45,7 @@ export async function openTarget(
     if (fromSnap !== undefined) {
       throw codedError('ENOENT', `target image '${pool.spec}/${name}' does not exist (incremental copy needs base '${fromSnap}')`, { errno: -2 });
     }
-    if (!create) throw codedError('ENOENT', `target image '${pool.spec}/${name}' does not exist (pass target.create)`, { errno: -2 });
-    try {
-      await pool.createImage(name, size, await createLayout(source, create));
-      created = true;
-    } catch (e) {
-      // Created meanwhile (a concurrent replicate): open it; the busy/lock check below decides.
-      if ((e as { code?: string }).code !== 'EEXIST') throw e;
-    }
-    target = await pool.openImage(name);
+    throw codedError('ENOENT', `target image '${pool.spec}/${name}' does not exist (pass target.create)`, { errno: -2 });
   } else {
     // Our own handle of the caller's image: taking the exclusive lock through the API
     // (rbd_lock_acquire) switches a handle to manual lock management for good, and the
