@@ -1,9 +1,6 @@
 // Over 450 lines: failback and failover (image, pool, CLI) share one synced-pair fixture and its clusters.
 // Failback for snapshot sync: syncing back from the copy in use (B) to the returning original (A),
 // with the common snapshot proven by the identity the SOURCE recorded; the rbd CLI is the oracle.
-import { spawn } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rados, type Image, type Pool } from '../../lib/index.js';
 import { syncImage, syncPool, type SyncResult } from '../../lib/transfer/sync.js';
@@ -14,6 +11,7 @@ import { discardedChanges, MAX_DISCARDED_RANGES } from '../../lib/transfer/repli
 import { clusterArgs, getClusters, rbdCli, rbdExportMd5, type TestCluster } from '../support/clusters.js';
 import { onTerminal } from '../support/terminal.js';
 import { destArgs, runRbdStream as cli } from '../support/cli-process.js';
+import { startReplicateChild } from '../support/replicate-child.js';
 
 const { a, b } = getClusters() as { a: TestCluster; b: TestCluster };
 const tag = `fb${process.pid}`;
@@ -411,14 +409,7 @@ describe('rbd-stream failover (snapshot sync, A lost)', () => {
     const name = `${tag}-fok`;
     const { imgA, results } = await syncedPair(name, 1);
     await scribble(imgA, [0], 4 * MiB, 0x66);
-    const here = path.dirname(fileURLToPath(import.meta.url));
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, '..', 'support', 'fixtures', 'replicate-child.ts')], {
-      env: { ...process.env, CHILD_SYNC: '1', CHILD_A: JSON.stringify(a), CHILD_B: JSON.stringify(b), CHILD_SRC: name, CHILD_DST: name },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
-    const exited = new Promise<void>((r) => child.on('exit', () => r()));
+    const { process: child, stderr, exited } = startReplicateChild({ CHILD_SYNC: '1', CHILD_A: JSON.stringify(a), CHILD_B: JSON.stringify(b), CHILD_SRC: name, CHILD_DST: name });
     const imgB = await pb.openImage(name);
     try {
       // Killed once the round has written part of its copy on B (and holds B's lock).
@@ -426,7 +417,7 @@ describe('rbd-stream failover (snapshot sync, A lost)', () => {
       for (;;) {
         const meta = await imgB.getMetadata('rbd-stream.checkpoint');
         if (meta !== undefined && JSON.parse(meta).doneOffset >= MiB) break;
-        expect(child.exitCode, `the round ended before it was killed: ${stderr}`).toBeNull();
+        expect(child.exitCode, `the round ended before it was killed: ${stderr()}`).toBeNull();
         expect(Date.now()).toBeLessThan(deadline);
         await new Promise((r) => setTimeout(r, 50));
       }

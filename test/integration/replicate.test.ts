@@ -1,15 +1,13 @@
 // Over ~400 lines: the copy engine's guarantees (seeded histories, resume, identity, refusals,
 // verify) share one pair of clusters and fixtures.
 // replicate(): real clusters a → b, the rbd CLI as oracle (`rbd export … | md5`).
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rados, replicate, readIdentity, type Pool, type Image, type ReplicateProgress } from '../../lib/index.js';
 import { withReplicateTestHooks } from '../../lib/transfer/replicate/options.js';
 import { getClusters, rbdCli, rbdExportMd5, type TestCluster } from '../support/clusters.js';
 import { expectCode } from '../support/helpers.js';
 import { NOTIFY_OP, watchHeader } from '../support/notify-watch.js';
+import { startReplicateChild } from '../support/replicate-child.js';
 
 const clusters = getClusters();
 const A = clusters.a;
@@ -584,19 +582,11 @@ describe('replicate: interruption and resume', () => {
     await replicate({ source: src, toSnapshot: 'base', target: { pool: pb, name: dst, create: {} } });
     await src.write(randomData(prng(77), 16 * MiB), 8 * MiB);
     await src.createSnapshot('first1');
-    const here = path.dirname(fileURLToPath(import.meta.url));
     // No periodic checkpoint for a minute: the only one the child can write is the first.
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, '..', 'support', 'fixtures', 'replicate-child.ts')], {
-      env: {
-        ...process.env,
-        CHILD_A: JSON.stringify(A), CHILD_B: JSON.stringify(B), CHILD_SRC: srcName, CHILD_DST: dst,
-        CHILD_FROM: 'base', CHILD_TO: 'first1', CHILD_CHECKPOINT_MS: '60000',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const { process: child, stderr, exited } = startReplicateChild({
+      CHILD_A: JSON.stringify(A), CHILD_B: JSON.stringify(B), CHILD_SRC: srcName, CHILD_DST: dst,
+      CHILD_FROM: 'base', CHILD_TO: 'first1', CHILD_CHECKPOINT_MS: '60000',
     });
-    let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
-    const exited = new Promise<void>((r) => child.on('exit', () => r()));
     // Kill once the target's head differs from its base (the copy has written).
     const deadline = Date.now() + 60_000;
     let killed = false;
@@ -610,7 +600,7 @@ describe('replicate: interruption and resume', () => {
       await new Promise((r) => setTimeout(r, 20));
     }
     await exited;
-    expect(killed, `child ended before it could be killed: ${stderr}`).toBe(true);
+    expect(killed, `child ended before it could be killed: ${stderr()}`).toBe(true);
     const cp = JSON.parse(await rbdCli(B, ['image-meta', 'get', `${B.pool}/${dst}`, 'rbd-stream.checkpoint']));
     expect(cp.doneOffset).toBeLessThanOrEqual(8 * MiB); // no further checkpoint: not past the first change
     const r = await replicate({ source: src, fromSnapshot: 'base', toSnapshot: 'first1', target: { pool: pb, name: dst } });
@@ -620,17 +610,7 @@ describe('replicate: interruption and resume', () => {
 
   it('SIGKILL of a copying process; a re-run resumes from the checkpoint and matches', async () => {
     const dst = uniq('ri-kill', B);
-    const here = path.dirname(fileURLToPath(import.meta.url));
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, '..', 'support', 'fixtures', 'replicate-child.ts')], {
-      env: {
-        ...process.env,
-        CHILD_A: JSON.stringify(A), CHILD_B: JSON.stringify(B), CHILD_SRC: srcName, CHILD_DST: dst,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
-    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    const { process: child, stderr, exited } = startReplicateChild({ CHILD_A: JSON.stringify(A), CHILD_B: JSON.stringify(B), CHILD_SRC: srcName, CHILD_DST: dst });
     // Kill once a checkpoint past 8 MiB is on the target.
     const deadline = Date.now() + 60_000;
     let busyTime = -1;
@@ -656,7 +636,7 @@ describe('replicate: interruption and resume', () => {
       await new Promise((r) => setTimeout(r, 50));
     }
     await exited;
-    expect(killed, `child ended before it could be killed: ${stderr}`).toBe(true);
+    expect(killed, `child ended before it could be killed: ${stderr()}`).toBe(true);
     expect(busyChecked).toBe(true);
     const t1 = Date.now();
     const r = await replicate({ source: src, toSnapshot: 'base', target: { pool: pb, name: dst } });

@@ -1,9 +1,7 @@
 // syncImage rounds with pruning, syncPool with a failing image; the rbd CLI is the oracle.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import path, { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rados, type Pool } from '../../lib/index.js';
 import { syncImage, syncPool, syncSnapshotName } from '../../lib/transfer/sync.js';
@@ -11,6 +9,7 @@ import { identityKey, readIdentity } from '../../lib/transfer/identity.js';
 import { takeLease } from '../../lib/transfer/lease.js';
 import { getClusters, rbdCli, rbdExportMd5, type TestCluster } from '../support/clusters.js';
 import { writeDelayedConf } from '../support/delay.js';
+import { startReplicateChild } from '../support/replicate-child.js';
 
 const { a, b } = getClusters() as { a: TestCluster; b: TestCluster };
 const tag = `sy${process.pid}`;
@@ -170,22 +169,15 @@ describe('a first round stopped before it wrote anything (a source of zeros)', (
     const name = `${tag}-zkill`;
     const src = await zeroSource(name);
     await src.close();
-    const here = path.dirname(fileURLToPath(import.meta.url));
     // A sync round (the fixture) reading a far view of the source (mean 50 ms per OSD reply), one
     // 1 MiB chunk at a time: seconds of copying, killed as soon as its target carries a checkpoint.
     const farDir = mkdtempSync(join(tmpdir(), 'rbd-stream-sync-'));
     const farA = { ...a, conf: writeDelayedConf(a, 50, farDir) };
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, '..', 'support', 'fixtures', 'replicate-child.ts')], {
-      env: { ...process.env, CHILD_SYNC: '1', CHILD_A: JSON.stringify(farA), CHILD_B: JSON.stringify(b), CHILD_SRC: name, CHILD_DST: name },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
-    const exited = new Promise<void>((r) => child.on('exit', () => r()));
+    const { process: child, stderr, exited } = startReplicateChild({ CHILD_SYNC: '1', CHILD_A: JSON.stringify(farA), CHILD_B: JSON.stringify(b), CHILD_SRC: name, CHILD_DST: name });
     try {
       const deadline = Date.now() + 60_000;
       while (!(await rbdCli(b, ['image-meta', 'get', `${b.pool}/${name}`, 'rbd-stream.checkpoint']).catch(() => ''))) {
-        expect(child.exitCode, `the round ended before it was killed: ${stderr}`).toBeNull();
+        expect(child.exitCode, `the round ended before it was killed: ${stderr()}`).toBeNull();
         expect(Date.now()).toBeLessThan(deadline);
         await new Promise((r) => setTimeout(r, 20));
       }
