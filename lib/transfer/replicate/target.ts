@@ -19,8 +19,6 @@ const busy = new Map<string, { closing?: Promise<void> }>();
 export async function openTarget(
   targetSpec: ReplicateTargetSpec | undefined, given: Image, source: Image, fromSnap: string | undefined, size: number,
 ): Promise<{ target: Image; created: boolean }> {
-  let target: Image;
-  let created = false;
   if (targetSpec) {
     const { pool, name, create } = targetSpec;
     // On a far target each call is a round trip or more. A full copy allowed to create its target
@@ -28,6 +26,7 @@ export async function openTarget(
     // anything else, so an existing image answers EEXIST as fast as a failed open would answer
     // ENOENT). Otherwise open first: an incremental's target exists on every round.
     if (fromSnap === undefined && create) {
+      let created = false;
       try {
         await pool.createImage(name, size, await createLayout(source, create));
         created = true;
@@ -41,7 +40,7 @@ export async function openTarget(
       if ((e as { code?: string }).code === 'ENOENT') return undefined;
       throw e;
     });
-    if (opened) return { target: opened, created };
+    if (opened) return { target: opened, created: false };
     if (fromSnap !== undefined) {
       throw codedError('ENOENT', `target image '${pool.spec}/${name}' does not exist (incremental copy needs base '${fromSnap}')`, { errno: -2 });
     }
@@ -51,9 +50,8 @@ export async function openTarget(
     // (rbd_lock_acquire) switches a handle to manual lock management for good, and the
     // caller's Image would fail every write with EROFS after we release the lock.
     given[kHandle]; // ERR_CLOSED if the caller's image is closed
-    target = await given.pool.openImage(given.name);
+    return { target: await given.pool.openImage(given.name), created: false };
   }
-  return { target, created };
 }
 
 /**
