@@ -69,6 +69,9 @@ struct Image {
 // The image's header object name (rbd_header.<id>, format 2), in img->ioctx.
 int HeaderOid(Image* img, std::string* oid);
 
+// The header's snap context: seq (may be null) and the snapshot ids, newest first (snapshot.cc).
+int HeaderSnapContext(Image* img, uint64_t* seq, std::vector<uint64_t>* ids);
+
 // An UpdateHeaderMetadata sent without waiting; Wait() returns its result (the destructor waits).
 struct HeaderMetadataWrite {
   rados_write_op_t op = nullptr;

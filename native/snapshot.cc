@@ -36,9 +36,11 @@ OpContext SnapCtx(const std::string& op, const Image* img, const SnapRef& s) {
   return c;
 }
 
-// The snapshot ids in the image header's snap context (cls_rbd get_snapcontext: u64 seq, then a
-// u32 count of u64 ids), read straight from the header object: one round trip.
-int HeaderSnapIds(Image* img, std::vector<uint64_t>* ids) {
+}  // namespace
+
+// The image header's snap context (cls_rbd get_snapcontext: u64 seq, then a u32 count of u64 ids,
+// newest first), read straight from the header object: one round trip. `seq` may be null.
+int HeaderSnapContext(Image* img, uint64_t* seq, std::vector<uint64_t>* ids) {
   std::string oid;
   int rc = HeaderOid(img, &oid);
   if (rc < 0) return rc;
@@ -56,12 +58,17 @@ int HeaderSnapIds(Image* img, std::vector<uint64_t>* ids) {
     if (out == nullptr || outLen < 12 || outLen < 12 + size_t(u32(8)) * 8) {
       rc = -EIO;
     } else {
+      if (seq != nullptr) *seq = u64(0);
       for (uint32_t i = 0, n = u32(8); i < n; i++) ids->push_back(u64(12 + size_t(i) * 8));
     }
   }
   if (out != nullptr) rados_buffer_free(out);
   return rc;
 }
+
+namespace {
+
+int HeaderSnapIds(Image* img, std::vector<uint64_t>* ids) { return HeaderSnapContext(img, nullptr, ids); }
 
 // (image, name[, knownIds[, flags]]): resolves to the new snapshot's id. librbd's own lookup
 // (rbd_snap_get_id) would first refresh the image (the create marked it stale): several round
