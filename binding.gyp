@@ -19,6 +19,7 @@
         "native/mirror/pool.cc",
         "native/mirror/image.cc",
         "native/copy/engine.cc",
+        "native/copy/object_writes.cc",
         "native/copy/shared_buffer.cc",
         "native/copy/binding.cc"
       ],

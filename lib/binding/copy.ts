@@ -27,6 +27,8 @@ export interface NativeCopyOptions {
   writeGap?: number;
   /** Copy each object's first block ahead of its chunks (targetZeroed targets with an object map). */
   pretouch: boolean;
+  /** Send an object's small writes after its first as one RADOS op (native/copy/object_writes.h). */
+  objectWrites: boolean;
 }
 
 export interface NativeCopyResult {
@@ -43,6 +45,10 @@ export interface NativeCopyResult {
   usedObjectMap: boolean;
   /** Objects whose first block was written ahead of their chunks (pre-touch). */
   pretouched: number;
+  /** Object writes: RADOS ops sent, the writes they carried, and those sent again through librbd (EOLDSNAPC). */
+  objectWriteOps: number;
+  objectWrites: number;
+  objectWritesRedone: number;
 }
 
 export interface CopyBinding {

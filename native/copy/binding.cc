@@ -51,6 +51,7 @@ Napi::Value CopyStart(const Napi::CallbackInfo& info) {
   opt.checkpointMs = int(std::max<uint64_t>(10, num("checkpointMs")));
   opt.checkpointBeforeFirstWrite = o.Get("checkpointBeforeFirstWrite").ToBoolean();
   opt.pretouch = o.Get("pretouch").ToBoolean();
+  opt.objectWrites = !o.Has("objectWrites") || o.Get("objectWrites").ToBoolean();
   Napi::Value extra = o.Get("extra");
   if (extra.IsTypedArray()) {
     auto a = extra.As<Napi::Float64Array>();
@@ -87,6 +88,9 @@ Napi::Value CopyStart(const Napi::CallbackInfo& info) {
           r.Set("copyMs", Napi::Number::New(env, j->copyMs));
           r.Set("usedObjectMap", Napi::Boolean::New(env, j->usedObjectMap));
           r.Set("pretouched", U(env, j->pretouched));
+          r.Set("objectWriteOps", U(env, j->objectWriteOps));
+          r.Set("objectWrites", U(env, j->objectWrites));
+          r.Set("objectWritesRedone", U(env, j->objectWritesRedone));
           j->deferred.Resolve(r);
         }
         j->settled = true;

@@ -11,8 +11,10 @@
 #include <cstring>
 #include <deque>
 #include <thread>
+#include <unordered_map>
 
 #include "copy/engine.h"
+#include "copy/object_writes.h"
 #include "copy/shared_buffer.h"
 
 namespace rbdstream {
@@ -29,8 +31,13 @@ constexpr int kReadFlags = LIBRADOS_OP_FLAG_FADVISE_SEQUENTIAL | LIBRADOS_OP_FLA
 // error to the next flush, after every queued write has waited out the op timeout in turn.
 constexpr int kWriteFlags = LIBRADOS_OP_FLAG_FADVISE_NOCACHE | LIBRADOS_OP_FLAG_FADVISE_FUA;
 
+// Object writes: a write this large goes through librbd even after its object's first (it is one
+// op either way, and waiting for the first would hold its buffer for a round trip).
+constexpr uint64_t kObjectWriteMax = 256 << 10;
+
 struct Slot {
   uint64_t off = 0, len = 0, seq = 0;
+  int64_t object = -1;  // object writes: the target object its writes go to; -1: through librbd
   bool exists = false, failed = false;
   int extentsEnded = 0;
   std::vector<std::pair<uint64_t, uint64_t>> parts;  // data ranges to write out of the read span
@@ -98,6 +105,37 @@ void OnComplete(rbd_completion_t c, void* arg) {
   delete cp;
   Push(j, e);
 }
+
+// An object write's RADOS op ended (`slot` names the op). An EOLDSNAPC is retried, not an error yet.
+void OnObjectWriteComplete(rados_completion_t c, void* arg) {
+  auto* cp = static_cast<Comp*>(arg);
+  int rc = rados_aio_get_return_value(c);
+  rados_aio_release(c);
+  if (rc < 0 && rc != kOldSnapContext) RejectEarly(cp->job, rc, OpName(kObjectWrite), cp->off);
+  Job* j = cp->job;
+  Event e{cp->slot, kObjectWrite, rc};
+  delete cp;
+  Push(j, e);
+}
+
+// librbd's quiesce callbacks (on its work queue). Every quiesce must be completed exactly once, or
+// the snapshot waiting for it never proceeds.
+void OnQuiesce(void* arg) {
+  Job* j = static_cast<Job*>(arg);
+  uint64_t handle = 0;
+  {
+    std::lock_guard<std::mutex> lk(j->mu);
+    if (j->quiesceOpen) {
+      j->events.push_back({-1, kQuiesce, 0});
+      j->cv.notify_one();
+      return;
+    }
+    handle = j->quiesceHandle;
+  }
+  rbd_quiesce_complete(j->dst->image, handle, 0);
+}
+
+void OnUnquiesce(void* arg) { Push(static_cast<Job*>(arg), {-1, kUnquiesce, 0}); }
 
 // Starts one aio op; a synchronous failure is delivered as a completion.
 template <typename F>
@@ -374,7 +412,7 @@ void Pipeline(Job* j) {
   };
   // Starts one op of slot si, counted against the slot and against `concurrency`.
   auto submit = [&](int si, Kind kind, uint64_t off, auto start) {
-    if (kind == kWrite || kind == kZero) beforeChange(off);
+    if (kind == kWrite || kind == kZero || kind == kFirstWrite) beforeChange(off);
     slots[si].pending++;
     opsInFlight++;
     Submit(j, si, kind, off, start);
@@ -505,10 +543,152 @@ void Pipeline(Job* j) {
   };
   auto pilotsInFlight = [&]() { return pilots.size() - freePilots.size(); };
 
+  // Object writes (object_writes.h): an object's first write goes through librbd; the small writes
+  // after it wait until it is done and no source read for the object is in flight, then go out as
+  // one RADOS op. They hold their slots (and count against `concurrency`) meanwhile.
+  std::unique_ptr<ObjectWriter> objectWriter = o.objectWrites && !o.verify ? ObjectWriter::Open(j->dst.get()) : nullptr;
+  // A snapshot of the target mid-copy (object_writes.h): between quiesce and unquiesce no object op
+  // is sent, and the quiesce is completed once those in flight are done.
+  uint64_t quiesceHandle = 0;
+  bool quiesced = false;
+  int quiescesOwed = 0;
+  if (objectWriter) {
+    if (rbd_quiesce_watch(dst, OnQuiesce, OnUnquiesce, j, &quiesceHandle) == 0) {
+      std::lock_guard<std::mutex> lk(j->mu);
+      j->quiesceHandle = quiesceHandle;
+      j->quiesceOpen = true;
+    } else {
+      objectWriter.reset();
+    }
+  }
+  const uint64_t owSize = objectWriter ? objectWriter->objectSize() : 0;
+  struct QueuedWrite {
+    int slot;
+    uint64_t off, len;
+  };
+  struct ObjectState {
+    int reads = 0;                   // source reads in flight whose data goes to this object
+    int first = 0;                   // its first write: 0 not yet, 1 in flight (librbd), 2 done
+    std::vector<QueuedWrite> queue;  // writes waiting for one op
+  };
+  std::unordered_map<uint64_t, ObjectState> objects;  // objects not done with (see flushObjects)
+  struct ObjectOp {
+    uint64_t object;
+    std::vector<QueuedWrite> writes;
+  };
+  std::unordered_map<int, ObjectOp> objectOps;  // in flight, by id
+  int nextObjectOp = 0;
+  std::vector<uint64_t> touchedObjects;  // objects whose state changed since the last flushObjects
+  // One queued write ended (a slot `skip` is finished by the caller, not here).
+  auto endQueued = [&](int si, ssize_t rc, int skip) {
+    Slot& s = slots[si];
+    s.pending--;
+    opsInFlight--;
+    if (rc < 0) {
+      s.failed = true;
+      Fail(j, int(rc), OpName(kObjectWrite), false, s.off);
+    }
+    if (s.pending == 0 && si != skip) finishSlot(si);
+  };
+  auto issueObjectOp = [&](int id) {
+    ObjectOp& op = objectOps[id];
+    std::vector<ObjectWriter::Part> parts;
+    for (const QueuedWrite& q : op.writes) {
+      const Slot& s = slots[q.slot];
+      parts.push_back({q.off - op.object * owSize, s.buf.data() + (q.off - s.off), q.len});
+    }
+    auto* cp = new Comp{j, id, kObjectWrite, op.writes.front().off};
+    rados_completion_t c = nullptr;
+    int rc = objectWriter->Send(op.object, parts, OnObjectWriteComplete, cp, &c);
+    if (rc < 0) {
+      delete cp;
+      Push(j, {id, kObjectWrite, rc});
+      return;
+    }
+    j->objectWriteOps++;
+  };
+  auto flushObjects = [&]() {
+    if (quiesced) {  // the unquiesce touches every object with writes queued
+      touchedObjects.clear();
+      return;
+    }
+    for (uint64_t obj : touchedObjects) {
+      auto it = objects.find(obj);
+      if (it == objects.end()) continue;
+      ObjectState& st = it->second;
+      if (st.first == 2 && st.reads == 0 && !st.queue.empty()) {
+        std::vector<QueuedWrite> writes;
+        writes.swap(st.queue);
+        if (j->err) {  // the copy is failing: send the target nothing more
+          for (const QueuedWrite& q : writes) endQueued(q.slot, -ECANCELED, -1);
+        } else {
+          int id = nextObjectOp++;
+          objectOps[id] = ObjectOp{obj, std::move(writes)};
+          issueObjectOp(id);
+        }
+      }
+      // Reads are issued in offset order: once the next one is past this object, nothing more
+      // comes for it.
+      if (st.first != 1 && st.reads == 0 && st.queue.empty() && (obj + 1) * owSize <= nextOffset()) objects.erase(it);
+    }
+    touchedObjects.clear();
+  };
+  // A write of [a, b) from slot si's data, whose object takes object writes.
+  auto objectWrite = [&](int si, uint64_t a, uint64_t b) {
+    Slot& s = slots[si];
+    ObjectState& st = objects[uint64_t(s.object)];
+    if (st.first == 0 || b - a >= kObjectWriteMax) {
+      const Kind kind = st.first == 0 ? kFirstWrite : kWrite;
+      if (st.first == 0) st.first = 1;
+      submit(si, kind, a, [&](rbd_completion_t c) { return s.buf.AioWrite(dst, a, a - s.off, b - a, c, kWriteFlags); });
+      return;
+    }
+    beforeChange(a);
+    s.pending++;
+    opsInFlight++;
+    st.queue.push_back({si, a, b - a});
+    touchedObjects.push_back(uint64_t(s.object));
+  };
+  // librbd wrote the object (its map marked, any clone of a snapshot made): the rest may follow. If
+  // it failed, so do the writes queued behind it.
+  auto firstWriteDone = [&](int si, ssize_t rc) {
+    ObjectState& st = objects[uint64_t(slots[si].object)];
+    st.first = 2;
+    touchedObjects.push_back(uint64_t(slots[si].object));
+    if (rc >= 0) return;
+    Fail(j, int(rc), OpName(kFirstWrite), false, slots[si].off);  // its error, not the queued writes'
+    std::vector<QueuedWrite> writes;
+    writes.swap(st.queue);
+    for (const QueuedWrite& q : writes) endQueued(q.slot, -ECANCELED, si);
+  };
+  // An object op ended. EOLDSNAPC: a snapshot was taken since the snap context was read; read it
+  // again for later ops, and send these writes through librbd, which has the new one.
+  auto objectOpDone = [&](int id, ssize_t rc) {
+    auto it = objectOps.find(id);
+    std::vector<QueuedWrite> writes = std::move(it->second.writes);
+    objectOps.erase(it);
+    if (rc == kOldSnapContext && !j->err) {
+      rc = objectWriter->RefreshSnapContext();
+      if (rc >= 0) {
+        j->objectWritesRedone += writes.size();
+        for (const QueuedWrite& q : writes) {
+          Slot& s = slots[q.slot];
+          s.pending--;
+          opsInFlight--;
+          submit(q.slot, kWrite, q.off, [&](rbd_completion_t c) { return s.buf.AioWrite(dst, q.off, q.off - s.off, q.len, c, kWriteFlags); });
+        }
+        return;
+      }
+    }
+    if (rc >= 0) j->objectWrites += writes.size();
+    for (const QueuedWrite& q : writes) endQueued(q.slot, rc, -1);
+  };
+
   std::function<void(int, uint64_t, uint64_t)> writePart;
   auto issue = [&](int si) {
     Slot& s = slots[si];
     s.failed = false;
+    s.object = -1;
     s.pending = 0;
     s.seq = nextSeq++;
     order.push_back({s.off, false});
@@ -528,6 +708,11 @@ void Pipeline(Job* j) {
       zeroOut(si, s.off, s.off + s.len);
       if (s.pending == 0) finishSlot(si);  // nothing to do: the target reads zero there
       return;
+    }
+    // A read inside one target object: its writes may be object writes.
+    if (owSize && s.off / owSize == (s.off + s.len - 1) / owSize) {
+      s.object = int64_t(s.off / owSize);
+      objects[uint64_t(s.object)].reads++;
     }
     throttle.reserved += s.len;  // at most this much is written once it is read
     submit(si, kSrcRead, s.off, [&](rbd_completion_t c) { return s.buf.AioRead(src, s.off, s.len, c, kReadFlags); });
@@ -567,6 +752,7 @@ void Pipeline(Job* j) {
         zeroOut(si, a, b);
       } else {
         j->bytesWritten += b - a;
+        if (s.object >= 0) return objectWrite(si, a, b);
         submit(si, kWrite, a, [&](rbd_completion_t c) { return s.buf.AioWrite(dst, a, a - s.off, b - a, c, kWriteFlags); });
       }
     };
@@ -687,6 +873,24 @@ void Pipeline(Job* j) {
         }
         continue;
       }
+      if (ev.kind == kObjectWrite) {
+        objectOpDone(ev.slot, ev.rc);
+        continue;
+      }
+      if (ev.kind == kQuiesce) {
+        quiesced = true;
+        quiescesOwed++;
+        continue;
+      }
+      if (ev.kind == kUnquiesce) {
+        // (an unquiesce without our quiesce, e.g. of a watch just opened, changes nothing but this)
+        quiesced = false;
+        objectWriter->SnapContextChanged();
+        for (const auto& kv : objects) {
+          if (!kv.second.queue.empty()) touchedObjects.push_back(kv.first);
+        }
+        continue;
+      }
       if (ev.kind == kRecord) {
         int rc = ckWrite->Wait();
         ckWrite.reset();
@@ -698,6 +902,11 @@ void Pipeline(Job* j) {
       s.pending--;
       opsInFlight--;
       if (ev.rc >= 0 && ev.kind == kSrcRead) s.buf.Settle();
+      if (ev.kind == kSrcRead && s.object >= 0) {
+        objects[uint64_t(s.object)].reads--;
+        touchedObjects.push_back(uint64_t(s.object));
+      }
+      if (ev.kind == kFirstWrite) firstWriteDone(ev.slot, ev.rc);
       if (ev.rc < 0) {
         if (ev.kind == kSrcRead && !o.verify) throttle.reserved -= s.len;
         s.failed = true;
@@ -734,6 +943,8 @@ void Pipeline(Job* j) {
       }
     }
     batch.clear();
+    flushObjects();
+    for (; quiescesOwed > 0 && objectOps.empty(); quiescesOwed--) rbd_quiesce_complete(dst, quiesceHandle, 0);
     auto now = Clock::now();
     if (now - lastProgress >= std::chrono::milliseconds(100)) {
       lastProgress = now;
@@ -747,6 +958,18 @@ void Pipeline(Job* j) {
   }
   j->aborted = j->cancel && !j->err;
   updateWatermark();
+  if (objectWriter) {
+    // No object op is in flight now. Quiesces not yet completed (owed, or still queued as events)
+    // are completed here, later ones by OnQuiesce; then the watch goes (waiting out a snapshot
+    // under way: its unquiesce).
+    {
+      std::lock_guard<std::mutex> lk(j->mu);
+      j->quiesceOpen = false;
+      for (const Event& ev : j->events) quiescesOwed += ev.kind == kQuiesce;
+    }
+    for (; quiescesOwed > 0; quiescesOwed--) rbd_quiesce_complete(dst, quiesceHandle, 0);
+    rbd_quiesce_unwatch(dst, quiesceHandle);
+  }
 }
 
 }  // namespace

@@ -28,7 +28,10 @@ using Ext = DiffExtent;
 
 // kFlush, kRecord: the two steps of a periodic checkpoint (not ops of a slot). kPilotRead,
 // kPilotWrite: an object's first block copied ahead of its chunks (engine.cc: pre-touch).
-enum Kind { kSrcRead, kDstRead, kWrite, kZero, kFlush, kRecord, kPilotRead, kPilotWrite };
+// kFirstWrite: a write through librbd that is its object's first (object writes, object_writes.h);
+// kObjectWrite: one RADOS op carrying an object's other small writes (its event's slot is the op's).
+// kQuiesce, kUnquiesce: librbd's quiesce of the target around a snapshot (object writes pause).
+enum Kind { kSrcRead, kDstRead, kWrite, kZero, kFlush, kRecord, kPilotRead, kPilotWrite, kFirstWrite, kObjectWrite, kQuiesce, kUnquiesce };
 
 struct Event {
   int slot;
@@ -66,6 +69,8 @@ struct Options {
   uint64_t writeGap = 0;
   // Copy each object's first data block ahead of its chunks when targetZeroed (engine.cc: pre-touch).
   bool pretouch = false;
+  // Small writes to an object after its first go out together, one RADOS op (object_writes.h).
+  bool objectWrites = true;
   // Ranges to copy besides the diff (force: undo the target's own changes).
   std::vector<Ext> extra;
 };
@@ -88,6 +93,8 @@ struct Job {
   double enumerateMs = 0, copyMs = 0;
   bool usedObjectMap = false;
   uint64_t pretouched = 0;  // objects whose first block was written ahead of their chunks
+  // Object writes: RADOS ops sent, the writes they carried, and those sent again through librbd (EOLDSNAPC).
+  uint64_t objectWriteOps = 0, objectWrites = 0, objectWritesRedone = 0;
   bool targetTouched = false;  // a write or zeroing was submitted to the target
   // Where the target has objects at the start (image ranges, sorted): zero runs elsewhere need no
   // write, the target reads zero there already. Unknown (every zero run is written) unless set.
@@ -98,6 +105,10 @@ struct Job {
   int err = 0;
   bool errOnTarget = false;
   std::atomic<bool> rejectedEarly{false};
+  // The target's quiesce watch (object writes): while open, a quiesce is an event for the pipeline;
+  // after, it is completed at once. Under mu.
+  bool quiesceOpen = false;
+  uint64_t quiesceHandle = 0;
   bool settled = false;  // JS thread only: the promise is settled
   Napi::Promise::Deferred ended;  // resolves once the thread is done (its images released)
   OpContext errCtx;

@@ -115,6 +115,8 @@ export interface ReplicateTestHooks {
   readGap?: number;
   /** Copy each object's first block ahead of its chunks into a target this copy created (default true). */
   pretouch?: boolean;
+  /** Send an object's small writes after its first as one RADOS op, beside librbd (default true). */
+  objectWrites?: boolean;
   /** Called with each native job's result (copy, then verify). */
   onJobResult?: (r: NativeCopyResult) => void;
 }
@@ -201,6 +203,7 @@ export interface CheckedReplicateOptions {
   enumeration: number;
   readGap: number | undefined;
   pretouch: boolean;
+  objectWrites: boolean;
   onJobResult: ((r: NativeCopyResult) => void) | undefined;
   writeGap: number;
   /** Where to open or create the target; undefined when the caller passed an open Image. */
@@ -275,7 +278,7 @@ export function checkReplicateOptions(options: ReplicateOptions): CheckedReplica
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new TypeError('onProgress must be a function');
   // Symbol keys pass checkOptions (it checks string keys); the hooks are checked the same way.
   const hooks = checkOptions<ReplicateTestHooks>((o as ReplicateOptionsWithHooks)[kReplicateTestHooks], 'replicate test hooks', [
-    'beforeVerify', 'beforeTargetSnapshot', 'afterTargetSnapshot', 'checkpointMs', 'enumeration', 'readGap', 'pretouch', 'onJobResult',
+    'beforeVerify', 'beforeTargetSnapshot', 'afterTargetSnapshot', 'checkpointMs', 'enumeration', 'readGap', 'pretouch', 'objectWrites', 'onJobResult',
   ]);
   if (hooks.beforeVerify !== undefined && typeof hooks.beforeVerify !== 'function') throw new TypeError('beforeVerify hook must be a function');
   for (const k of ['beforeTargetSnapshot', 'afterTargetSnapshot'] as const) {
@@ -286,6 +289,7 @@ export function checkReplicateOptions(options: ReplicateOptions): CheckedReplica
   if (enumeration === undefined) throw new RangeError(`enumeration hook must be 'auto', 'fine' or 'whole'`);
   const readGap = hooks.readGap === undefined ? undefined : checkUint(hooks.readGap, 'readGap hook');
   const pretouch = checkBool(hooks.pretouch, 'pretouch hook') ?? true;
+  const objectWrites = checkBool(hooks.objectWrites, 'objectWrites hook') ?? true;
   if (hooks.onJobResult !== undefined && typeof hooks.onJobResult !== 'function') throw new TypeError('onJobResult hook must be a function');
   const writeGap = o.writeGap === undefined ? 0 : checkUint(o.writeGap, 'writeGap', { max: 64 << 20 });
   let targetSpec: ReplicateTargetSpec | undefined;
@@ -300,6 +304,6 @@ export function checkReplicateOptions(options: ReplicateOptions): CheckedReplica
   }
   return {
     source, toSnap, fromSnap, fromSnapId, toSnapId, diffFrom, concurrency, chunkSize, inflightBytes, bandwidth, verify, force, signal, onProgress: o.onProgress,
-    beforeVerify: hooks.beforeVerify, beforeTargetSnapshot: hooks.beforeTargetSnapshot, afterTargetSnapshot: hooks.afterTargetSnapshot, checkpointMs, enumeration, readGap, pretouch, onJobResult: hooks.onJobResult, writeGap, targetSpec, target: o.target as ReplicateTargetSpec | Image,
+    beforeVerify: hooks.beforeVerify, beforeTargetSnapshot: hooks.beforeTargetSnapshot, afterTargetSnapshot: hooks.afterTargetSnapshot, checkpointMs, enumeration, readGap, pretouch, objectWrites, onJobResult: hooks.onJobResult, writeGap, targetSpec, target: o.target as ReplicateTargetSpec | Image,
   };
 }

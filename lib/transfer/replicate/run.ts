@@ -45,7 +45,7 @@ const trace = (what: string) => {
 
 export async function replicate(options: ReplicateOptions): Promise<ReplicateResult> {
   const o = checkReplicateOptions(options);
-  const { source, toSnap, fromSnapId, toSnapId, diffFrom, concurrency, chunkSize, inflightBytes, bandwidth, verify, force, signal, checkpointMs, enumeration, readGap, pretouch, writeGap } = o;
+  const { source, toSnap, fromSnapId, toSnapId, diffFrom, concurrency, chunkSize, inflightBytes, bandwidth, verify, force, signal, checkpointMs, enumeration, readGap, pretouch, objectWrites, writeGap } = o;
   // The target's base snapshot; with fromSnapId, found on the target by recorded identity below.
   let fromSnap = o.fromSnap;
   signal?.throwIfAborted();
@@ -223,6 +223,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
           readGap,
           writeGap,
           pretouch,
+          objectWrites,
         },
         onProgress,
       );
