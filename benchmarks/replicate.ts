@@ -98,7 +98,7 @@ const ENUM = args.enumeration as 'auto' | 'fine' | 'whole';
 const SETTLE_MS = Number(args['settle-ms']);
 // A second rbd-stream arm for the incrementals with other engine options (readGap: the test hook),
 // run in the same reps as the defaults and the CLI, the order rotating: an A/B on the same changes.
-const VARIANT = args.variant === undefined ? undefined : (JSON.parse(args.variant) as Record<string, number>);
+const VARIANT = args.variant === undefined ? undefined : (JSON.parse(args.variant) as Record<string, number | boolean>);
 // The engine's read merging (a test hook): unchanged when not given.
 const READ_GAP = args['read-gap-kib'] === undefined ? undefined : Number(args['read-gap-kib']) * 1024;
 const IMAGE = Math.max(64 * MiB, Math.round((1024 * MiB * SCALE) / (4 * MiB)) * 4 * MiB);
@@ -338,13 +338,16 @@ async function main() {
     try {
       const stop = lagMonitor();
       const start = performance.now();
-      const { readGap = READ_GAP, ...options } = extra as { readGap?: number };
+      // Test hooks among the options (readGap, objectWrites) go to the hooks.
+      const { readGap = READ_GAP, objectWrites, ...options } = extra as { readGap?: number; objectWrites?: boolean };
       const opts = {
         source: img, fromSnapshot: from, toSnapshot: to, target: { pool: t.pool, name: dst, create: create ? {} : undefined },
         concurrency: CONC, chunkSize: CHUNK, inflightBytes: INFLIGHT, ...options,
       } as ReplicateOptions;
       const cpu = cpuMeter(selfCpu);
-      const r = await replicate(withReplicateTestHooks(opts, { enumeration: ENUM, ...(readGap === undefined ? {} : { readGap }) }));
+      const r = await replicate(withReplicateTestHooks(opts, {
+        enumeration: ENUM, ...(readGap === undefined ? {} : { readGap }), ...(objectWrites === undefined ? {} : { objectWrites }),
+      }));
       const secs = (performance.now() - start) / 1000;
       const ds = (r as unknown as { dataSeconds?: unknown }).dataSeconds;
       const missing = typeof ds !== 'number';
