@@ -26,7 +26,8 @@ std::unique_ptr<ObjectWriter> ObjectWriter::Open(Image* dst) {
     rbd_snap_spec_cleanup(&parentSnap);
   }
   if (rc != -ENOENT) return nullptr;
-  char prefix[RBD_MAX_BLOCK_NAME_SIZE + 1] = {0};
+  // (a data pool's prefix, rbd_data.<pool id>.<image id>, can outgrow RBD_MAX_BLOCK_NAME_SIZE)
+  char prefix[128] = {0};
   if (rbd_get_block_name_prefix(im, prefix, sizeof(prefix)) < 0) return nullptr;
   int64_t pool = rbd_get_data_pool_id(im);
   if (pool < 0) return nullptr;
@@ -65,8 +66,9 @@ int ObjectWriter::Send(uint64_t objectNo, const std::vector<Part>& parts, rados_
     if (rc < 0) return rc;
   }
   // Format 2 data objects: <block_name_prefix>.<object number, 16 hex digits>.
-  char oid[RBD_MAX_BLOCK_NAME_SIZE + 24];
-  std::snprintf(oid, sizeof(oid), "%s.%016" PRIx64, prefix_.c_str(), objectNo);
+  char number[24];
+  std::snprintf(number, sizeof(number), ".%016" PRIx64, objectNo);
+  const std::string oid = prefix_ + number;
   int rc = rados_aio_create_completion2(arg, onComplete, completion);
   if (rc < 0) return rc;
   rados_write_op_t op = rados_create_write_op();
@@ -74,7 +76,7 @@ int ObjectWriter::Send(uint64_t objectNo, const std::vector<Part>& parts, rados_
     rados_write_op_write(op, p.data, p.len, p.offset);
     rados_write_op_set_flags(op, LIBRADOS_OP_FLAG_FADVISE_NOCACHE);
   }
-  rc = rados_aio_write_op_operate(op, io_, *completion, oid, nullptr, LIBRADOS_OPERATION_ORDERSNAP);
+  rc = rados_aio_write_op_operate(op, io_, *completion, oid.c_str(), nullptr, LIBRADOS_OPERATION_ORDERSNAP);
   rados_release_write_op(op);
   if (rc < 0) {
     rados_aio_release(*completion);

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rados, replicate, type Image, type Pool } from '../../lib/index.js';
 import type { NativeCopyResult } from '../../lib/binding/copy.js';
 import { withReplicateTestHooks } from '../../lib/transfer/replicate/options.js';
-import { getClusters, rbdCli, rbdExportMd5, type TestCluster } from '../support/clusters.js';
+import { cephCli, getClusters, rbdCli, rbdExportMd5, type TestCluster } from '../support/clusters.js';
 
 const clusters = getClusters();
 const A = clusters.a;
@@ -184,6 +184,24 @@ describe('replicate: object writes (one RADOS op per object after its first writ
   it('a snapshot taken without quiesce: object ops the OSD refuses (EOLDSNAPC) go again through librbd; the target ends exact', async () => {
     const r = await copyWithSnapshotMidway(`ow-midsnap-skip-${tag}`, true);
     expect(r.job.objectWritesRedone).toBeGreaterThanOrEqual(1);
+  }, 180_000);
+
+  it('into a target whose data objects live in a data pool', async () => {
+    const dataPool = `ow-data-${process.pid}`;
+    const dst = `ow-datapool-${tag}`;
+    await cephCli(B, ['osd', 'pool', 'create', dataPool, '8']);
+    try {
+      await rbdCli(B, ['pool', 'init', dataPool]);
+      await rbdCli(B, ['create', '--size', String(SIZE / MiB), '--object-size', '4M', '--data-pool', dataPool, `${B.pool}/${dst}`]);
+      await copy(dst, undefined, 's1', {}, { target: { pool: pb, name: dst }, force: true });
+      const n = await copy(dst, 's1', 's2');
+      expect(n.jobs[0].objectWrites).toBe(12 * 16 - 1 - 12);
+      expect(await rbdExportMd5(B, `${B.pool}/${dst}@s2`)).toBe(await rbdExportMd5(A, `${A.pool}/${srcName}@s2`));
+      expect(await rbdExportMd5(B, `${B.pool}/${dst}@s1`)).toBe(await rbdExportMd5(A, `${A.pool}/${srcName}@s1`));
+    } finally {
+      await removeImage(B, dst);
+      await cephCli(B, ['osd', 'pool', 'rm', dataPool, dataPool, '--yes-i-really-really-mean-it']);
+    }
   }, 180_000);
 
   it('not into a journaled target: librbd must journal every write', async () => {
