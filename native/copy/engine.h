@@ -1,6 +1,7 @@
 // The copy engine behind replicate(): diff enumeration → bounded in-flight aio
-// reads on the source → aio writes / write_zeroes on the target, on a thread
-// of its own (a copy lasts minutes; the libuv pool is for short jobs).
+// reads on the source → aio writes / write_zeroes on the target (an object's small
+// writes after its first: one RADOS op, object_writes.h), on a thread of its own
+// (a copy lasts minutes; the libuv pool is for short jobs).
 // Completions are collected inside the job (mutex/condvar), never via JS; JS
 // only sees progress (≤ 10/s) and the end. Memory: inflightBytes of data, including what librbd still
 // references after its chunk is done (source data is read into and written from librados' buffers,

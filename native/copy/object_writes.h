@@ -21,8 +21,8 @@
 // - the exclusive lock: the engine's target is locked (replicate() acquires it), and these ops go
 //   through the same RADOS client, so a client that breaks the lock blocklists them too.
 // Not eligible (every write goes through librbd): format 1, journaling (writes must be journaled),
-// a parent (a clone's objects copy up from it), striping that does not follow offsets, or an
-// image whose data pool is not readable as one.
+// a parent (a clone's objects copy up from it), striping that does not follow offsets, or when the
+// data pool cannot be opened.
 #pragma once
 
 #include <rados/librados.h>
