@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rados, replicate, type Image, type Pool } from '../../lib/index.js';
 import type { NativeCopyResult } from '../../lib/binding/copy.js';
 import { withReplicateTestHooks } from '../../lib/transfer/replicate/options.js';
-import { cephCli, getClusters, rbdCli, rbdExportMd5, type TestCluster } from '../support/clusters.js';
+import { cephCli, getClusters, rbdCli, rbdExportMd5, rbdRemoveImage, type TestCluster } from '../support/clusters.js';
 
 const clusters = getClusters();
 const A = clusters.a;
@@ -26,11 +26,6 @@ let pb: Pool;
 let src: Image;
 const srcName = `ow-src-${tag}`;
 const onB: string[] = [];
-
-async function removeImage(c: TestCluster, name: string): Promise<void> {
-  await rbdCli(c, ['snap', 'purge', '--no-progress', `${c.pool}/${name}`]).catch(() => undefined);
-  await rbdCli(c, ['rm', '--no-progress', `${c.pool}/${name}`]).catch(() => undefined);
-}
 
 /** Objects (numbers) the CLI's whole-object diff lists as changed (from `fromSnap`, if given). */
 async function changedObjects(c: TestCluster, spec: string, fromSnap?: string): Promise<number[]> {
@@ -74,8 +69,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await src?.close();
-  for (const name of onB) await removeImage(B, name);
-  await removeImage(A, srcName);
+  for (const name of onB) await rbdRemoveImage(B, name);
+  await rbdRemoveImage(A, srcName);
   await ra?.close();
   await rb?.close();
 });
@@ -199,7 +194,7 @@ describe('replicate: object writes (one RADOS op per object after its first writ
       expect(await rbdExportMd5(B, `${B.pool}/${dst}@s2`)).toBe(await rbdExportMd5(A, `${A.pool}/${srcName}@s2`));
       expect(await rbdExportMd5(B, `${B.pool}/${dst}@s1`)).toBe(await rbdExportMd5(A, `${A.pool}/${srcName}@s1`));
     } finally {
-      await removeImage(B, dst);
+      await rbdRemoveImage(B, dst);
       await cephCli(B, ['osd', 'pool', 'rm', dataPool, dataPool, '--yes-i-really-really-mean-it']);
     }
   }, 180_000);

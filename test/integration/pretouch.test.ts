@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rados, replicate, type Image, type Pool } from '../../lib/index.js';
 import type { NativeCopyResult } from '../../lib/binding/copy.js';
 import { withReplicateTestHooks } from '../../lib/transfer/replicate/options.js';
-import { getClusters, rbdCli, rbdExportMd5, type TestCluster } from '../support/clusters.js';
+import { getClusters, rbdCli, rbdExportMd5, rbdRemoveImage, type TestCluster } from '../support/clusters.js';
 import { expectCode } from '../support/helpers.js';
 
 const clusters = getClusters();
@@ -26,11 +26,6 @@ const srcName = `pretouch-src-${process.pid}-${Date.now().toString(36)}`;
 const onB: string[] = [];
 
 const fill = (len: number, byte: number) => Buffer.alloc(len, byte);
-
-async function removeImage(c: TestCluster, name: string): Promise<void> {
-  await rbdCli(c, ['snap', 'purge', '--no-progress', `${c.pool}/${name}`]).catch(() => undefined);
-  await rbdCli(c, ['rm', '--no-progress', `${c.pool}/${name}`]).catch(() => undefined);
-}
 
 /** Objects (numbers) that exist in spec, by the CLI's whole-object diff. */
 async function objectsOf(c: TestCluster, spec: string): Promise<number[]> {
@@ -67,8 +62,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await src?.close();
-  for (const name of onB) await removeImage(B, name);
-  await removeImage(A, srcName);
+  for (const name of onB) await rbdRemoveImage(B, name);
+  await rbdRemoveImage(A, srcName);
   await ra?.close();
   await rb?.close();
 });
@@ -157,7 +152,7 @@ describe('replicate: pre-touch of a created target', () => {
       expect(await rbdExportMd5(B, `${B.pool}/${dst}@s`)).toBe(await rbdExportMd5(A, `${A.pool}/${small}@s`));
     } finally {
       await img.close();
-      await removeImage(A, small);
+      await rbdRemoveImage(A, small);
     }
   }, 120_000);
 

@@ -159,6 +159,12 @@ export async function rbdCli(c: TestCluster, args: string[], opts: CliOptions = 
   return opts.buffer ? out : out.toString('utf8');
 }
 
+/** Test cleanup with the CLI: purges the image's snapshots and removes it; errors (it is gone) ignored. */
+export async function rbdRemoveImage(c: TestCluster, name: string): Promise<void> {
+  await rbdCli(c, ['snap', 'purge', '--no-progress', `${c.pool}/${name}`]).catch(() => undefined);
+  await rbdCli(c, ['rm', '--no-progress', `${c.pool}/${name}`]).catch(() => undefined);
+}
+
 /**
  * `rbd` run synchronously: the JS thread, and with it every rbd-stream operation's next step, waits
  * until the CLI has answered. A test reads state that a running operation holds (a round's lease)
