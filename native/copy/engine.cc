@@ -417,6 +417,11 @@ void Pipeline(Job* j) {
     opsInFlight++;
     Submit(j, si, kind, off, start);
   };
+  // A librbd write of [off, off + len) from slot si's source data, by reference.
+  auto writeFromSlot = [&](int si, Kind kind, uint64_t off, uint64_t len) {
+    const Slot& s = slots[si];
+    submit(si, kind, off, [&](rbd_completion_t c) { return s.buf.AioWrite(dst, off, off - s.off, len, c, kWriteFlags); });
+  };
   // In-flight chunks in issue (= offset) order, for the completed low-watermark.
   struct Mark {
     uint64_t off;
@@ -640,7 +645,7 @@ void Pipeline(Job* j) {
     if (st.first == 0 || b - a >= kObjectWriteMax) {
       const Kind kind = st.first == 0 ? kFirstWrite : kWrite;
       if (st.first == 0) st.first = 1;
-      submit(si, kind, a, [&](rbd_completion_t c) { return s.buf.AioWrite(dst, a, a - s.off, b - a, c, kWriteFlags); });
+      writeFromSlot(si, kind, a, b - a);
       return;
     }
     beforeChange(a);
@@ -672,10 +677,9 @@ void Pipeline(Job* j) {
       if (rc >= 0) {
         j->objectWritesRedone += writes.size();
         for (const QueuedWrite& q : writes) {
-          Slot& s = slots[q.slot];
-          s.pending--;
+          slots[q.slot].pending--;
           opsInFlight--;
-          submit(q.slot, kWrite, q.off, [&](rbd_completion_t c) { return s.buf.AioWrite(dst, q.off, q.off - s.off, q.len, c, kWriteFlags); });
+          writeFromSlot(q.slot, kWrite, q.off, q.len);
         }
         return;
       }
@@ -753,7 +757,7 @@ void Pipeline(Job* j) {
       } else {
         j->bytesWritten += b - a;
         if (s.object >= 0) return objectWrite(si, a, b);
-        submit(si, kWrite, a, [&](rbd_completion_t c) { return s.buf.AioWrite(dst, a, a - s.off, b - a, c, kWriteFlags); });
+        writeFromSlot(si, kWrite, a, b - a);
       }
     };
     while (cur < end) {
