@@ -24,21 +24,37 @@ export const rnd = (n: number) => randomBytes(n);
 export const KiB = 1024;
 export const MiB = 1024 * 1024;
 
-/** Removes images (and their snapshots, unprotecting them) with the rbd CLI; ignores missing ones. */
+/**
+ * Removes images (and their snapshots, unprotecting them) with the rbd CLI; ignores missing ones.
+ * Four at a time: a file's cleanup can run hundreds of CLI processes, and one by one that outlasted
+ * the hook timeout with eight release suites sharing the CI machine's 2 cores. A parent cannot go
+ * while its clones exist, so what failed is tried again one by one, newest first (clones first).
+ */
 export async function purgeImages(c: TestCluster, names: Iterable<string>): Promise<void> {
-  // Children (clones) first: reverse creation order.
-  for (const name of [...names].reverse()) {
-    const spec = `${c.pool}/${name}`;
-    try {
-      const snaps = JSON.parse(await rbdCli(c, ['snap', 'ls', '--format', 'json', spec])) as { name: string; protected: string }[];
-      for (const s of snaps) {
-        if (s.protected === 'true') await rbdCli(c, ['snap', 'unprotect', `${spec}@${s.name}`]).catch(() => {});
-      }
-      if (snaps.length) await rbdCli(c, ['--no-progress', 'snap', 'purge', spec]).catch(() => {});
-      await rbdCli(c, ['--no-progress', 'rm', spec]);
-    } catch (e) {
-      if (!/No such file|does not exist|ENOENT|error opening image/i.test(String(e))) throw e;
+  const newestFirst = [...names].reverse();
+  const failed = new Set<string>();
+  let next = 0;
+  const worker = async () => {
+    while (next < newestFirst.length) {
+      const name = newestFirst[next++];
+      await purgeImage(c, name).catch(() => failed.add(name));
     }
+  };
+  await Promise.all(Array.from({ length: 4 }, worker));
+  for (const name of newestFirst) if (failed.has(name)) await purgeImage(c, name);
+}
+
+async function purgeImage(c: TestCluster, name: string): Promise<void> {
+  const spec = `${c.pool}/${name}`;
+  try {
+    const snaps = JSON.parse(await rbdCli(c, ['snap', 'ls', '--format', 'json', spec])) as { name: string; protected: string }[];
+    for (const s of snaps) {
+      if (s.protected === 'true') await rbdCli(c, ['snap', 'unprotect', `${spec}@${s.name}`]).catch(() => {});
+    }
+    if (snaps.length) await rbdCli(c, ['--no-progress', 'snap', 'purge', spec]).catch(() => {});
+    await rbdCli(c, ['--no-progress', 'rm', spec]);
+  } catch (e) {
+    if (!/No such file|does not exist|ENOENT|error opening image/i.test(String(e))) throw e;
   }
 }
 
