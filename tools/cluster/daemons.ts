@@ -15,9 +15,10 @@ import { DEFAULT_DIR, type ClusterInfo, type StateFile } from './types.js';
 
 export const DAEMON_BINARIES = new Set(['ceph-mon', 'ceph-mgr', 'ceph-osd', 'rbd-mirror']);
 
-function procState(pid: number): string | undefined {
+/** The state letter of /proc/<pid>/stat (or /proc/<pid>/task/<tid>/stat with `tid`): 'R', 'S', 'T', 'Z', …. */
+export function procState(pid: number, tid?: number): string | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
   } catch {
     return undefined;

@@ -1,6 +1,7 @@
 /** Fault injection for tests: signalling a daemon, restarting a killed OSD. */
+import { readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { isOurDaemon, signalVerified, spawnDaemon } from './daemons.js';
+import { isOurDaemon, procState, signalVerified, spawnDaemon } from './daemons.js';
 import { cephCmd, sleep, tail } from './exec.js';
 import { readState, statePath, writeJsonAtomic } from './state.js';
 import type { ClusterPids } from './types.js';
@@ -13,6 +14,25 @@ export function signalDaemon(dir: string, name: string, daemon: keyof ClusterPid
   const c = readState(resolve(dir))?.clusters[name];
   if (!c) throw new Error(`no cluster ${name} in ${dir}`);
   return signalVerified([{ pid: c.pids[daemon] ?? 0, conf: c.conf }], signal).length === 1;
+}
+
+/**
+ * SIGSTOPs one daemon of cluster `name` and resolves once every thread of it is stopped (state T).
+ * kill() returns before that: each thread stops on its own way back to user space, and on a loaded
+ * machine a test could otherwise send its next op while the daemon was not yet fully stopped.
+ */
+export async function stopDaemon(dir: string, name: string, daemon: keyof ClusterPids, timeoutMs = 10_000): Promise<void> {
+  const c = readState(resolve(dir))?.clusters[name];
+  if (!c) throw new Error(`no cluster ${name} in ${dir}`);
+  const pid = c.pids[daemon] ?? 0;
+  if (signalVerified([{ pid, conf: c.conf }], 'SIGSTOP').length !== 1) throw new Error(`${daemon} of ${name} is not running`);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const running = readdirSync(`/proc/${pid}/task`).filter((tid) => !/^[Tt]$/.test(procState(pid, Number(tid)) ?? 'T'));
+    if (running.length === 0) return;
+    if (Date.now() > deadline) throw new Error(`${daemon} of ${name} (pid ${pid}): threads ${running.join(', ')} not stopped after ${timeoutMs} ms`);
+    await sleep(5);
+  }
 }
 
 /**

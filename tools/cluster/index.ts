@@ -23,7 +23,7 @@ export { findCephPaths, type CephPaths } from './ceph-paths.js';
 export { envExports } from './conf.js';
 export { down, downSync, isOurDaemon, startMirrorDaemon, stopMirrorDaemon } from './daemons.js';
 export { cephCmd, freePorts, rbdCmd, run, tail } from './exec.js';
-export { restartOsd, signalDaemon } from './faults.js';
+export { restartOsd, signalDaemon, stopDaemon } from './faults.js';
 export { defaultRelease, inRoot, parseRelease, releaseRoot, RELEASES, type Bind, type Release } from './release.js';
 export { status, waitHealthy } from './status.js';
 export { up } from './up.js';
