@@ -7,8 +7,10 @@ export default defineConfig({
     pool: 'forks',
     // The default output, plus the clusters' health after each file (see test/support/health.ts).
     reporters: ['default', './test/support/health.ts'],
-    testTimeout: 60_000,
-    hookTimeout: 120_000,
+    // Timeouts catch hangs, not slowness: CI runs eight release suites at once on 2 cores, where
+    // tests that take 5 s alone took up to 60 s (CLI tests spawn node + tsx per command).
+    testTimeout: 180_000,
+    hookTimeout: 300_000,
     // The test files share the two clusters (and the machine has 2 cores).
     fileParallelism: false,
     projects: [

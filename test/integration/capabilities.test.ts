@@ -46,13 +46,13 @@ beforeAll(async () => {
   // snapshot only for some peer (EINVAL without one): a peer that is never reached will do.
   await pool.mirror.setMode('image');
   await pool.mirror.addPeer('client.nobody@caps-unreached', { direction: 'rx-tx' });
-}, 120_000);
+});
 
 afterAll(async () => {
   await images.purge().catch(() => {});
   await rados?.close();
   await cephCli(A, ['osd', 'pool', 'rm', POOL, POOL, '--yes-i-really-really-mean-it']).catch(() => {});
-}, 120_000);
+});
 
 describe('capabilities()', () => {
   it('reports the running librbd, and diffIterate3 as its Ceph release implies', async () => {
@@ -100,7 +100,7 @@ describe('diff from a snapshot id', () => {
     await img.writeZeroes(2 * MiB, 4 * KiB);
     await img.flush();
     await img.createSnapshot('s2');
-  }, 120_000);
+  });
 
   afterAll(async () => {
     await img?.close();

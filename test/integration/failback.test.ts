@@ -403,7 +403,7 @@ describe('rbd-stream failover (snapshot sync, A lost)', () => {
     } finally {
       await imgA.close();
     }
-  }, 120_000);
+  });
 
   it('a round killed mid-copy (SIGKILL) leaves its lock record: refused while the dead client still watches, then its lock is taken and the copy rolled back', async () => {
     const name = `${tag}-fok`;
@@ -446,7 +446,7 @@ describe('rbd-stream failover (snapshot sync, A lost)', () => {
       await imgB.close();
       await imgA.close();
     }
-  }, 150_000);
+  });
 
   it('refusals: a live client holds the lock (EBUSY), B written without an interrupted round (ERR_TARGET_CHANGED); --force; a pool with --images', async () => {
     const names = [`${tag}-fo1`, `${tag}-fo2`];
@@ -484,5 +484,5 @@ describe('rbd-stream failover (snapshot sync, A lost)', () => {
     } finally {
       for (const p of pairs) await p.imgA.close();
     }
-  }, 120_000);
+  });
 });

@@ -175,7 +175,7 @@ describe('Image', () => {
       await other.close().catch(() => {});
       await mine.close();
     }
-  }, 60_000);
+  });
 
   it('lock owners need the exclusive-lock feature (EINVAL); bad breakLock arguments are TypeErrors; watchers are listed without it', async () => {
     const name = await fx.images.create(fx.pool, 'img-nolock', 1 * MiB, { features: ['layering'] });

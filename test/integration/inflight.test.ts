@@ -40,7 +40,7 @@ beforeAll(async () => {
   await src.writeZeroes(2 * MiB, 64 * KiB);
   await src.discard(20 * MiB, 1 * MiB);
   await src.createSnapshot('s1');
-}, 120_000);
+});
 
 afterAll(async () => {
   await src?.close();
@@ -48,7 +48,7 @@ afterAll(async () => {
   await rb?.close();
   await purgeImages(A, onA);
   await purgeImages(B, onB);
-}, 120_000);
+});
 
 const md5 = (c: typeof A, spec: string) => rbdExportMd5(c, `${c.pool}/${spec}`);
 
@@ -77,7 +77,7 @@ describe('replicate: in-flight bounds', () => {
       expect(r.dataSeconds).toBeLessThanOrEqual(r.seconds);
       expect(await md5(B, `${dst}@s0`)).toBe(await md5(A, `${srcName}@s0`));
       expect(await md5(B, `${dst}@s1`)).toBe(await md5(A, `${srcName}@s1`));
-    }, 120_000);
+    });
   }
 });
 
@@ -93,7 +93,7 @@ describe('replicate: bandwidth', () => {
     // fast the clusters are (an upper bound would be a timing assertion; the benchmark measures that).
     expect(r.dataSeconds).toBeGreaterThanOrEqual((r.bytesWritten - chunkSize) / rate - 0.05);
     expect(await md5(B, `${dst}@s0`)).toBe(await md5(A, `${srcName}@s0`));
-  }, 120_000);
+  });
 
   it('syncImage passes the cap on; the incremental round is exact', async () => {
     const name = uniq('inflight-sync');
@@ -107,7 +107,7 @@ describe('replicate: bandwidth', () => {
     // one 1 MiB chunk of burst, then 3 MiB at 4 MiB/s
     expect(second.copySeconds).toBeGreaterThanOrEqual(0.75 - 0.05);
     expect(await md5(B, `${name}@${second.snapshot}`)).toBe(await md5(A, `${srcName}@${second.snapshot}`));
-  }, 120_000);
+  });
 });
 
 describe('inflightBytes in sync rounds', () => {
@@ -141,7 +141,7 @@ describe('inflightBytes in sync rounds', () => {
     } finally {
       await h.close();
     }
-  }, 120_000);
+  });
 });
 
 describe('replicate: records on the target', () => {
@@ -160,5 +160,5 @@ describe('replicate: records on the target', () => {
     expect(JSON.parse((await t.getMetadata('rbd-stream.snap.s0'))!).targetSnapId).toBe(id.targetSnapId);
     expect(await t.getMetadata('rbd-stream.checkpoint')).toBeUndefined();
     await t.close();
-  }, 60_000);
+  });
 });

@@ -135,7 +135,7 @@ describe('lifetime', () => {
     // A leaked ImageCtx is hundreds of KiB: 1,000 of them would be far above this bound.
     expect(growth).toBeLessThan(40 * MiB);
     expect(await watchers(name)).toBe(0);
-  }, 120_000);
+  });
 
   it('a connection closed (natively) before its images: images keep working, then close cleanly', async () => {
     const name = await imgs.create(pool, 'life-order', 4 * MiB);
@@ -219,7 +219,7 @@ process.stdin.destroy();
     expect(res.stdout).toContain('bye');
     expect(sawWatchers).toBe(3);
     expect(freed).toBe(true);
-  }, 90_000);
+  });
 
   it('worker threads: each environment tears down its own handles (images left open) and the process exits 0', async () => {
     const name = await imgs.create(pool, 'life-worker', 4 * MiB);
@@ -255,7 +255,7 @@ if (isMainThread) {
     expectCleanExit(res);
     expect(res.stdout).toContain('workers exited [0,0]');
     expect(res.stdout).toContain('main done');
-  }, 60_000);
+  });
 
   /** Removes the watches a dead (process.exit) child left, rather than waiting ~30 s for them to time out. */
   const evictWatchers = async (name: string) => {
@@ -289,7 +289,7 @@ console.log('leaving');
     expect(res.stdout).toContain('leaving');
     // The environment teardown closes the images, so their watches are gone.
     expect(await watchers(name)).toBe(0);
-  }, 60_000);
+  });
 
   // process.exit() skips Node's environment teardown: the connections stay up and exit() ran
   // libceph-common's static destructors under their messenger threads, which died in ceph::buffer

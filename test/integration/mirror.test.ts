@@ -158,7 +158,7 @@ afterAll(async () => {
   for (const c of [A, B]) {
     if (c) for (const [k] of DAEMON_TUNING) await cephCli(c, ['config', 'rm', 'client', k]).catch(() => {});
   }
-}, 120_000);
+});
 
 describe('pool and site', () => {
   it('mode and site names', async () => {
@@ -374,7 +374,7 @@ describe('snapshot mode', () => {
     expect(['OK', 'WARNING']).toContain(sum.imageHealth);
     await s2.mirror.disable();
     expect((await s2.mirror.getInfo()).state).toBe('disabled');
-  }, 120_000);
+  });
 
   it('errors: promote an already-primary image; demote a non-primary one', async () => {
     const e = await a.mirror.promote().catch((x: Error) => x);
@@ -455,7 +455,7 @@ describe('journal mode', () => {
     const s = await a.mirror.getStatus();
     expect(s.remotes[0].replay?.entriesBehindPrimary).toBe(0);
     expect(s.remotes[0].replay?.primaryPosition).toMatchObject({ entryTid: expect.any(Number) });
-  }, 120_000);
+  });
 
   it('journal mode on a read-only handle fails with a clear message', async () => {
     await pa.createImage('jrnl-ro', 4 * MiB, { features: ['layering'] });
@@ -561,7 +561,7 @@ describe('snapshot schedules (mgr)', () => {
     const np = await ra.mirror.addSnapshotSchedule({ pool: 'no-such-pool-x', interval: '6h' }).catch((e: Error) => e);
     expect(np).toMatchObject({ code: 'EINVAL' });
     expect((np as Error).message).toMatch(/pool no-such-pool-x does not exist/);
-  }, 150_000);
+  });
 });
 
 // --- rbd-stream failback --mirror (the CLI process) ------------------------------------------
@@ -796,5 +796,5 @@ describe('peer user key type', () => {
         await r.command('mon', { prefix: 'auth import' }, saved);
       }
     }
-  }, 60_000);
+  });
 });

@@ -103,7 +103,7 @@ describe('replicate: pre-touch of a created target', () => {
       expect(await rbdExportMd5(B, `${B.pool}/${x.dst}@s`)).toBe(srcMd5);
       expect(await objectsOf(B, `${x.dst}@s`)).toEqual(expectedTargetObjects);
     }
-  }, 120_000);
+  });
 
   it('an aborted copy resumes to an exact target (pre-touched blocks past the checkpoint are the source\'s)', async () => {
     const dst = `pretouch-abort-${process.pid}-${Date.now().toString(36)}`;
@@ -132,7 +132,7 @@ describe('replicate: pre-touch of a created target', () => {
     expect(r.resumed).toBe(true);
     expect(await rbdExportMd5(B, `${B.pool}/${dst}@s`)).toBe(await rbdExportMd5(A, `${A.pool}/${srcName}@s`));
     expect(await objectsOf(B, `${dst}@s`)).toEqual(expectedTargetObjects);
-  }, 120_000);
+  });
 
   it('not into objects under 256 KiB (a block each would be a large share of the writes)', async () => {
     const small = `pretouch-small-${process.pid}-${Date.now().toString(36)}`;
@@ -154,7 +154,7 @@ describe('replicate: pre-touch of a created target', () => {
       await img.close();
       await rbdRemoveImage(A, small);
     }
-  }, 120_000);
+  });
 
   it('not into an existing target, nor with verify', async () => {
     const { dst, jobs } = await copy(true, { verify: true });
@@ -175,5 +175,5 @@ describe('replicate: pre-touch of a created target', () => {
     } finally {
       await src.removeSnapshot('s2');
     }
-  }, 120_000);
+  });
 });

@@ -154,7 +154,7 @@ describe('Rados', () => {
       await r.close();
       await cephCli(A, ['osd', 'pool', 'rm', poolName, poolName, '--yes-i-really-really-mean-it']);
     }
-  }, 90_000);
+  });
 
   it('a wrong key fails with an error that does not reveal the key', async () => {
     const key = 'AQBnotarealkeynotarealkeynotarealkeyAA==';

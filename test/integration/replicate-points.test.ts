@@ -31,7 +31,7 @@ afterAll(async () => {
   for (const g of groups) await rbdCli(A, ['group', 'rm', `${A.pool}/${g}`]).catch(() => {});
   await imagesA.purge();
   await imagesB.purge();
-}, 120_000);
+});
 
 const diffBytes = (es: { length: number }[]) => es.reduce((n, e) => n + e.length, 0);
 
@@ -83,7 +83,7 @@ describe('replicate toSnapId / diffFromSnapshot (group snapshots as points)', ()
     await rbdCli(A, ['group', 'snap', 'create', `${A.pool}/${group}@g2`]);
     g2 = await groupSnapId(img, seen);
     await img.createSnapshot('u2');
-  }, 120_000);
+  });
 
   afterAll(async () => {
     await img?.close();

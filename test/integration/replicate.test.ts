@@ -162,7 +162,7 @@ describe('replicate: randomized snapshot chains a → b', () => {
     await Promise.all([0, 1, 2].map(async () => {
       for (let s = queue.shift(); s !== undefined; s = queue.shift()) await chain(s);
     }));
-  }, 240_000);
+  }, 600_000);
 });
 
 describe('replicate: behaviour', () => {
@@ -209,7 +209,7 @@ describe('replicate: behaviour', () => {
     } finally {
       await img.close();
     }
-  }, 60_000);
+  });
 
   it('the target snapshot skips quiesce while the copy holds the target\'s lock (and not without one); identity bound to it', async () => {
     for (const features of [undefined, ['layering'] as const]) {
@@ -234,7 +234,7 @@ describe('replicate: behaviour', () => {
         await img.close();
       }
     }
-  }, 120_000);
+  });
 
   it('refuses: missing base (ENOENT), existing toSnapshot (EEXIST), missing source snapshot (ENOENT), missing target (ENOENT)', async () => {
     const dst = uniq('rp-ref', B);
@@ -253,7 +253,7 @@ describe('replicate: behaviour', () => {
     // Nothing changed by the refusals: the incremental still works.
     await replicate({ source: src, fromSnapshot: 's1', toSnapshot: 's2', target: { pool: pb, name: dst } });
     expect(await md5(B, `${dst}@s2`)).toBe(await md5(A, `${srcName}@s2`));
-  }, 60_000);
+  });
 
   it('refuses a base of another image or without identity (ERR_WRONG_BASE)', async () => {
     // Another source image with a same-named snapshot.
@@ -283,7 +283,7 @@ describe('replicate: behaviour', () => {
     await rbdCli(B, ['snap', 'create', `${B.pool}/${remade}@s1`]);
     const e2 = await expectCode(replicate({ source: src, fromSnapshot: 's1', toSnapshot: 's2', target: { pool: pb, name: remade } }), 'ERR_WRONG_BASE');
     expect(e2.message).toContain('recreated');
-  }, 60_000);
+  });
 
   it('refuses when the target head changed since the base (ERR_TARGET_CHANGED), force overrides', async () => {
     const dst = uniq('rp-chg', B);
@@ -305,7 +305,7 @@ describe('replicate: behaviour', () => {
     const want = await md5(A, `${srcName}@s2`);
     expect(await md5(B, `${dst}@s2`)).toBe(want);
     expect(await md5(B, `${dst2}@s2`)).toBe(want);
-  }, 60_000);
+  });
 
   it('test hooks are not options: underscore keys are unknown, hooks under the symbol are checked', async () => {
     const base = { source: src, toSnapshot: 's1', target: { pool: pb, name: uniq('rp-hooks', B), create: {} } };
@@ -346,7 +346,7 @@ describe('replicate: behaviour', () => {
     }
     await p1;
     expect(await md5(B, `${dst}@s1`)).toBe(await md5(A, `${srcName}@s1`));
-  }, 60_000);
+  });
 
   it('verify catches corruption injected on the target (ERR_VERIFY_MISMATCH with offset)', async () => {
     const dst = uniq('rp-ver', B);
@@ -374,7 +374,7 @@ describe('replicate: behaviour', () => {
     const r = await replicate({ source: src, toSnapshot: 's1', target: { pool: pb, name: dst }, verify: true });
     expect(r.snapshot.snapName).toBe('s1');
     expect(await md5(B, `${dst}@s1`)).toBe(await md5(A, `${srcName}@s1`));
-  }, 60_000);
+  });
 });
 
 describe('replicate: dense small changes (exact reads by default; shared source reads with the readGap hook; exact writes)', () => {
@@ -420,7 +420,7 @@ describe('replicate: dense small changes (exact reads by default; shared source 
     } finally {
       await src.close();
     }
-  }, 60_000);
+  });
 });
 
 describe('replicate: writeGap', () => {
@@ -456,7 +456,7 @@ describe('replicate: writeGap', () => {
     } finally {
       await src.close();
     }
-  }, 60_000);
+  });
 });
 
 describe('replicate: interruption and resume', () => {
@@ -507,7 +507,7 @@ describe('replicate: interruption and resume', () => {
     expect(r.resumed).toBe(true);
     expect(r.bytesRead).toBe(SIZE - cp.doneOffset);
     expect(await md5(B, `${dst}@base`)).toBe(await md5(A, `${srcName}@base`));
-  }, 60_000);
+  });
 
   it('a lost last step (snapshot made, identity not bound) is finished by the re-run; a foreign same-named snapshot is still EEXIST', async () => {
     const dst = uniq('ri-last', B);
@@ -541,7 +541,7 @@ describe('replicate: interruption and resume', () => {
       onProgress: (p) => { if (p.bytesDone >= 4 * MiB) ac.abort(); } }), 'ABORT_ERR');
     await rbdCli(B, ['snap', 'create', `${B.pool}/${dst2}@base`]);
     await expectCode(replicate({ source: src, toSnapshot: 'base', target: { pool: pb, name: dst2 } }), 'EEXIST');
-  }, 90_000);
+  });
 
   it('the binding record goes with the close: a target closed before it fails the copy (ERR_CLOSED), and the re-run binds', async () => {
     const dst = uniq('ri-bind', B);
@@ -555,7 +555,7 @@ describe('replicate: interruption and resume', () => {
     await expect(rbdCli(B, ['image-meta', 'get', `${B.pool}/${dst}`, 'rbd-stream.checkpoint'])).rejects.toThrow();
     // No lock left behind by the closed handle.
     expect(JSON.parse(await rbdCli(B, ['lock', 'ls', '--format', 'json', `${B.pool}/${dst}`]))).toEqual([]);
-  }, 60_000);
+  });
 
   it('an empty incremental whose last step was lost is finished by the re-run (its checkpoint is written with the identity)', async () => {
     const dst = uniq('ri-elast', B);
@@ -575,7 +575,7 @@ describe('replicate: interruption and resume', () => {
     expect(record.targetSnapId).toBe(cliSnaps.find((x) => x.name === 'empty1')!.id);
     await expect(rbdCli(B, ['image-meta', 'get', `${B.pool}/${dst}`, 'rbd-stream.checkpoint'])).rejects.toThrow();
     await src.removeSnapshot('empty1');
-  }, 60_000);
+  });
 
   it('the first checkpoint goes just before the first write: an incremental killed then resumes instead of ERR_TARGET_CHANGED', async () => {
     const dst = uniq('ri-first', B);
@@ -606,7 +606,7 @@ describe('replicate: interruption and resume', () => {
     const r = await replicate({ source: src, fromSnapshot: 'base', toSnapshot: 'first1', target: { pool: pb, name: dst } });
     expect(r.bytesWritten).toBe(16 * MiB);
     expect(await md5(B, `${dst}@first1`)).toBe(await md5(A, `${srcName}@first1`));
-  }, 120_000);
+  });
 
   it('SIGKILL of a copying process; a re-run resumes from the checkpoint and matches', async () => {
     const dst = uniq('ri-kill', B);
@@ -644,7 +644,7 @@ describe('replicate: interruption and resume', () => {
     expect(r.resumed).toBe(true);
     expect(r.bytesRead).toBeLessThan(SIZE);
     expect(await md5(B, `${dst}@base`)).toBe(await md5(A, `${srcName}@base`));
-  }, 120_000);
+  });
 });
 
 describe('replicate: the source snapshot removed under the copy', () => {
@@ -687,7 +687,7 @@ describe('replicate: the source snapshot removed under the copy', () => {
       await other.close();
       await src.close();
     }
-  }, 120_000);
+  });
 });
 
 describe('replicate: an interrupted copy whose snapshot still exists', () => {
@@ -731,7 +731,7 @@ describe('replicate: an interrupted copy whose snapshot still exists', () => {
     } finally {
       await src.close();
     }
-  }, 120_000);
+  });
 
   it('its snapshot removed later, not under it: still refused (ERR_TARGET_CHANGED), the target\'s write kept', async () => {
     const { dst, src } = await interruptedThenWritten('rint2', 13);
@@ -750,7 +750,7 @@ describe('replicate: an interrupted copy whose snapshot still exists', () => {
     } finally {
       await src.close();
     }
-  }, 120_000);
+  });
 });
 
 describe('replicate: sparse', () => {
@@ -770,7 +770,7 @@ describe('replicate: sparse', () => {
     } finally {
       await src.close();
     }
-  }, 120_000);
+  });
 });
 
 describe('replicate: clone source', () => {
@@ -819,7 +819,7 @@ describe('replicate: clone source', () => {
       }
       await removeWithSnapshots(pa, parent);
     }
-  }, 120_000);
+  });
 });
 
 describe('replicate: layout of a created target', () => {
@@ -862,7 +862,7 @@ describe('replicate: layout of a created target', () => {
     } finally {
       await img.close();
     }
-  }, 120_000);
+  });
 });
 
 describe('replicate: zero runs', () => {
@@ -916,5 +916,5 @@ describe('replicate: zero runs', () => {
     } finally {
       await img.close();
     }
-  }, 120_000);
+  });
 });

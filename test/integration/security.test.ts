@@ -286,5 +286,5 @@ describe('least privilege for replication', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  }, 120_000);
+  });
 });

@@ -36,7 +36,7 @@ afterAll(async () => {
   for (const g of groupsB) await rbdCli(B, ['group', 'rm', `${B.pool}/${g}`]).catch(() => {});
   await imagesA.purge();
   await imagesB.purge();
-}, 120_000);
+});
 
 let gseq = 0;
 const groupName = (p: string) => {
@@ -162,7 +162,7 @@ describe('the crash-consistency check itself', () => {
     } finally {
       w?.kill();
     }
-  }, 120_000);
+  });
 });
 
 describe('syncGroup', () => {
@@ -274,7 +274,7 @@ describe('syncGroup', () => {
       await h1.close();
       await h2.close();
     }
-  }, 120_000);
+  });
 
   it('refusals: a target member whose copy of the common point is not that point (ERR_WRONG_BASE), an unrelated target image (ERR_NO_COMMON_SNAPSHOT); force overrides', async () => {
     const { group, names: [i1, i2] } = await makeGroup('sgr', [4 * MiB, 4 * MiB]);
@@ -299,7 +299,7 @@ describe('syncGroup', () => {
     expect(await groupSnaps(A, `${A.pool}/${other.group.name}`)).toEqual([]);
     const r3 = await syncGroup({ source: other.group, target: { pool: pb }, force: true });
     await expectHeadsCopied(r3, other.names);
-  }, 120_000);
+  });
 
   it('the anchor method on any release (test hook): what changed between anchor and group snapshot is copied again next round, never missed', async () => {
     const { group, names: [i1, i2] } = await makeGroup('sgm', [8 * MiB, 4 * MiB]);
@@ -341,7 +341,7 @@ describe('syncGroup', () => {
     } finally {
       await h1.close();
     }
-  }, 120_000);
+  });
 
   it('members from two pools with the same name would collide on the target: ERR_MEMBER_COLLISION before any snapshot', async () => {
     const pool2 = `rbdstream-sg2-${process.pid}`;
@@ -360,7 +360,7 @@ describe('syncGroup', () => {
       await p2.close();
       await cephCli(A, ['osd', 'pool', 'rm', pool2, pool2, '--yes-i-really-really-mean-it']).catch(() => {});
     }
-  }, 120_000);
+  });
 
   it('an aborted round (signal) resumes: same group snapshot, copied members skipped, the partial one from its checkpoint', async () => {
     const { group, names: [i1, i2] } = await makeGroup('sga', [16 * MiB, 4 * MiB]);
@@ -393,7 +393,7 @@ describe('syncGroup', () => {
     expect(m1.bytesRead).toBeLessThan(16 * MiB);
     await expectHeadsCopied(r, [i1, i2]);
     expect(await groupSnaps(B, `${B.pool}/${g}`)).toEqual([snap]);
-  }, 120_000);
+  });
 
   it('round leases: a round holds its base and new point on every member while it runs; pruning skips points of unexpired leases and removes expired ones', async () => {
     const { group, names: [i1, i2] } = await makeGroup('sgl', [4 * MiB, 4 * MiB]);
@@ -441,7 +441,7 @@ describe('syncGroup', () => {
     expect(Object.keys(leases(i1))).toEqual([]);
     expect(Object.keys(leases(i2))).toEqual([`${LEASE}live`]);
     await expectHeadsCopied(r, [i1, i2]);
-  }, 120_000);
+  });
 
   it('verify: every member is checksummed on both sides', async () => {
     const { group, names } = await makeGroup('sgv', [4 * MiB, 4 * MiB]);
@@ -454,7 +454,7 @@ describe('syncGroup', () => {
     expect(r.target).toBe(`${B.pool}/${group.name}-t`);
     expect(await groupSnaps(B, `${B.pool}/${group.name}-t`)).toEqual([r.snapshot]);
     await expectHeadsCopied(r, names);
-  }, 120_000);
+  });
 
   it('bad options are TypeError/RangeError before any cluster call', async () => {
     const { group } = await makeGroup('sgo', [4 * MiB]);
@@ -575,7 +575,7 @@ describe('group failover (A lost)', () => {
     await pb.createGroup(empty);
     await expectCode(syncFailover({ pool: pb, group: empty }), 'ERR_NO_COMMON_SNAPSHOT');
     await expectCode(syncFailover({ pool: pb, group: `${empty}-none` }), 'ENOENT');
-  }, 120_000);
+  });
 });
 
 describe('CLI sync-group', () => {

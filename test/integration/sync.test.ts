@@ -163,7 +163,7 @@ describe('a first round stopped before it wrote anything (a source of zeros)', (
       await far.close();
       rmSync(farDir, { recursive: true, force: true });
     }
-  }, 60_000);
+  });
 
   it('SIGKILLed: the same, for a process that could write no checkpoint of its own', async () => {
     const name = `${tag}-zkill`;
@@ -200,7 +200,7 @@ describe('a first round stopped before it wrote anything (a source of zeros)', (
     } finally {
       await img.close();
     }
-  }, 120_000);
+  });
 });
 
 describe('syncPool', () => {
@@ -287,7 +287,7 @@ describe('round leases: a running round keeps its snapshots from other rounds\' 
       await src.close();
       await other.close();
     }
-  }, 120_000);
+  });
 
   it('pruning skips snapshots of an unexpired lease, ignores and removes expired ones, leaves records it cannot read', async () => {
     const name = `${tag}-lease2`;
@@ -314,7 +314,7 @@ describe('round leases: a running round keeps its snapshots from other rounds\' 
     } finally {
       await src.close();
     }
-  }, 120_000);
+  });
 
   it('a lease that cannot be written on every image is written on none (a group round failing to take it leaves nothing held)', async () => {
     const names = [`${tag}-lease3a`, `${tag}-lease3b`];

@@ -105,7 +105,7 @@ describe('test clusters', () => {
     const none = await clusterCli(['status', '--json', '--dir', join(setDir, `no-such-set-${process.pid}`)]);
     expect(none.code).toBe(1);
     expect(JSON.parse(none.stdout)).toMatchObject({ exists: false, clusters: {} });
-  }, 120_000);
+  });
 
   // With several OSD op threads, memstore segfaulted within 4–10 s of this churn (3 of 3 runs,
   // Ceph 16.2.15): a snap trim iterating the shared snapmapper omap while another PG wrote it.
@@ -121,5 +121,5 @@ describe('test clusters', () => {
     } finally {
       await r.close();
     }
-  }, 120_000);
+  });
 });

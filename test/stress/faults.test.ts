@@ -68,7 +68,7 @@ afterAll(async () => {
     signalDaemon(dir, 'fx', 'osd', 'SIGCONT');
   } catch { /* set never came up */ }
   await stopOwnCluster(fxOwn);
-}, 120_000);
+});
 
 // Every scenario starts from a running, answering OSD (a scenario that failed may have left
 // it stopped); on failure, what the OSD was stuck on is printed to help tell why.
@@ -301,7 +301,7 @@ describe('replicate under faults', () => {
     await src.discard(20 * MiB, 4 * MiB); // a hole the copy must zero, not skip
     await src.createSnapshot('base');
     srcMd5 = await rbdExportMd5(A, `${A.pool}/${srcName}@base`);
-  }, 120_000);
+  });
   afterAll(async () => {
     if (!ra) return;
     try {
@@ -430,7 +430,7 @@ describe('replicate under faults', () => {
     console.log(`[faults] hung target: rejected ${settledAt - stoppedAt} ms after the stop: ${res.error?.message}`);
     expect(settledAt - stoppedAt).toBeLessThan(BOUND_MS);
     await rerunResumesIdentical(fx, name);
-  }, 150_000);
+  });
 
   // The last steps send a record ahead of librbd's op on the header: the identity ahead of the
   // snapshot create, the binding ahead of the close. The record's own reply fails the copy, after
@@ -490,7 +490,7 @@ describe('replicate under faults', () => {
       expect(JSON.parse(meta['rbd-stream.snap.base']).targetSnapId).toBe(snaps[0].id);
       expect(meta['rbd-stream.checkpoint']).toBeUndefined();
       expect(JSON.parse(await rbdCli(fx, ['lock', 'ls', '--format', 'json', `${fx.pool}/${name}`]))).toEqual([]);
-    }, 150_000);
+    });
   }
 
   // A real kill: memstore would come back empty, so this target is a second one-OSD cluster on
@@ -532,7 +532,7 @@ describe('replicate under faults', () => {
       expect(killedAt, 'the copy ended before the OSD could be killed').toBeGreaterThan(0);
       console.log(`[faults] killed target OSD: the copy completed ${Date.now() - killedAt} ms after the kill`);
       expect(await rbdExportMd5(fk, `${name}@base`)).toBe(srcMd5);
-    }, 120_000);
+    });
 
     it('not back within the timeout: ETIMEDOUT within the bound; after the restart a re-run resumes, identical', async () => {
       const name = `kill-long-${Date.now()}`;
@@ -552,7 +552,7 @@ describe('replicate under faults', () => {
       console.log(`[faults] killed target OSD: rejected ${settledAt - killedAt} ms after the kill: ${res.error?.message}`);
       expect(settledAt - killedAt).toBeLessThan(BOUND_MS);
       await rerunResumesIdentical(fk, name);
-    }, 150_000);
+    });
   });
 
   it('target pool over quota: a clear error within the timeout; after the quota is lifted a re-run completes', async () => {
@@ -588,7 +588,7 @@ describe('replicate under faults', () => {
     }
     expect(await rbdExportMd5(fx, `${pool}/${name}@base`)).toBe(srcMd5);
     await cephCli(fx, ['osd', 'pool', 'rm', pool, pool, '--yes-i-really-really-mean-it']);
-  }, 120_000);
+  });
 
   it('source written during the copy: the target equals the snapshot', async () => {
     const name = `rep-live-${Date.now()}`;
@@ -681,7 +681,7 @@ describe('replicate under faults', () => {
       if (child.exitCode === null) child.kill('SIGKILL');
     }
     expect(await rbdExportMd5(fx, `${name}@base`)).toBe(srcMd5);
-  }, 120_000);
+  });
 
   it('`rbd-stream sync` SIGKILLed mid-copy: a re-run resumes the same round; target identical', async () => {
     const name = `sync-kill-${Date.now()}`;
