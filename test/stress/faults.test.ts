@@ -15,7 +15,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { spawn } from 'node:child_process';
 import { Rados, isRbdError, replicate, type Image, type Pool } from '../../lib/index.js';
 import { withReplicateTestHooks } from '../../lib/transfer/replicate/options.js';
-import { down, restartOsd, signalDaemon, spawnWatchdog, status, up, type UpOptions } from '../../tools/cluster/index.js';
+import { down, restartOsd, signalDaemon, spawnWatchdog, status, stopDaemon, up, type UpOptions } from '../../tools/cluster/index.js';
 import { cephCli, getClusters, rbdCli, rbdExportMd5, type TestCluster } from '../support/clusters.js';
 
 const TIMEOUT_MS = 3000;
@@ -441,9 +441,11 @@ describe('replicate under faults', () => {
       const name = `rep-${step}-${Date.now()}`;
       const { r, p } = await target();
       let stoppedAt = 0;
-      const stop = () => {
+      // Every OSD thread stopped before the record is sent: once, under CI load, the record
+      // succeeded although sent after kill() had returned (the create timed out instead).
+      const stop = async () => {
         stoppedAt = Date.now();
-        osd('SIGSTOP');
+        await stopDaemon(dir!, 'fx', 'osd');
       };
       let res: Awaited<ReturnType<typeof timed>> | undefined;
       let settledAt = 0;
