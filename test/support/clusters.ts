@@ -159,11 +159,23 @@ export async function rbdCli(c: TestCluster, args: string[], opts: CliOptions = 
   return opts.buffer ? out : out.toString('utf8');
 }
 
-/** Test cleanup with the CLI: purges the image's snapshots and removes it; errors (it is gone) ignored. */
-export async function rbdRemoveImage(c: TestCluster, name: string): Promise<void> {
-  await rbdCli(c, ['snap', 'purge', '--no-progress', `${c.pool}/${name}`]).catch(() => undefined);
-  await rbdCli(c, ['rm', '--no-progress', `${c.pool}/${name}`]).catch(() => undefined);
+/** Removes an image with the CLI, unprotecting and purging its snapshots first; a missing image is no error. */
+export async function rbdPurgeImage(c: TestCluster, name: string): Promise<void> {
+  const spec = `${c.pool}/${name}`;
+  try {
+    const snaps = JSON.parse(await rbdCli(c, ['snap', 'ls', '--format', 'json', spec])) as { name: string; protected: string }[];
+    for (const s of snaps) {
+      if (s.protected === 'true') await rbdCli(c, ['snap', 'unprotect', `${spec}@${s.name}`]).catch(() => {});
+    }
+    if (snaps.length) await rbdCli(c, ['--no-progress', 'snap', 'purge', spec]).catch(() => {});
+    await rbdCli(c, ['--no-progress', 'rm', spec]);
+  } catch (e) {
+    if (!/No such file|does not exist|ENOENT|error opening image/i.test(String(e))) throw e;
+  }
 }
+
+/** Test cleanup that must not fail the file: rbdPurgeImage, every error ignored. */
+export const rbdRemoveImage = (c: TestCluster, name: string): Promise<void> => rbdPurgeImage(c, name).catch(() => undefined);
 
 /**
  * `rbd` run synchronously: the JS thread, and with it every rbd-stream operation's next step, waits

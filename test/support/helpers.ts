@@ -3,7 +3,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { Rados, type Pool } from '../../lib/index.js';
-import { getClusters, rbdCli, type TestCluster } from './clusters.js';
+import { getClusters, rbdCli, rbdPurgeImage, type TestCluster } from './clusters.js';
 
 export const clusters = getClusters();
 export const A: TestCluster = clusters.a;
@@ -37,25 +37,11 @@ export async function purgeImages(c: TestCluster, names: Iterable<string>): Prom
   const worker = async () => {
     while (next < newestFirst.length) {
       const name = newestFirst[next++];
-      await purgeImage(c, name).catch(() => failed.add(name));
+      await rbdPurgeImage(c, name).catch(() => failed.add(name));
     }
   };
   await Promise.all(Array.from({ length: 4 }, worker));
-  for (const name of newestFirst) if (failed.has(name)) await purgeImage(c, name);
-}
-
-async function purgeImage(c: TestCluster, name: string): Promise<void> {
-  const spec = `${c.pool}/${name}`;
-  try {
-    const snaps = JSON.parse(await rbdCli(c, ['snap', 'ls', '--format', 'json', spec])) as { name: string; protected: string }[];
-    for (const s of snaps) {
-      if (s.protected === 'true') await rbdCli(c, ['snap', 'unprotect', `${spec}@${s.name}`]).catch(() => {});
-    }
-    if (snaps.length) await rbdCli(c, ['--no-progress', 'snap', 'purge', spec]).catch(() => {});
-    await rbdCli(c, ['--no-progress', 'rm', spec]);
-  } catch (e) {
-    if (!/No such file|does not exist|ENOENT|error opening image/i.test(String(e))) throw e;
-  }
+  for (const name of newestFirst) if (failed.has(name)) await rbdPurgeImage(c, name);
 }
 
 /** Creates images on a pool and remembers them for purge in afterAll. */

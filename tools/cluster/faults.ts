@@ -6,13 +6,18 @@ import { cephCmd, sleep, tail } from './exec.js';
 import { readState, statePath, writeJsonAtomic } from './state.js';
 import type { ClusterPids } from './types.js';
 
+function clusterOf(dir: string, name: string) {
+  const c = readState(resolve(dir))?.clusters[name];
+  if (!c) throw new Error(`no cluster ${name} in ${dir}`);
+  return c;
+}
+
 /**
  * Sends `signal` to one daemon of cluster `name` (verified to be ours); for fault tests, e.g.
  * SIGSTOP/SIGCONT of the OSD to simulate a hung one. Returns false if it is not running.
  */
 export function signalDaemon(dir: string, name: string, daemon: keyof ClusterPids, signal: NodeJS.Signals): boolean {
-  const c = readState(resolve(dir))?.clusters[name];
-  if (!c) throw new Error(`no cluster ${name} in ${dir}`);
+  const c = clusterOf(dir, name);
   return signalVerified([{ pid: c.pids[daemon] ?? 0, conf: c.conf }], signal).length === 1;
 }
 
@@ -22,10 +27,8 @@ export function signalDaemon(dir: string, name: string, daemon: keyof ClusterPid
  * machine a test could otherwise send its next op while the daemon was not yet fully stopped.
  */
 export async function stopDaemon(dir: string, name: string, daemon: keyof ClusterPids, timeoutMs = 10_000): Promise<void> {
-  const c = readState(resolve(dir))?.clusters[name];
-  if (!c) throw new Error(`no cluster ${name} in ${dir}`);
-  const pid = c.pids[daemon] ?? 0;
-  if (signalVerified([{ pid, conf: c.conf }], 'SIGSTOP').length !== 1) throw new Error(`${daemon} of ${name} is not running`);
+  if (!signalDaemon(dir, name, daemon, 'SIGSTOP')) throw new Error(`${daemon} of ${name} is not running`);
+  const pid = clusterOf(dir, name).pids[daemon]!;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const running = readdirSync(`/proc/${pid}/task`).filter((tid) => !/^[Tt]$/.test(procState(pid, Number(tid)) ?? 'T'));
@@ -42,8 +45,7 @@ export async function stopDaemon(dir: string, name: string, daemon: keyof Cluste
  */
 export async function restartOsd(dir: string, name: string, timeoutMs = 60_000): Promise<number> {
   dir = resolve(dir);
-  const c = readState(dir)?.clusters[name];
-  if (!c) throw new Error(`no cluster ${name} in ${dir}`);
+  const c = clusterOf(dir, name);
   const deadline = Date.now() + timeoutMs;
   while (isOurDaemon(c.pids.osd, c.conf)) {
     if (Date.now() > deadline) throw new Error(`osd.0 of ${name} (pid ${c.pids.osd}) is still running`);
