@@ -588,7 +588,7 @@ describe('replicate: interruption and resume', () => {
       CHILD_FROM: 'base', CHILD_TO: 'first1', CHILD_CHECKPOINT_MS: '60000',
     });
     // Kill once the target's head differs from its base (the copy has written).
-    const deadline = Date.now() + 60_000;
+    const deadline = Date.now() + 120_000;
     let killed = false;
     while (Date.now() < deadline && child.exitCode === null) {
       const changed = JSON.parse(await rbdCli(B, ['diff', '--format', 'json', '--from-snap', 'base', `${B.pool}/${dst}`])) as unknown[];
@@ -612,7 +612,7 @@ describe('replicate: interruption and resume', () => {
     const dst = uniq('ri-kill', B);
     const { process: child, stderr, exited } = startReplicateChild({ CHILD_A: JSON.stringify(A), CHILD_B: JSON.stringify(B), CHILD_SRC: srcName, CHILD_DST: dst });
     // Kill once a checkpoint past 8 MiB is on the target.
-    const deadline = Date.now() + 60_000;
+    const deadline = Date.now() + 120_000;
     let busyTime = -1;
     let killed = false;
     let busyChecked = false;
