@@ -211,7 +211,7 @@ describe('syncGroup', () => {
     } finally {
       w?.kill();
     }
-  }, 300_000);
+  }, 600_000);
 
   it('incremental rounds copy only the changed bytes; an added member gets a full copy, a removed one is reported and leaves the target group (image kept)', async () => {
     const { group, names: [i1, i2] } = await makeGroup('sgi', [8 * MiB, 8 * MiB]);

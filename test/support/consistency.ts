@@ -140,6 +140,7 @@ export async function startWriter(c: { conf: string; keyring?: string; user?: st
       child.stdin.end('stop\n');
       const code = await exited;
       if (code !== 0) throw new Error(`writer exited ${code}: ${err}`);
+      if (err) console.log(`writer: ${err.trim()}`);
       return (JSON.parse(out.trim().split('\n').pop()!) as { seq: number }).seq;
     },
     kill() {
