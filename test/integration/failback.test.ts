@@ -408,7 +408,8 @@ describe('rbd-stream failover (snapshot sync, A lost)', () => {
   it('a round killed mid-copy (SIGKILL) leaves its lock record: refused while the dead client still watches, then its lock is taken and the copy rolled back', async () => {
     const name = `${tag}-fok`;
     const { imgA, results } = await syncedPair(name, 1);
-    await scribble(imgA, [0], 4 * MiB, 0x66);
+    // The whole image: 8 s at the child's 1 MiB/s, time for several checkpoints (one every 2 s).
+    await scribble(imgA, [0], 8 * MiB, 0x66);
     const { process: child, stderr, exited } = startReplicateChild({ CHILD_SYNC: '1', CHILD_A: JSON.stringify(a), CHILD_B: JSON.stringify(b), CHILD_SRC: name, CHILD_DST: name });
     const imgB = await pb.openImage(name);
     try {
