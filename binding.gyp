@@ -16,6 +16,7 @@
         "native/snapshot.cc",
         "native/group.cc",
         "native/diff.cc",
+        "native/object_map.cc",
         "native/mirror/pool.cc",
         "native/mirror/image.cc",
         "native/copy/engine.cc",

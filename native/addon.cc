@@ -11,6 +11,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitImage(env, exports);
   InitSnapshot(env, exports);
   InitDiff(env, exports);
+  InitObjectMap(env, exports);
   InitMirrorPool(env, exports);
   InitMirrorImage(env, exports);
   InitCopy(env, exports);

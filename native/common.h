@@ -71,6 +71,20 @@ int HeaderOid(Image* img, std::string* oid);
 
 // The header's snap context: seq (may be null) and the snapshot ids, newest first (snapshot.cc).
 int HeaderSnapContext(Image* img, uint64_t* seq, std::vector<uint64_t>* ids);
+// Decodes cls_rbd get_snapcontext's reply (u64 seq, u32 count, u64 ids); -EIO when malformed.
+int DecodeSnapContext(const char* out, size_t len, uint64_t* seq, std::vector<uint64_t>* ids);
+
+// Little-endian integers in Ceph's encodings.
+inline uint32_t LoadLe32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; i--) v = (v << 8) | uint8_t(p[i]);
+  return v;
+}
+inline uint64_t LoadLe64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; i--) v = (v << 8) | uint8_t(p[i]);
+  return v;
+}
 
 // An UpdateHeaderMetadata sent without waiting; Wait() returns its result (the destructor waits).
 struct HeaderMetadataWrite {
@@ -301,6 +315,7 @@ void InitPool(Napi::Env env, Napi::Object exports);
 void InitImage(Napi::Env env, Napi::Object exports);
 void InitSnapshot(Napi::Env env, Napi::Object exports);
 void InitDiff(Napi::Env env, Napi::Object exports);
+void InitObjectMap(Napi::Env env, Napi::Object exports);
 void InitMirrorPool(Napi::Env env, Napi::Object exports);
 void InitMirrorImage(Napi::Env env, Napi::Object exports);
 void InitCopy(Napi::Env env, Napi::Object exports);

@@ -52,18 +52,16 @@ int HeaderSnapContext(Image* img, uint64_t* seq, std::vector<uint64_t>* ids) {
   rc = rados_read_op_operate(op, img->ioctx->io, oid.c_str(), 0);
   rados_release_read_op(op);
   if (rc >= 0) rc = prval;
-  auto u32 = [&](size_t at) { uint32_t v = 0; for (int i = 3; i >= 0; i--) v = (v << 8) | uint8_t(out[at + i]); return v; };
-  auto u64 = [&](size_t at) { uint64_t v = 0; for (int i = 7; i >= 0; i--) v = (v << 8) | uint8_t(out[at + i]); return v; };
-  if (rc >= 0) {
-    if (out == nullptr || outLen < 12 || outLen < 12 + size_t(u32(8)) * 8) {
-      rc = -EIO;
-    } else {
-      if (seq != nullptr) *seq = u64(0);
-      for (uint32_t i = 0, n = u32(8); i < n; i++) ids->push_back(u64(12 + size_t(i) * 8));
-    }
-  }
+  if (rc >= 0) rc = DecodeSnapContext(out, outLen, seq, ids);
   if (out != nullptr) rados_buffer_free(out);
   return rc;
+}
+
+int DecodeSnapContext(const char* out, size_t len, uint64_t* seq, std::vector<uint64_t>* ids) {
+  if (out == nullptr || len < 12 || len < 12 + size_t(LoadLe32(out + 8)) * 8) return -EIO;
+  if (seq != nullptr) *seq = LoadLe64(out);
+  for (uint32_t i = 0, n = LoadLe32(out + 8); i < n; i++) ids->push_back(LoadLe64(out + 12 + size_t(i) * 8));
+  return 0;
 }
 
 namespace {

@@ -14,6 +14,11 @@ export interface DiffBinding {
   ): Promise<Float64Array>;
   /** What the running librbd offers beyond Pacific's C API (dlsym; no librbd call). */
   getCapabilities(): { cephVersion: string | null; diffIterate3: boolean };
+  /**
+   * native/object_map.cc: whether the head changed since snapshot `snap`, from the fast-diff object
+   * maps read in one round trip: 1 unchanged, 2 changed, 0 unknown (ask diff_iterate).
+   */
+  headChangedSince(i: ImageHandle, snap: string): Promise<0 | 1 | 2>;
 }
 
-export const diffFunctions: Record<keyof DiffBinding, true> = { getDiffExtents: true, getCapabilities: true };
+export const diffFunctions: Record<keyof DiffBinding, true> = { getDiffExtents: true, getCapabilities: true, headChangedSince: true };

@@ -143,9 +143,15 @@ export interface TargetChanges {
 
 /** The target's own changes since `fromSnap` (the first batch only, unless force needs them all). */
 export async function targetChanges(target: Image, fromSnap: string, force: boolean): Promise<TargetChanges> {
+  if (!force) {
+    // One round trip where the fast-diff object maps can answer; diff_iterate loads them one
+    // after another, several round trips on a far target.
+    const answer = await target[kTrack](() => native.headChangedSince(target[kHandle], fromSnap));
+    if (answer !== 0) return { dataChanged: answer === 2, extents: [] };
+  }
   const extents: number[] = [];
   let dataChanged = false;
-  // Whether anything changed is answered per object, from the fast-diff object map where valid
+  // Otherwise whether anything changed is answered per object, from the fast-diff object map where valid
   // (no round trip per object); force needs the exact extents.
   for await (const batch of target.diff({ fromSnapshot: fromSnap, batchSize: force ? 1024 : 1, wholeObject: !force })) {
     if (batch.length > 0) dataChanged = true;
