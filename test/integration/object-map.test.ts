@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { native } from '../../lib/binding/index.js';
 import { kHandle } from '../../lib/core/internal.js';
 import type { Image } from '../../lib/index.js';
-import { rbdCli } from '../support/clusters.js';
+import { rbdCli, rbdPurgeImage } from '../support/clusters.js';
 import { A, KiB, MiB, cliDiff, rnd, usePool } from '../support/helpers.js';
 
 const OBJ = 4 * MiB;
@@ -58,8 +58,7 @@ describe('headChangedSince (object maps)', () => {
           expect(got).toBe(await oracle(name, 'base'));
         } finally {
           await img.close();
-          await rbdCli(A, ['snap', 'purge', `${A.pool}/${name}`]);
-          await rbdCli(A, ['rm', `${A.pool}/${name}`]);
+          await rbdPurgeImage(A, name);
         }
       }),
       { numRuns: 12, seed: 20261207 },
