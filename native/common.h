@@ -98,10 +98,12 @@ struct HeaderMetadataWrite {
 // header-update notify (native/image.cc says why). The caller holds the exclusive lock. With
 // `started`, the op is only sent: RADOS applies one client's ops on one object in the order sent,
 // so a later op on the header lands after it; `onComplete(completion, arg)`, if given, runs when
-// its reply arrives (on a librados thread).
+// its reply arrives (on a librados thread). Keys in `absent` must be unset (or empty) for the op to
+// apply; otherwise nothing is written and it fails with ECANCELED (an OSD omap_cmp guard).
 int UpdateHeaderMetadata(Image* img, const std::vector<std::string>& keys, const std::vector<std::string>& vals,
                          const std::vector<std::string>& removes, HeaderMetadataWrite* started = nullptr,
-                         rados_callback_t onComplete = nullptr, void* arg = nullptr);
+                         rados_callback_t onComplete = nullptr, void* arg = nullptr,
+                         const std::vector<std::string>& absent = {});
 
 // What an operation was doing, for error messages.
 struct OpContext {

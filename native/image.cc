@@ -253,7 +253,7 @@ int HeaderOid(Image* img, std::string* oid) {
 
 int UpdateHeaderMetadata(Image* img, const std::vector<std::string>& keys, const std::vector<std::string>& vals,
                          const std::vector<std::string>& removes, HeaderMetadataWrite* started,
-                         rados_callback_t onComplete, void* arg) {
+                         rados_callback_t onComplete, void* arg, const std::vector<std::string>& absent) {
   std::string oid;
   int rc = HeaderOid(img, &oid);
   if (rc < 0) return rc;
@@ -270,6 +270,8 @@ int UpdateHeaderMetadata(Image* img, const std::vector<std::string>& keys, const
   for (const auto& x : r) rp.push_back(x.c_str());
   rados_write_op_t op = rados_create_write_op();
   rados_write_op_assert_exists(op);
+  // An absent omap key compares equal to an empty value; no record is ever empty.
+  for (const auto& x : absent) rados_write_op_omap_cmp(op, ("metadata_" + x).c_str(), LIBRADOS_CMPXATTR_OP_EQ, "", 0, nullptr);
   if (!kp.empty()) rados_write_op_omap_set(op, kp.data(), vp.data(), vl.data(), kp.size());
   if (!rp.empty()) rados_write_op_omap_rm_keys(op, rp.data(), rp.size());
   if (started == nullptr) {
@@ -310,14 +312,20 @@ namespace {
 // delayed messages) and then a refresh of every open handle (several round trips more), and
 // replicate() writes four records per copy. The keys are the header's "metadata_<key>" omap
 // entries, the layout rbd_metadata_get/list read (cls_rbd); no other client caches them.
-// The caller holds the image's exclusive lock.
+// The caller holds the image's exclusive lock. (image, [key, value, ...], [key, ...][, [absent key, ...]]):
+// with absent keys, ECANCELED when one of them is set (nothing written).
 Napi::Value UpdateMetadata(const Napi::CallbackInfo& info) {
   auto img = Unwrap<Image>(info[0], "image");
   Napi::Env env = info.Env();
-  std::vector<std::string> keys, vals, removes;
-  if (!ArgRecords(info, 1, &keys, &vals, &removes)) throw Napi::TypeError::New(env, "updateMetadata(image, [key, value, ...], [key, ...])");
-  return RunBlocking<Empty>(env, OpContext::For("update image metadata", img.get()),
-                            [img, keys, vals, removes](Empty&) { return UpdateHeaderMetadata(img.get(), keys, vals, removes); });
+  std::vector<std::string> keys, vals, removes, absent;
+  if (!ArgRecords(info, 1, &keys, &vals, &removes)) throw Napi::TypeError::New(env, "updateMetadata(image, [key, value, ...], [key, ...][, [key, ...]])");
+  if (info.Length() > 3 && info[3].IsArray()) {
+    auto a = info[3].As<Napi::Array>();
+    for (uint32_t k = 0; k < a.Length(); k++) absent.push_back(a.Get(k).ToString().Utf8Value());
+  }
+  return RunBlocking<Empty>(env, OpContext::For("update image metadata", img.get()), [img, keys, vals, removes, absent](Empty&) {
+    return UpdateHeaderMetadata(img.get(), keys, vals, removes, nullptr, nullptr, nullptr, absent);
+  });
 }
 
 Napi::Value MetadataList(const Napi::CallbackInfo& info) {

@@ -29,8 +29,11 @@ export interface ImageBinding {
   getMetadata(i: ImageHandle, key: string): Promise<string>;
   setMetadata(i: ImageHandle, key: string, value: string): Promise<void>;
   removeMetadata(i: ImageHandle, key: string): Promise<void>;
-  /** Sets [key, value, …] and removes keys in one atomic op on the header, without librbd's notify (hold the exclusive lock). */
-  updateMetadata(i: ImageHandle, set: string[], remove: string[]): Promise<void>;
+  /**
+   * Sets [key, value, …] and removes keys in one atomic op on the header, without librbd's notify
+   * (hold the exclusive lock). With `absent`, only if none of those keys is set (else ECANCELED).
+   */
+  updateMetadata(i: ImageHandle, set: string[], remove: string[], absent?: string[]): Promise<void>;
   listMetadata(i: ImageHandle): Promise<Record<string, string>>;
   /**
    * updateMetadata's op, sent ahead of this handle's next createSnapshot or closeImage (they wait

@@ -94,6 +94,28 @@ describe('snapshots', () => {
     }
   });
 
+  it('records guarded by absent keys are written only while those keys are unset (else ECANCELED, nothing written)', async () => {
+    const name = await fx.images.create(fx.pool, 'snap-records-absent', 4 * MiB);
+    const img = await fx.pool.openImage(name);
+    const meta = async () => JSON.parse(await rbdCli(A, ['image-meta', 'list', '--format', 'json', `${A.pool}/${name}`])) as Record<string, string>;
+    try {
+      await native.acquireLock(img[kHandle]);
+      await native.updateMetadata(img[kHandle], ['cp', 'first'], [], ['cp']);
+      expect(await meta()).toEqual({ cp: 'first' });
+      // Set: the guard fails the whole op, the other key included.
+      await expect(native.updateMetadata(img[kHandle], ['cp', 'second', 'other', 'x'], [], ['cp'])).rejects.toMatchObject({ code: 'ECANCELED' });
+      expect(await meta()).toEqual({ cp: 'first' });
+      // Unguarded, and guarded by another key that is unset: written.
+      await native.updateMetadata(img[kHandle], ['cp', 'third'], [], ['unset']);
+      expect(await meta()).toEqual({ cp: 'third' });
+      await native.updateMetadata(img[kHandle], [], ['cp'], []);
+      await native.updateMetadata(img[kHandle], ['cp', 'fourth'], [], ['cp']);
+      expect(await meta()).toEqual({ cp: 'fourth' });
+    } finally {
+      await img.close();
+    }
+  });
+
   it('createSnapshot resolves to the new id without a refresh; with other new snapshots about, librbd decides', async () => {
     const name = await fx.images.create(fx.pool, 'snap-id', 4 * MiB);
     const img = await fx.pool.openImage(name);
