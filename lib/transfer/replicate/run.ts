@@ -111,12 +111,20 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     // checkpoint of an interrupted run, the base's recorded identity, and the target's own changes
     // since the base (read ahead; used unless this resumes our own run unforced).
     const changes = fromSnap === undefined ? undefined : settled(targetChanges(target, fromSnap, force));
-    const [allSnaps, cpRaw, baseRecord] = await Promise.all([
+    // A full copy into a target it created, still without snapshots (librbd's list, no round trip):
+    // its first checkpoint is written at once, guarded to apply only while no checkpoint is set — the
+    // case in which the read below would find none and write the same. One round trip instead of a
+    // read and then the write. A checkpoint already there (another copy into this name between our
+    // create and our lock): nothing written, and the reads decide as for any target.
+    const createdSnaps = created && fromSnap === undefined ? await target.listSnapshots({ allNamespaces: true }) : undefined;
+    const firstCheckpoint = createdSnaps?.length === 0 && tst.size === size &&
+      await updateRecords(target, { [CHECKPOINT_KEY]: `${checkpointPrefix(fromId, toId, true)}0}` }, [], [CHECKPOINT_KEY]);
+    const [allSnaps, cpRaw, baseRecord] = firstCheckpoint ? [createdSnaps!, undefined, undefined] : await Promise.all([
       target.listSnapshots({ allNamespaces: true }),
       target.getMetadata(CHECKPOINT_KEY),
       fromSnap === undefined ? undefined : readIdentity(target, fromSnap),
     ]);
-    trace('target reads');
+    trace(firstCheckpoint ? 'first checkpoint' : 'target reads');
     const tsnaps = allSnaps.filter((s) => s.namespace === 'user');
     // A checkpoint from an interrupted run of this same copy?
     const cp = parseCheckpoint(cpRaw);
@@ -178,7 +186,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     // moves: the engine would write the same record before its first write.
     const resize = tst.size !== size;
     const checkpointFirst = !matching && (resize || created);
-    if (checkpointFirst) await updateRecords(target, { [CHECKPOINT_KEY]: `${cpPrefix}${startOffset}}` });
+    if (checkpointFirst && !firstCheckpoint) await updateRecords(target, { [CHECKPOINT_KEY]: `${cpPrefix}${startOffset}}` });
 
     trace('checkpoint write');
     if (resize) await target.resize(size, { allowShrink: true });

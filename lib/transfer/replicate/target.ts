@@ -57,9 +57,16 @@ export async function openTarget(
 /**
  * replicate()'s records on the target (checkpoint, identities): set and removed in one op, without
  * librbd's notify and the refresh it triggers (native updateMetadata). The target's lock is held.
+ * With `absent`, applied only if none of those keys is set: resolves false (nothing written) when one is.
  */
-export async function updateRecords(target: Image, set: Record<string, string>, remove: string[] = []): Promise<void> {
-  await target[kTrack](() => native.updateMetadata(target[kHandle], Object.entries(set).flat(), remove));
+export async function updateRecords(target: Image, set: Record<string, string>, remove: string[] = [], absent?: string[]): Promise<boolean> {
+  try {
+    await target[kTrack](() => native.updateMetadata(target[kHandle], Object.entries(set).flat(), remove, absent));
+    return true;
+  } catch (e) {
+    if (absent !== undefined && (e as { code?: string }).code === 'ECANCELED') return false;
+    throw e;
+  }
 }
 
 /**
