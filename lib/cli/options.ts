@@ -148,7 +148,7 @@ export function syncOptions(c: Command, help: { force: string; concurrency: stri
     .option('--verify', 'checksum the copied extents on both sides afterwards')
     .option('--force', help.force)
     .option('--concurrency <n>', help.concurrency, intArg('concurrency', 1))
-    .option('--inflight <size>', 'data buffers in flight (default 64M; with several images copied at once, shared by them)', parseSize)
+    .option('--inflight <size>', 'data buffers in flight (default 80M; with several images copied at once, shared by them)', parseSize)
     .option('--write-gap <bytes>', 'write nearby changes as one op, rewriting up to this many unchanged bytes (default 0)', intArg('write-gap'))
     .option('--bwlimit <rate>', 'cap the data sent to the destination, bytes per second (50M, 1.5G; K/M/G = 1024^n)', parseRate);
 }

@@ -53,7 +53,7 @@ export interface SyncGroupOptions {
   /** Reads and writes in flight per member (replicate's concurrency). */
   concurrency?: number;
   /**
-   * Data buffers in flight, in bytes, shared by the members being copied (default 64 MiB): each of
+   * Data buffers in flight, in bytes, shared by the members being copied (default 80 MiB): each of
    * the `parallel` copies gets its share, at least 1 MiB.
    */
   inflightBytes?: number;

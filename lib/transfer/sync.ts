@@ -39,7 +39,7 @@ export interface SyncImageOptions {
    */
   force?: boolean;
   concurrency?: number;
-  /** Data buffers in flight, in bytes (see ReplicateOptions.inflightBytes; default 64 MiB). */
+  /** Data buffers in flight, in bytes (see ReplicateOptions.inflightBytes; default 80 MiB). */
   inflightBytes?: number;
   /**
    * Base this round on the source snapshot with this id (any namespace: e.g. a mirror snapshot, or a
@@ -307,7 +307,7 @@ export interface SyncPoolOptions extends Omit<SyncImageOptions, 'source' | 'targ
   /** Images synced at the same time (default 2). */
   parallel?: number;
   /**
-   * Data buffers in flight, in bytes, shared by the images being copied (default 64 MiB): each of
+   * Data buffers in flight, in bytes, shared by the images being copied (default 80 MiB): each of
    * the `parallel` copies gets its share, at least 1 MiB. The same for `bandwidth`.
    */
   inflightBytes?: number;

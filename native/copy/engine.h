@@ -49,7 +49,7 @@ struct Options {
   // separately: a far target needs many small writes in flight, but large chunks must not multiply
   // memory. Each chunk (one source read, then its writes) holds one slot of `concurrency`.
   int concurrency = 4096;
-  uint64_t inflightBytes = 64 << 20;
+  uint64_t inflightBytes = 80 << 20;
   // Cap on data bytes sent to the target per second (writes; verify: target reads). 0: none.
   uint64_t bandwidth = 0;
   bool targetZeroed = false, fillGaps = false;

@@ -65,10 +65,10 @@ export interface ReplicateOptions {
   /** Bytes per read/write at most (default 1 MiB). */
   chunkSize?: number;
   /**
-   * Data buffers in flight at most, in bytes (default 64 MiB; at least chunkSize). Reads and writes
-   * share one buffer per chunk with librbd (no copies): copying 2 GiB 10 and 25 ms away, a process
-   * running the package peaked at 200–202 MiB RSS with 64 MiB, 228–233 with 80, 231–249 with 96.
-   * More helps far targets: see docs/remote.md.
+   * Data buffers in flight at most, in bytes (default 80 MiB; at least chunkSize). Reads and writes
+   * share one buffer per chunk with librbd (no copies): copying 2 GiB 0, 10 and 25 ms away, a process
+   * running the package peaked at 193–234 MiB RSS with 80 MiB (200–216 with 64, 206–249 with 96), under
+   * the 256 MiB bound. More helps far targets: see docs/remote.md.
    */
   inflightBytes?: number;
   /**
@@ -215,7 +215,7 @@ export const isImage = (v: unknown): v is Image => v instanceof Image;
 
 export const DEFAULT_CONCURRENCY = 4096;
 export const MAX_CONCURRENCY = 16384;
-export const DEFAULT_INFLIGHT_BYTES = 64 << 20;
+export const DEFAULT_INFLIGHT_BYTES = 80 << 20;
 export const DEFAULT_CHUNK_SIZE = 1 << 20;
 
 /** `inflightBytes` option: at least one chunk, at most 1 GiB. */
