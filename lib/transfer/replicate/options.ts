@@ -67,7 +67,7 @@ export interface ReplicateOptions {
   /**
    * Data buffers in flight at most, in bytes (default 80 MiB; at least chunkSize). Reads and writes
    * share one buffer per chunk with librbd (no copies): copying 2 GiB 0, 10 and 25 ms away, a process
-   * running the package peaked at 193–234 MiB RSS with 80 MiB (200–216 with 64, 206–249 with 96), under
+   * running the package peaked at 193–234 MiB RSS with 80 MiB (196–216 with 64, 205–249 with 96), under
    * the 256 MiB bound. More helps far targets: see docs/remote.md.
    */
   inflightBytes?: number;
