@@ -458,8 +458,8 @@ async function main() {
         // Each target is removed right after its own run (untimed), so the second tool of a rep does
         // not copy into a target cluster still holding the first one's 1 GiB: with both kept until
         // the rep ended, whichever ran second was slower (docs/benchmarks.md, order effect).
-        const then = async <T>(run: Promise<T>, dst: string) => { try { return await run; } finally { await remove(B, dst); } };
-        samples.push(await pair(i, () => then(streamCopy(t, src, undefined, 's', d1, true), d1), (cpu) => then(cliCopy(t, src, undefined, 's', d2, IMAGE, cpu), d2)));
+        const removeAfter = async <T>(run: Promise<T>, dst: string) => { try { return await run; } finally { await remove(B, dst); } };
+        samples.push(await pair(i, () => removeAfter(streamCopy(t, src, undefined, 's', d1, true), d1), (cpu) => removeAfter(cliCopy(t, src, undefined, 's', d2, IMAGE, cpu), d2)));
       }
       const s = summarize(samples);
       const ceiling = ceilings.get(d)!;
