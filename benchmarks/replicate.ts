@@ -7,6 +7,7 @@
  *     [--bwlimit-mib 50,200] [--bwlimit-delays 0] [--rss-gib 2] [--no-rss] [--concurrency 4096] [--inflight-mib 48]
  *     [--chunk-mib 1] [--enumeration auto|fine|whole] [--read-gap-kib 0] [--fast-mon] [--osd-mib 10000]
  *     [--workloads full,inc4k,inc64k,sparse,empty] [--variant '{"concurrency":2048,"readGap":0}'] [--settle-ms 0] [--no-warmup]
+ *     [--osd-warmup-passes 4]
  *     [--stream-config rbd_cache=false,rbd_disable_zero_copy_writes=false]
  *
  * Uses the clusters named by RBD_STREAM_CONF_A/B, or starts its own set (OSDs with --osd-mib, default
@@ -22,6 +23,12 @@
  * CLI's target side (`rbd create`, `rbd import-diff`); the source side is never delayed. Per delay the
  * injection is checked (QD1 4 KiB `rbd bench` writes with the cache off: ~1000/D IOPS expected) and the
  * ceiling is measured (`rbd bench --rbd_cache=false`, io-size = --chunk-mib, io-threads = the engine's depth for such chunks, min(--concurrency, --inflight-mib / --chunk-mib)).
+ * For (1) both are measured again in every rep, each into a new image: the write ceiling, and the copy
+ * ceiling (the same write while the same `rbd bench` reads (1)'s source; the slower of the two rates, an
+ * optimistic bound as the faster one's tail runs alone). On one host both clusters share the CPU a copy
+ * needs; the copy ceiling is what that leaves a copy.
+ * Before any of it, --osd-warmup-passes (default 4) untimed write passes over a scratch image on each
+ * cluster grow the new OSDs' heaps (docs/benchmarks.md: a new memstore OSD writes at about half speed).
  *
  * Workloads (each source prepared once, then every delay in turn): (1) full copy of a fully written image
  * (1 GiB); (2) incremental of ~16k scattered 4 KiB writes; (3) incremental of 256 MiB of random 64 KiB
@@ -67,6 +74,7 @@ const { values: args } = parseArgs({
     variant: { type: 'string' },
     'settle-ms': { type: 'string', default: '0' },
     'no-warmup': { type: 'boolean', default: false },
+    'osd-warmup-passes': { type: 'string', default: '4' },
     'no-rss': { type: 'boolean', default: false },
     'osd-mib': { type: 'string', default: '10000' },
     concurrency: { type: 'string', default: String(DEFAULT_CONCURRENCY) },
@@ -96,6 +104,8 @@ const DEPTH = Math.max(1, Math.min(CONC, Math.floor(INFLIGHT / CHUNK)));
 const ENUM = args.enumeration as 'auto' | 'fine' | 'whole';
 // A pause after each incremental rep's source snapshot, before its copies.
 const SETTLE_MS = Number(args['settle-ms']);
+// Untimed write passes over a scratch image on each cluster before anything is measured (0: none).
+const WARM_PASSES = Number(args['osd-warmup-passes']);
 // A second rbd-stream arm for the incrementals with other engine options (readGap: the test hook),
 // run in the same reps as the defaults and the CLI, the order rotating: an A/B on the same changes.
 const VARIANT = args.variant === undefined ? undefined : (JSON.parse(args.variant) as Record<string, number | boolean>);
@@ -146,9 +156,10 @@ function sizeBytes(s: string): number {
   return Number(m[1]) * ({ '': 1, K: 1024, M: MiB, G: 1024 * MiB } as Record<string, number>)[m[2]];
 }
 
-async function bench(c: TestCluster, spec: string, ioSize: string, pattern: 'seq' | 'rand', total: number, threads = 16, extra: string[] = []) {
-  const out = await rbdCli(c, ['bench', '--io-type', 'write', '--io-size', ioSize, '--io-threads', String(threads),
-    '--io-pattern', pattern, '--io-total', String(total), ...extra, spec], { timeoutMs: 900_000 });
+interface BenchOptions { type?: 'write' | 'read'; threads?: number; extra?: string[] }
+async function bench(c: TestCluster, spec: string, ioSize: string, pattern: 'seq' | 'rand', total: number, o: BenchOptions = {}) {
+  const out = await rbdCli(c, ['bench', '--io-type', o.type ?? 'write', '--io-size', ioSize, '--io-threads', String(o.threads ?? 16),
+    '--io-pattern', pattern, '--io-total', String(total), ...(o.extra ?? []), spec], { timeoutMs: 900_000 });
   return parseBench(out, sizeBytes(ioSize));
 }
 const fill = (c: TestCluster, spec: string, ioSize: string, pattern: 'seq' | 'rand', total: number) =>
@@ -182,7 +193,11 @@ interface Sample {
   rep: number; order: 'stream-first' | 'cli-first'; stream: number; cli: number; ratio: number; lagP99: number;
   dataSeconds: number; dataSecondsMissing: boolean; result: ReplicateResult;
   cpu: { stream: CpuCost; cli: CpuCost };
+  /** Full copy only: the ceilings measured in the same rep, bytes per second. */
+  ceilings?: RepCeilings;
 }
+/** The write ceiling into a new image, and the same write while the copy's source is read (the copy ceiling). */
+interface RepCeilings { write: number; copyRead: number; copyWrite: number }
 
 // CPU accounting. Both tools share two cores with both clusters' OSDs; where each copy's CPU goes
 // (its own process, the source OSD, the target OSD) shows which of them bounds it.
@@ -409,13 +424,31 @@ async function main() {
 
   // --- per delay: injection check (QD1 4 KiB writes, cache off) and write ceiling ----------------------
   const allDelays = [...new Set([0, ...DELAYS, ...(BWLIMITS.length ? BW_DELAYS : [])])];
+  const NO_CACHE = ['--rbd_cache=false'];
+  const ceilingBench: BenchOptions = { threads: DEPTH, extra: NO_CACHE };
+  // A new memstore OSD page-faults in most of what it stores until its heap has grown: on a new cluster
+  // (2026-12-07) rbd bench 1 MiB × 80 wrote 300–690 MiB/s for three 1 GiB passes over one image, then
+  // 1080–1360 MiB/s, the OSD's CPU per pass falling from 2.0–2.3 s (355k minor faults) to 0.9–1.0 s
+  // (3k–16k). Which state the up-front ceiling met depended on what ran before it, so both clusters are
+  // warmed first: untimed passes over a scratch image, removed after. Writes into new images (the copies,
+  // the in-rep ceilings) still fault in part of their memory, as a removed image's is returned.
+  const warmup: Record<string, number[]> = {};
+  for (const c of WARM_PASSES > 0 ? [A, B] : []) {
+    const w = mk(c, `${tag}-osd-warmup`);
+    await rbdCli(c, ['create', '--size', `${IMAGE}B`, `${c.pool}/${w}`]);
+    warmup[c.name] = [];
+    for (let i = 0; i < WARM_PASSES; i++) warmup[c.name].push((await bench(c, `${c.pool}/${w}`, String(CHUNK), 'seq', IMAGE, ceilingBench)).bytesPerSec);
+    await remove(c, w);
+    log(`OSD warm-up, cluster ${c.name}: ${warmup[c.name].map(fmtMiBs).join(', ')}`);
+  }
+  results.osdWarmup = { passes: WARM_PASSES, bytesPerSec: warmup };
   const ceilImg = mk(B, `${tag}-ceiling`);
   await t0.pool.createImage(ceilImg, IMAGE);
   let baseOpMs = 0;
   const ceilings = new Map<number, number>();
   for (const d of allDelays) {
     const t = await target(d);
-    const qd1 = await bench(t.c, `${B.pool}/${ceilImg}`, '4096', 'seq', MiB, 1, ['--rbd_cache=false']);
+    const qd1 = await bench(t.c, `${B.pool}/${ceilImg}`, '4096', 'seq', MiB, { threads: 1, extra: NO_CACHE });
     const meanOpMs = 1000 / qd1.opsPerSec;
     if (d === 0) baseOpMs = meanOpMs;
     const expectedIops = d > 0 ? 1000 / d : undefined;
@@ -433,7 +466,7 @@ async function main() {
     log(`delay ${d} ms: QD1 4 KiB ${qd1.opsPerSec.toFixed(0)} IOPS (mean op ${meanOpMs.toFixed(2)} ms, implied delay ${(meanOpMs - baseOpMs).toFixed(2)} ms)`);
     if (!DELAYS.includes(d)) continue;
     const samples: number[] = [];
-    for (let i = 0; i < REPS; i++) samples.push((await bench(t.c, `${B.pool}/${ceilImg}`, String(CHUNK), 'seq', IMAGE, DEPTH, ['--rbd_cache=false'])).bytesPerSec);
+    for (let i = 0; i < REPS; i++) samples.push((await bench(t.c, `${B.pool}/${ceilImg}`, String(CHUNK), 'seq', IMAGE, ceilingBench)).bytesPerSec);
     const ceiling = median(samples);
     ceilings.set(d, ceiling);
     r.ceiling = { command: `rbd bench --io-type write --io-size ${CHUNK} --io-threads ${DEPTH} --io-pattern seq --io-total ${IMAGE} --rbd_cache=false`,
@@ -441,6 +474,27 @@ async function main() {
     log(`delay ${d} ms: write ceiling (rbd bench ${CHUNK / MiB} MiB × ${DEPTH}, cache off): ${fmtMiBs(ceiling)}`);
   }
   await remove(B, ceilImg);
+
+  // The ceilings again in every rep of the full copy, each into a new image as the copies write, so
+  // that they meet the OSDs in the state the copies did. The copy ceiling reads the copy's own source
+  // on cluster a while writing b: on one host both clusters share the CPU a copy needs. Alternating
+  // which of the two goes first.
+  async function repCeilings(t: Target, src: string, rep: number): Promise<RepCeilings> {
+    const into = async <T>(run: (spec: string) => Promise<T>): Promise<T> => {
+      const img = mk(B, `${tag}-ceiling-r${rep}`);
+      await t0.pool.createImage(img, IMAGE);
+      try { return await run(`${B.pool}/${img}`); } finally { await remove(B, img); }
+    };
+    const write = () => into((spec) => bench(t.c, spec, String(CHUNK), 'seq', IMAGE, ceilingBench));
+    const copy = () => into((spec) => Promise.all([
+      bench(A, `${A.pool}/${src}`, String(CHUNK), 'seq', IMAGE, { ...ceilingBench, type: 'read' }),
+      bench(t.c, spec, String(CHUNK), 'seq', IMAGE, ceilingBench),
+    ]));
+    let w: Awaited<ReturnType<typeof write>>;
+    let c: Awaited<ReturnType<typeof copy>>;
+    if (rep % 2 === 0) { w = await write(); c = await copy(); } else { c = await copy(); w = await write(); }
+    return { write: w.bytesPerSec, copyRead: c[0].bytesPerSec, copyWrite: c[1].bytesPerSec };
+  }
 
   // --- full copies: (1) fully written, (4) 5 % allocated; bandwidth-limited copies of (1)'s source ---
   async function fullCase(key: 'full' | 'sparse', prepare: (spec: string) => Promise<void>) {
@@ -459,16 +513,27 @@ async function main() {
         // not copy into a target cluster still holding the first one's 1 GiB: with both kept until
         // the rep ended, whichever ran second was slower (docs/benchmarks.md, order effect).
         const removeAfter = async <T>(run: Promise<T>, dst: string) => { try { return await run; } finally { await remove(B, dst); } };
-        samples.push(await pair(i, () => removeAfter(streamCopy(t, src, undefined, 's', d1, true), d1), (cpu) => removeAfter(cliCopy(t, src, undefined, 's', d2, IMAGE, cpu), d2)));
+        const sample = await pair(i, () => removeAfter(streamCopy(t, src, undefined, 's', d1, true), d1), (cpu) => removeAfter(cliCopy(t, src, undefined, 's', d2, IMAGE, cpu), d2));
+        samples.push(key === 'full' ? { ...sample, ceilings: await repCeilings(t, src, i) } : sample);
       }
       const s = summarize(samples);
       const ceiling = ceilings.get(d)!;
       // Data phase alone (enumeration + data), excluding the control steps both tools share.
       const dataRate = median(samples.map((x) => IMAGE / x.dataSeconds));
       const wallRate = IMAGE / s.medianStream;
+      // Against the ceilings measured in the same rep (median, min–max over reps).
+      const ofRep = (which: 'write' | 'copy') => {
+        // The copy ceiling is the pair's slower stream.
+        const xs = samples.map((x) => IMAGE / x.dataSeconds / (which === 'write' ? x.ceilings!.write : Math.min(x.ceilings!.copyRead, x.ceilings!.copyWrite)));
+        return { median: median(xs), min: Math.min(...xs), max: Math.max(...xs) };
+      };
+      const inRep = key === 'full' ? { write: ofRep('write'), copy: ofRep('copy') } : undefined;
       (dres(d).workloads as Record<string, unknown>)[key] = { label: labels[key], ...s, dataBytesPerSec: dataRate,
-        wallBytesPerSec: wallRate, dataOfCeiling: dataRate / ceiling, wallOfCeiling: wallRate / ceiling, targets: targetsRatio[key] };
-      addRow(d, labels[key], s, key === 'full' ? `${(dataRate / ceiling).toFixed(2)}${s.dataSecondsMissing ? ' (wall: no dataSeconds)' : ''}` : '-');
+        wallBytesPerSec: wallRate, dataOfCeiling: dataRate / ceiling, wallOfCeiling: wallRate / ceiling,
+        ...(inRep ? { dataOfRepCeiling: inRep.write, dataOfRepCopyCeiling: inRep.copy } : {}), targets: targetsRatio[key] };
+      const fmtOf = (x: { median: number; min: number; max: number }) => `${x.median.toFixed(2)} [${x.min.toFixed(2)}–${x.max.toFixed(2)}]`;
+      addRow(d, labels[key], s, inRep
+        ? `${fmtOf(inRep.write)}; copy ceiling ${fmtOf(inRep.copy)}${s.dataSecondsMissing ? ' (wall: no dataSeconds)' : ''}` : '-');
       log(`delay ${d} ms: ${labels[key]}: ${fmtRatio(s)}; ${fmtCpu(s)}`);
     }
     if (key === 'full' && BWLIMITS.length) {
