@@ -428,7 +428,7 @@ async function main() {
   const ceilingBench: BenchOptions = { threads: DEPTH, extra: NO_CACHE };
   // A new memstore OSD page-faults in most of what it stores until its heap has grown: on a new cluster
   // (2026-12-07) rbd bench 1 MiB × 80 wrote 300–690 MiB/s for three 1 GiB passes over one image, then
-  // 1080–1360 MiB/s, the OSD's CPU per pass falling from 2.0–2.3 s (355k minor faults) to 0.9–1.0 s
+  // 1080–1300 MiB/s, the OSD's CPU per pass falling from 2.0–2.3 s (355k minor faults) to 0.9–1.0 s
   // (3k–16k). Which state the up-front ceiling met depended on what ran before it, so both clusters are
   // warmed first: untimed passes over a scratch image, removed after. Writes into new images (the copies,
   // the in-rep ceilings) still fault in part of their memory, as a removed image's is returned.
