@@ -475,6 +475,9 @@ async function main() {
   }
   await remove(B, ceilImg);
 
+  /** Awaits a run into a new image on cluster b, then removes the image (untimed), whatever the outcome. */
+  const removeAfter = async <T>(run: Promise<T>, dst: string) => { try { return await run; } finally { await remove(B, dst); } };
+
   // The ceilings again in every rep of the full copy, each into a new image as the copies write, so
   // that they meet the OSDs in the state the copies did. The copy ceiling reads the copy's own source
   // on cluster a while writing b: on one host both clusters share the CPU a copy needs. Alternating
@@ -483,7 +486,7 @@ async function main() {
     const into = async <T>(run: (spec: string) => Promise<T>): Promise<T> => {
       const img = mk(B, `${tag}-ceiling-r${rep}`);
       await t0.pool.createImage(img, IMAGE);
-      try { return await run(`${B.pool}/${img}`); } finally { await remove(B, img); }
+      return removeAfter(run(`${B.pool}/${img}`), img);
     };
     const write = () => into((spec) => bench(t.c, spec, String(CHUNK), 'seq', IMAGE, ceilingBench));
     const copy = () => into((spec) => Promise.all([
@@ -512,7 +515,6 @@ async function main() {
         // Each target is removed right after its own run (untimed), so the second tool of a rep does
         // not copy into a target cluster still holding the first one's 1 GiB: with both kept until
         // the rep ended, whichever ran second was slower (docs/benchmarks.md, order effect).
-        const removeAfter = async <T>(run: Promise<T>, dst: string) => { try { return await run; } finally { await remove(B, dst); } };
         const sample = await pair(i, () => removeAfter(streamCopy(t, src, undefined, 's', d1, true), d1), (cpu) => removeAfter(cliCopy(t, src, undefined, 's', d2, IMAGE, cpu), d2));
         samples.push(key === 'full' ? { ...sample, ceilings: await repCeilings(t, src, i) } : sample);
       }
